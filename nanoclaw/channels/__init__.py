@@ -1,0 +1,1 @@
+"""Channel adapters, found through the `nanoclaw.channels` entry points."""

@@ -1,0 +1,105 @@
+"""The contract a channel adapter implements. Read this file to write one.
+
+A channel turns platform events into `InboundEvent`s for the host
+(`ChannelHost.receive`) and performs `OutgoingMessage`s the host hands it
+(`Channel.send`). It declares what the platform can do in `Capabilities`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, ClassVar, Protocol
+
+from nanoclaw.config import Settings
+from nanoclaw.protocol.messages import Route
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    threads: bool = False  # False: the host drops thread ids at ingest
+    edits: bool = False
+    reactions: bool = False
+    cards: bool = False
+    modals: bool = False
+    typing: bool = False
+    max_message_length: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    channel_type: str
+    platform_id: str  # the chat
+    message_id: str  # unique within the chat; redelivery of the same id is ignored
+    text: str
+    sender_id: str
+    sender_name: str | None = None
+    thread_id: str | None = None
+    is_dm: bool = False
+    chat_name: str | None = None
+    mentions_assistant: bool = False  # the platform itself marked a mention of the bot
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: bool
+    sessions: tuple[str, ...] = ()
+    triggered: bool = False
+    error: str | None = None  # for the sender when not accepted
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    route: Route
+    kind: str
+    text: str | None
+    id: str  # stable across retries of the same row
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    platform_message_id: str | None = None
+
+
+LocalHandler = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
+
+
+class ChannelHost(Protocol):
+    """What the host offers a channel."""
+
+    settings: Settings
+
+    async def receive(self, event: InboundEvent) -> IngestResult:
+        """Route one inbound event; the result says whether it was accepted."""
+
+    def channel_ready(self, channel_type: str) -> None:
+        """The channel can deliver again: retry what waits for it now."""
+
+    def register_local_op(self, op: str, handler: LocalHandler) -> None:
+        """Serve `op` on the host's local API socket (for local channels such as the terminal)."""
+
+
+class Channel(ABC):
+    type: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, host: ChannelHost) -> None:
+        self.host = host
+
+    async def start(self) -> None:
+        """Connect to the platform and begin passing events to the host."""
+
+    async def stop(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """Deliver one message; raise ChannelUnavailable when a retry later may succeed."""
+
+    async def set_typing(self, route: Route, on: bool) -> None:
+        """Show or hide that the agent is working."""
+
+    async def processed(self, route: Route, message_ids: list[str], status: str) -> None:
+        """The agent finished these inbound messages (`done` or `failed`)."""

@@ -1,0 +1,199 @@
+"""`nanoclaw …` — run the assistant and talk to it.
+
+Every command reads settings from NANOCLAW_* variables and `.env`; `--home`
+picks another NanoClaw home (default ~/.nanoclaw).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nanoclaw.config import Settings
+from nanoclaw.errors import HostNotRunning, NanoClawError
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    try:
+        return Settings.load(home=ctx.obj.get("home"), **overrides)
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _client(settings: Settings, timeout: float | None = 10.0) -> Any:
+    from nanoclaw.client import LocalClient
+
+    try:
+        return LocalClient(settings.socket_path, timeout=timeout)
+    except HostNotRunning as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="NanoClaw home folder [env NANOCLAW_HOME; default ~/.nanoclaw]")
+@click.version_option(package_name="nanoclaw")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """NanoClaw: a personal AI assistant whose agents run in OS sandboxes.
+
+    \b
+    Start the assistant:        nanoclaw run
+    Chat with it:               nanoclaw chat
+    One message, one answer:    nanoclaw send "what's on today?"
+    What is running:            nanoclaw status
+    Check this machine:         nanoclaw doctor
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+@main.command()
+@click.option("--provider", help="model provider: mock, claude, … [default: claude when a key is set, else mock]")
+@click.option("--runtime", help="sandbox runtime [default: bwrap]")
+@click.option("--name", "assistant_name", help="assistant name, also the trigger word (@Name) [default: Andy]")
+@click.option("--model", help="default model for agent groups that set none")
+@click.option("--max-sandboxes", type=int, help="how many sandboxes may run at once [default: 8]")
+@click.option("--idle-timeout", type=float, help="seconds before an idle runner exits [default: 300]")
+@click.option("--no-doorbell", is_flag=True, default=None, help="poll only (for runtimes where FIFOs do not cross)")
+@click.option("--log-level", help="DEBUG, INFO, WARNING [default: INFO]")
+@click.pass_context
+def run(ctx: click.Context, no_doorbell: bool | None, **options: Any) -> None:
+    """Start the host: channels, router, runners, delivery.
+
+    Runs in the foreground until Ctrl-C or SIGTERM. Talk to it from another
+    terminal with `nanoclaw chat`.
+    """
+    from nanoclaw import logs
+    from nanoclaw.host.app import Host
+
+    settings = _settings(ctx, doorbell=False if no_doorbell else None, **options)
+    logs.setup(settings.log_level)
+    try:
+        host = Host(settings)
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"NanoClaw is running — home {settings.home}, provider {host.settings.provider}, "
+        f"runtime {settings.runtime}.\nChat with it: nanoclaw chat   (Ctrl-C stops the host)",
+        err=True,
+    )
+    try:
+        asyncio.run(host.run_forever())
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("text")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the answer")
+@click.pass_context
+def send(ctx: click.Context, text: str, timeout: float) -> None:
+    """Send TEXT to the assistant from the terminal chat and print the answer.
+
+    \b
+    Example: nanoclaw send "remind me what we decided yesterday"
+    """
+    settings = _settings(ctx)
+    with _client(settings, timeout=timeout) as client:
+        client.request("subscribe")
+        reply = client.request("send", text=text)
+        if not reply.get("ok"):
+            raise click.ClickException(reply.get("error") or "the host refused the message")
+        if not reply.get("triggered", True):
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            for event in client.events():
+                if event.get("event") == "message":
+                    click.echo(event.get("text", ""))
+                elif event.get("event") == "processed" and reply["id"] in event.get("ids", []):
+                    if event.get("status") == "failed":
+                        raise click.ClickException("the assistant could not process the message")
+                    return
+                if time.monotonic() > deadline:
+                    break
+        except TimeoutError:
+            pass
+        raise click.ClickException(f"no answer within {timeout:.0f} s (it will show in `nanoclaw chat` when it comes)")
+
+
+@main.command()
+@click.pass_context
+def chat(ctx: click.Context) -> None:
+    """Chat with the assistant in this terminal (Ctrl-D or /quit to leave)."""
+    settings = _settings(ctx)
+    client = _client(settings, timeout=None)
+    hello = client.request("subscribe")
+    name = hello.get("assistant", settings.assistant_name)
+    click.echo(f"Chatting with {name}. Ctrl-D or /quit to leave.", err=True)
+    lock = threading.Lock()
+
+    def receive() -> None:
+        try:
+            for event in client.events():
+                with lock:
+                    if event.get("event") == "message":
+                        click.echo(f"\r{name}: {event.get('text', '')}")
+                    elif event.get("event") == "typing" and event.get("on"):
+                        click.echo(f"\r{name} is typing…", err=True)
+                    elif event.get("ok") is False:
+                        click.echo(f"\r! {event.get('error')}", err=True)
+        except (HostNotRunning, OSError, ValueError):
+            click.echo("\nThe host went away.", err=True)
+
+    threading.Thread(target=receive, daemon=True).start()
+    while True:
+        try:
+            line = input()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line.strip() in ("/quit", "/exit"):
+            break
+        if not line.strip():
+            continue
+        try:
+            client.write({"op": "send", "text": line})
+        except OSError:
+            click.echo("The host went away.", err=True)
+            sys.exit(1)
+    client.close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print the raw status as JSON")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Agent groups, sessions, live runners and the start queue."""
+    settings = _settings(ctx)
+    with _client(settings) as client:
+        reply = client.request("status")
+    if not reply.get("ok"):
+        raise click.ClickException(reply.get("error", "status failed"))
+    data = reply["status"]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"host pid {data['pid']} up {data['uptime']:.0f} s · home {data['home']}")
+    click.echo(f"provider {data['provider']} · runtime {data['runtime']} · channels {', '.join(data['channels'])}")
+    click.echo(f"runners {data['live_runners']}/{data['max_sandboxes']} live · queue {len(data['queue'])}"
+               f" · delivered {data['delivered']}")
+    click.echo("agent groups: " + ", ".join(g["id"] + (" (admin)" if g["admin"] else "") for g in data["agent_groups"]))
+    click.echo(f"sessions ({len(data['sessions'])}):")
+    for s in data["sessions"]:
+        runner = f"runner pid {s['runner_pid']} up {s['runner_uptime']} s" if s["runner_pid"] else "no runner"
+        thread = f" thread {s['thread']}" if s["thread"] else ""
+        click.echo(f"  session {s['id']}  {s['agent_group']} ← {s['chat']}{thread}  [{s['mode']}]  {runner}")
+
+
+from nanoclaw.cli_groups import groups  # noqa: E402
+from nanoclaw.cli_doctor import doctor  # noqa: E402
+
+main.add_command(groups)
+main.add_command(doctor)

@@ -1,0 +1,111 @@
+"""`nanoclaw groups …` — agent groups, chats and their wiring (works with or without a running host)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from nanoclaw import db
+from nanoclaw.config import Settings
+from nanoclaw.db import agent_groups, messaging_groups, wirings
+from nanoclaw.errors import NanoClawError
+
+
+def _conn(ctx: click.Context) -> Any:
+    try:
+        settings = Settings.load(home=ctx.obj.get("home"))
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not settings.db_path.exists():
+        raise click.ClickException(f"no NanoClaw home at {settings.home} yet: start it once with `nanoclaw run`")
+    return settings, db.connect(settings.db_path)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def groups(ctx: click.Context) -> None:
+    """List agent groups and chats; add agent groups; wire chats to them.
+
+    \b
+    nanoclaw groups                                   list everything
+    nanoclaw groups add family --name "Family helper"
+    nanoclaw groups wire telegram:-100123 family --trigger mention
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_groups)
+
+
+@groups.command("list")
+@click.pass_context
+def list_groups(ctx: click.Context) -> None:
+    """Agent groups, wired chats, and chats that wrote but are not wired."""
+    _settings, conn = _conn(ctx)
+    click.echo("agent groups:")
+    for g in agent_groups.list_all(conn):
+        extra = " admin" if g.is_admin else ""
+        click.echo(f"  {g.id:<16} {g.name}{extra}  provider={g.provider or 'default'}")
+    click.echo("wired chats:")
+    for w in wirings.list_all(conn):
+        chat = messaging_groups.get(conn, w.messaging_group_id)
+        if chat is None:
+            continue
+        trig = w.trigger + (f" {w.trigger_value}" if w.trigger_value else "")
+        click.echo(f"  {chat.channel_type}:{chat.platform_id:<20} → {w.agent_group_id}  trigger={trig}"
+                   f" session={w.session_mode} priority={w.priority}")
+    unknown = messaging_groups.unwired(conn)
+    click.echo("unwired chats (wrote to the assistant, not answered):" if unknown else "unwired chats: none")
+    for chat in unknown:
+        kind = "DM" if chat.is_dm else "group"
+        click.echo(f"  {chat.channel_type}:{chat.platform_id}  {chat.name or ''} ({kind})")
+
+
+@groups.command("add")
+@click.argument("group_id")
+@click.option("--name", help="display name [default: the id]")
+@click.option("--provider", help="model provider for this group [default: the host's]")
+@click.option("--model", help="model for this group")
+@click.pass_context
+def add_group(ctx: click.Context, group_id: str, name: str | None, provider: str | None, model: str | None) -> None:
+    """Create agent group GROUP_ID with its folder and memory file."""
+    from nanoclaw.host.bootstrap import ensure_group_folder
+
+    settings, conn = _conn(ctx)
+    if agent_groups.get(conn, group_id):
+        raise click.ClickException(f"agent group {group_id!r} exists already")
+    try:
+        agent_groups.create(conn, group_id, name, provider=provider, model=model)
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+    folder = ensure_group_folder(settings, group_id)
+    click.echo(f"created agent group {group_id} (memory: {folder / 'CLAUDE.md'})")
+
+
+@groups.command("wire")
+@click.argument("chat")
+@click.argument("group_id")
+@click.option("--trigger", type=click.Choice(wirings.TRIGGERS), default="mention", show_default=True,
+              help="mention: @Name anywhere; prefix: text starts with --trigger-value; always; dm: DMs only")
+@click.option("--trigger-value", help="the prefix, or another mention word")
+@click.option("--session-mode", type=click.Choice(wirings.SESSION_MODES), default="per-thread", show_default=True,
+              help="shared: one session per chat; per-thread: one per thread; agent-shared: one for all chats")
+@click.option("--response-scope", type=click.Choice(wirings.RESPONSE_SCOPES), default="thread", show_default=True,
+              help="reply in the message's thread, or in the main chat")
+@click.option("--priority", type=int, default=0, show_default=True, help="higher wirings are tried first")
+@click.option("--dm", is_flag=True, help="register the chat as a direct message (every message triggers)")
+@click.pass_context
+def wire(ctx: click.Context, chat: str, group_id: str, dm: bool, **options: Any) -> None:
+    """Wire CHAT (channel:platform_id, e.g. telegram:-100123) to agent group GROUP_ID."""
+    _settings, conn = _conn(ctx)
+    channel, sep, platform_id = chat.partition(":")
+    if not sep or not channel or not platform_id:
+        raise click.ClickException(f"chat {chat!r} must look like channel:platform_id, e.g. telegram:-100123")
+    if agent_groups.get(conn, group_id) is None:
+        raise click.ClickException(f"no agent group {group_id!r}; create it with: nanoclaw groups add {group_id}")
+    existing = messaging_groups.find(conn, channel, platform_id)
+    group = messaging_groups.upsert(conn, channel, platform_id, is_dm=dm or bool(existing and existing.is_dm))
+    try:
+        w = wirings.wire(conn, group.id, group_id, **options)
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wired {chat} → {group_id} (trigger {w.trigger}, session {w.session_mode})")

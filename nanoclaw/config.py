@@ -1,0 +1,139 @@
+"""Settings: NANOCLAW_* environment variables, an optional .env file, then CLI flags.
+
+Precedence, lowest first: defaults, `.env` in the current directory (or the
+file named by NANOCLAW_ENV_FILE), the process environment, explicit overrides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from dotenv import dotenv_values
+
+from nanoclaw.errors import ConfigError
+
+ENV_PREFIX = "NANOCLAW_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path("~/.nanoclaw").expanduser())
+    assistant_name: str = "Andy"
+    runtime: str = "bwrap"
+    provider: str = ""  # empty: claude when a key is configured, else mock
+    model: str = ""
+    channels: str = ""  # extra channels to start even without their env vars, comma-separated
+    max_sandboxes: int = 8
+    idle_timeout: float = 300.0
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: float = 30.0
+    max_attempts: int = 3
+    retry_backoff: float = 2.0
+    doorbell: bool = True
+    host_poll_interval: float = 1.0
+    runner_poll_interval: float = 0.5
+    max_message_bytes: int = 1_000_000
+    log_level: str = "INFO"
+    # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def trigger(self) -> str:
+        return f"@{self.assistant_name}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "nanoclaw.db"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.home / "nanoclaw.sock"
+
+    @property
+    def groups_dir(self) -> Path:
+        return self.home / "groups"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.home / "sessions"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **_coerce(clean))
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, env_file: str | Path | None = None, **overrides: Any
+    ) -> Settings:
+        env = dict(os.environ if env is None else env)
+        path = env_file or env.get("NANOCLAW_ENV_FILE") or ".env"
+        merged: dict[str, str] = {}
+        if Path(path).is_file():
+            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        merged.update(env)
+        values: dict[str, Any] = {}
+        names = {f.name for f in fields(cls)} - {"extra"}
+        for key, raw in merged.items():
+            if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in names:
+                values[key[len(ENV_PREFIX):].lower()] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        extra = {k: v for k, v in merged.items() if not k.startswith(ENV_PREFIX)}
+        settings = cls(**_coerce(values), extra=extra)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", self.assistant_name):
+            raise ConfigError(
+                f"assistant name {self.assistant_name!r} must be a word (letters, digits, - or _), e.g. Andy"
+            )
+        for name in ("max_sandboxes", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"NANOCLAW_{name.upper()} must be at least 1")
+
+    def channel_enabled(self, name: str) -> bool:
+        """A channel starts when listed in NANOCLAW_CHANNELS or when a variable named after it is set."""
+        listed = {c.strip().lower() for c in self.channels.split(",") if c.strip()}
+        if name.lower() in listed:
+            return True
+        prefix = name.upper() + "_"
+        return any(k.startswith(prefix) and v for k, v in self.extra.items())
+
+    def default_provider(self, available: set[str]) -> str:
+        if self.provider:
+            return self.provider
+        has_key = any(self.extra.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
+        return "claude" if has_key and "claude" in available else "mock"
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    types = {f.name: f.type for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = types.get(key)
+        try:
+            if kind == "Path":
+                out[key] = Path(str(value)).expanduser()
+            elif kind == "bool" and isinstance(value, str):
+                out[key] = value.strip().lower() in ("1", "true", "yes", "on")
+            elif kind == "int":
+                out[key] = int(value)
+            elif kind == "float":
+                out[key] = float(value)
+            else:
+                out[key] = value
+        except ValueError as exc:
+            raise ConfigError(f"NANOCLAW_{key.upper()}={value!r} is not a valid {kind}") from exc
+    return out

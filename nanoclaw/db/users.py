@@ -1,0 +1,46 @@
+"""Users and roles: platform identities; owner and admins."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+ROLES = ("owner", "admin", "member", "blocked")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    channel_type: str
+    platform_user_id: str
+    display_name: str | None
+    role: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> User:
+        return cls(row["id"], row["channel_type"], row["platform_user_id"], row["display_name"], row["role"])
+
+
+def upsert(
+    conn: sqlite3.Connection, channel_type: str, platform_user_id: str, display_name: str | None = None,
+    role: str | None = None,
+) -> User:
+    row = conn.execute(
+        "INSERT INTO users (channel_type, platform_user_id, display_name, role) VALUES (?,?,?,coalesce(?, 'member'))"
+        " ON CONFLICT(channel_type, platform_user_id) DO UPDATE SET"
+        " display_name = coalesce(excluded.display_name, users.display_name),"
+        " role = coalesce(?, users.role) RETURNING *",
+        (channel_type, platform_user_id, display_name, role, role),
+    ).fetchone()
+    return User.from_row(row)
+
+
+def find(conn: sqlite3.Connection, channel_type: str, platform_user_id: str) -> User | None:
+    row = conn.execute(
+        "SELECT * FROM users WHERE channel_type = ? AND platform_user_id = ?", (channel_type, platform_user_id)
+    ).fetchone()
+    return User.from_row(row) if row else None
+
+
+def with_role(conn: sqlite3.Connection, role: str) -> list[User]:
+    return [User.from_row(r) for r in conn.execute("SELECT * FROM users WHERE role = ? ORDER BY id", (role,))]

@@ -1,0 +1,29 @@
+"""Errors that say what went wrong for the person, each with its fix where there is one."""
+
+
+class NanoClawError(Exception):
+    """Base of NanoClaw's own errors."""
+
+
+class ConfigError(NanoClawError):
+    """A setting is missing or wrong."""
+
+
+class SandboxUnavailable(NanoClawError):
+    """The chosen sandbox runtime cannot run here."""
+
+
+class DestinationRefused(NanoClawError):
+    """An agent tried to send somewhere its agent group may not send."""
+
+
+class MessageRejected(NanoClawError):
+    """An inbound message cannot be accepted (empty, too large, …); the text is for the sender."""
+
+
+class ChannelUnavailable(NanoClawError):
+    """A channel cannot deliver right now; delivery will retry."""
+
+
+class HostNotRunning(NanoClawError):
+    """The CLI could not reach the host's local API."""

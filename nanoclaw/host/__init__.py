@@ -1,0 +1,1 @@
+"""The host: one asyncio process owning channels, routing, sessions, runners and delivery."""

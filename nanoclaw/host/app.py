@@ -1,0 +1,193 @@
+"""The one object that wires the host together (STYLE §4): `Host(settings)`.
+
+Tests build a whole host in a temp dir with the same call, passing extra
+channels or another runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import signal
+import time
+from typing import Any, Iterable
+
+from nanoclaw import db, registry
+from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler
+from nanoclaw.config import Settings
+from nanoclaw.db import agent_groups, messaging_groups
+from nanoclaw.db import sessions as session_rows
+from nanoclaw.errors import ConfigError, NanoClawError
+from nanoclaw.host import bootstrap
+from nanoclaw.host.api import ApiConnection, LocalApi
+from nanoclaw.host.delivery import Delivery
+from nanoclaw.host.router import Router
+from nanoclaw.host.sessions import SessionManager
+from nanoclaw.host.supervisor import Supervisor
+from nanoclaw.logs import get_logger
+from nanoclaw.sandbox.base import Runtime
+
+log = get_logger("nanoclaw.host")
+
+
+class HostAlreadyRunning(NanoClawError):
+    pass
+
+
+class Host:
+    def __init__(
+        self, settings: Settings, *, runtime: Runtime | None = None, channels: Iterable[type[Channel]] = ()
+    ) -> None:
+        providers = set(registry.names(registry.PROVIDERS))
+        provider = settings.default_provider(providers)
+        if provider not in providers:
+            raise ConfigError(f"provider {provider!r} is not installed (installed: {', '.join(sorted(providers))})")
+        self.settings = settings = settings.with_overrides(provider=provider)
+        bootstrap.ensure_home(settings)
+        self.conn = db.connect(settings.db_path)
+        bootstrap.first_run(self.conn, settings)
+        self.label = "nc-" + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+        self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime)(
+            settings.state_dir, settings.logs_dir / "runners"
+        )
+        self.api = LocalApi(settings.socket_path)
+        self.sessions = SessionManager(settings, self.conn)
+        self.channels: dict[str, Channel] = {}
+        for cls in [*self._configured_channels(), *channels]:
+            self.channels[cls.type] = cls(self)
+        self.delivery = Delivery(self.conn, self.sessions, self.channels)
+        self.supervisor = Supervisor(
+            settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
+        )
+        self.router = Router(
+            settings, self.conn, self.sessions, self.supervisor.wake,
+            {name: ch.capabilities for name, ch in self.channels.items()},
+        )
+        self.started_at = time.time()
+        self._lock_fd: int | None = None
+        self._stopped = asyncio.Event()
+        self.api.register("status", self._op_status)
+        self.api.register("ping", self._op_ping)
+
+    def _configured_channels(self) -> list[type[Channel]]:
+        # An unconfigured channel is never imported.
+        names = [n for n in registry.names(registry.CHANNELS) if n == "terminal" or self.settings.channel_enabled(n)]
+        return [registry.load(registry.CHANNELS, n) for n in names]
+
+    # -- what channels see (ChannelHost) -----------------------------------
+
+    async def receive(self, event: InboundEvent) -> IngestResult:
+        return await self.router.receive(event)
+
+    def channel_ready(self, channel_type: str) -> None:
+        self.delivery.channel_ready(channel_type)
+
+    def register_local_op(self, op: str, handler: LocalHandler) -> None:
+        self.api.register(op, handler)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        self._take_lock()
+        stopped = self.runtime.stop_orphans(self.label)
+        if stopped:
+            log.warning("startup.orphans_stopped", count=stopped)
+        await self.api.start()
+        for channel in self.channels.values():
+            await channel.start()
+        await self._resume()
+        log.info(
+            "host.started", home=self.settings.home, provider=self.settings.provider,
+            runtime=self.settings.runtime, channels=",".join(self.channels),
+        )
+
+    async def _resume(self) -> None:
+        """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
+        for session in session_rows.list_all(self.conn):
+            if not self.sessions.folder(session).inbound_db.exists():
+                continue
+            try:
+                end = self.sessions.end(session.id)
+            except Exception as exc:
+                log.error("startup.session_unreadable", session=session.id, error=f"{type(exc).__name__}: {exc}")
+                continue
+            end.skip_old_acks()
+            self.delivery.kick(session.id)
+            if end.unfinished():
+                await self.supervisor.wake(session.id)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        for channel in self.channels.values():
+            try:
+                await channel.stop()
+            except Exception as exc:
+                log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
+        await self.delivery.stop()
+        await self.api.stop()
+        self.sessions.close()
+        self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopped.set)
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            log.info("host.stopping")
+            await self.stop()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    def _take_lock(self) -> None:
+        path = self.settings.home / "host.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise HostAlreadyRunning(
+                f"another NanoClaw host (pid {other}) is already running on {self.settings.home}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    # -- local API ops -------------------------------------------------------
+
+    async def _op_ping(self, request: dict[str, Any], conn: ApiConnection) -> dict[str, Any]:
+        return {"ok": True, "pid": os.getpid()}
+
+    async def _op_status(self, request: dict[str, Any], conn: ApiConnection) -> dict[str, Any]:
+        return {"ok": True, "status": self.status()}
+
+    def status(self) -> dict[str, Any]:
+        live = self.supervisor.live
+        sessions = []
+        for s in session_rows.list_all(self.conn):
+            chat = messaging_groups.get(self.conn, s.messaging_group_id) if s.messaging_group_id else None
+            runner = live.get(s.id)
+            sessions.append({
+                "id": s.id, "agent_group": s.agent_group_id, "mode": s.mode, "status": s.status,
+                "chat": f"{chat.channel_type}:{chat.platform_id}" if chat else "*", "thread": s.thread_id,
+                "runner_pid": runner.process.pid if runner else None,
+                "runner_uptime": round(time.monotonic() - runner.started_at, 1) if runner else None,
+                "last_active": s.last_active,
+            })
+        return {
+            "pid": os.getpid(), "home": str(self.settings.home), "uptime": round(time.time() - self.started_at, 1),
+            "provider": self.settings.provider, "runtime": self.settings.runtime,
+            "channels": sorted(self.channels),
+            "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
+            "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
+            "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,
+        }

@@ -1,0 +1,213 @@
+"""Outbound rows → channel adapters: ACL check, in-order delivery, retries, exactly-once records (DESIGN §4).
+
+A row is final once `delivered` holds it (sent, refused or failed). A row is
+sent before it is recorded, so only a host crash in between can repeat it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Mapping
+
+from nanoclaw.channels.base import Channel, OutgoingMessage
+from nanoclaw.db import destinations, messaging_groups, wirings
+from nanoclaw.errors import ChannelUnavailable
+from nanoclaw.host.sessions import SessionManager
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
+
+log = get_logger("nanoclaw.host.delivery")
+
+SUPPORTED_KINDS = frozenset({"chat"})
+MAX_TEXT = 200_000
+RETRY_FIRST, RETRY_MAX = 0.5, 300.0
+
+
+class Delivery:
+    def __init__(self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel]) -> None:
+        self.conn = conn
+        self.sessions = sessions
+        self.channels = channels
+        self.delivered_count = 0
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+        self._waiting: dict[str, str] = {}  # session → channel type it waits for
+        self._backoff: dict[str, float] = {}
+        self._retry: dict[str, asyncio.TimerHandle] = {}
+
+    def kick(self, session_id: str) -> None:
+        """Look at the session's outbound side soon; calls coalesce while a drain runs."""
+        if session_id in self._running:
+            self._dirty.add(session_id)
+            return
+        self._running[session_id] = asyncio.ensure_future(self._drain_loop(session_id))
+
+    async def drain(self, session_id: str) -> None:
+        """Kick and wait until nothing is left to do right now (for tests and startup)."""
+        self.kick(session_id)
+        while session_id in self._running:
+            await asyncio.shield(self._running[session_id])
+
+    def channel_ready(self, channel_type: str) -> None:
+        for session_id, waiting_for in list(self._waiting.items()):
+            if waiting_for == channel_type:
+                self._backoff.pop(session_id, None)
+                handle = self._retry.pop(session_id, None)
+                if handle:
+                    handle.cancel()
+                del self._waiting[session_id]
+                self.kick(session_id)
+
+    async def _drain_loop(self, session_id: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(session_id)
+                try:
+                    await self._drain_once(session_id)
+                except Exception as exc:  # one broken session must not stop the others
+                    log.error("delivery.error", session=session_id, error=f"{type(exc).__name__}: {exc}")
+                if session_id not in self._dirty:
+                    return
+        finally:
+            del self._running[session_id]
+
+    async def _drain_once(self, session_id: str) -> None:
+        end = self.sessions.end(session_id)
+        # Replies first, then acks: a client waiting for "processed" has its answer by then.
+        if session_id not in self._waiting:
+            for row in end.undelivered():
+                if not await self._deliver(session_id, end, row):
+                    break
+                end.out_cursor = row.seq
+        await self._follow_acks(end)
+
+    async def _follow_acks(self, end: HostEnd) -> None:
+        acks = end.new_acks()
+        if not acks:
+            return
+        by_status: dict[str, list[int]] = {}
+        for ack in acks:
+            by_status.setdefault(ack.status, []).append(ack.in_seq)
+        finished = set(by_status.get("done", [])) | set(by_status.get("failed", []))
+        by_status["taken"] = [s for s in by_status.get("taken", []) if s not in finished]
+        for status, seqs in by_status.items():
+            if not seqs:
+                continue
+            messages = end.messages(seqs)
+            for route, group in _by_route(messages).items():
+                channel = self.channels.get(route.channel_type)
+                if channel is None:
+                    continue
+                try:
+                    if status == "taken":
+                        await channel.set_typing(route, True)
+                    else:
+                        await channel.set_typing(route, False)
+                        await channel.processed(route, [m.platform_message_id for m in group], status)
+                except Exception as exc:
+                    log.warning("channel.signal_failed", channel=route.channel_type, error=str(exc))
+
+    async def _deliver(self, session_id: str, end: HostEnd, row: OutboundMessage) -> bool:
+        """Deliver or finally record one row; False when the session must wait (transient error)."""
+        route, refusal = self.resolve(session_id, row)
+        if refusal:
+            log.warning("delivery.refused", session=session_id, seq=row.seq, reason=refusal)
+            end.record_delivery(row.seq, "refused", error=refusal)
+            return True
+        assert route is not None
+        channel = self.channels.get(route.channel_type)
+        if channel is None:
+            return self._wait(session_id, route.channel_type, f"channel {route.channel_type} is not running")
+        message = OutgoingMessage(route=route, kind=row.kind, text=row.text, id=row.id, payload=row.payload)
+        try:
+            result = await channel.send(message)
+        except ChannelUnavailable as exc:
+            return self._wait(session_id, route.channel_type, str(exc))
+        except Exception as exc:
+            log.error("delivery.failed", session=session_id, seq=row.seq, error=f"{type(exc).__name__}: {exc}")
+            end.record_delivery(row.seq, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+            return True
+        end.record_delivery(row.seq, "sent", result.platform_message_id)
+        self.delivered_count += 1
+        self._backoff.pop(session_id, None)
+        log.debug("delivery.sent", session=session_id, seq=row.seq, channel=route.channel_type)
+        return True
+
+    def _wait(self, session_id: str, channel_type: str, why: str) -> bool:
+        delay = min(self._backoff.get(session_id, RETRY_FIRST / 2) * 2, RETRY_MAX)
+        self._backoff[session_id] = delay
+        self._waiting[session_id] = channel_type
+        log.info("delivery.deferred", session=session_id, channel=channel_type, retry_in=delay, why=why)
+
+        def retry() -> None:
+            self._retry.pop(session_id, None)
+            self._waiting.pop(session_id, None)
+            self.kick(session_id)
+
+        old = self._retry.pop(session_id, None)
+        if old:
+            old.cancel()
+        self._retry[session_id] = asyncio.get_running_loop().call_later(delay, retry)
+        return False
+
+    def resolve(self, session_id: str, row: OutboundMessage) -> tuple[Route | None, str | None]:
+        """Where the row may go, or why it may not (the outbound ACL)."""
+        if row.kind not in SUPPORTED_KINDS:
+            return None, f"message kind {row.kind!r} is not supported yet"
+        if row.text is not None and len(row.text) > MAX_TEXT:
+            return None, f"message of {len(row.text)} characters exceeds {MAX_TEXT}"
+        session = self.sessions.get(session_id)
+        if row.to_name:
+            dest = destinations.for_agent_group(self.conn, session.agent_group_id).get(row.to_name)
+            if dest is None or dest.route is None:
+                return None, f"{row.to_name!r} is not a destination of agent group {session.agent_group_id}"
+            return dest.route, None
+        if row.route is None:
+            return None, "no route: the session has no chat to reply to"
+        allowed = self._own_chats(session.agent_group_id, session.messaging_group_id, session.mode)
+        if (row.route.channel_type, row.route.platform_id) not in allowed:
+            return None, f"{row.route.channel_type}:{row.route.platform_id} is not this session's chat"
+        return row.route, None
+
+    def _own_chats(self, agent_group_id: str, messaging_group_id: int | None, mode: str) -> set[tuple[str, str]]:
+        if mode == "agent-shared" or messaging_group_id is None:
+            ids = [w.messaging_group_id for w in wirings.for_agent_group(self.conn, agent_group_id)]
+        else:
+            ids = [messaging_group_id]
+        chats = set()
+        for mg_id in ids:
+            group = messaging_groups.get(self.conn, mg_id)
+            if group:
+                chats.add((group.channel_type, group.platform_id))
+        return chats
+
+    async def notify_failure(self, session_id: str, messages: list[InboundMessage], reason: str) -> None:
+        """Tell the person the host gave up on their messages (not through the runner: it is failing)."""
+        for route, group in _by_route(messages).items():
+            channel = self.channels.get(route.channel_type)
+            if channel is None:
+                continue
+            text = f"⚠️ Sorry, I could not process your message after {group[-1].attempts} attempts: {reason}."
+            try:
+                await channel.set_typing(route, False)
+                await channel.send(OutgoingMessage(route=route, kind="system", text=text, id=f"fail-{group[-1].id}"))
+                await channel.processed(route, [m.platform_message_id for m in group], "failed")
+            except Exception as exc:
+                log.warning("delivery.notify_failed", session=session_id, error=str(exc))
+
+    async def stop(self) -> None:
+        for handle in self._retry.values():
+            handle.cancel()
+        tasks = list(self._running.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
+def _by_route(messages: list[InboundMessage]) -> dict[Route, list[InboundMessage]]:
+    out: dict[Route, list[InboundMessage]] = {}
+    for m in messages:
+        if m.route is not None:
+            out.setdefault(m.route, []).append(m)
+    return out

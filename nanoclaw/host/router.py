@@ -1,0 +1,116 @@
+"""Inbound events → messaging group → wirings → trigger → session → inbound.db → wake (DESIGN §2)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Awaitable, Callable, Mapping
+
+from nanoclaw.channels.base import Capabilities, InboundEvent, IngestResult
+from nanoclaw.config import Settings
+from nanoclaw.db import messaging_groups, sessions, wirings
+from nanoclaw.db.messaging_groups import MessagingGroup
+from nanoclaw.db.wirings import Wiring
+from nanoclaw.host.sessions import SessionManager
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import Route, inbound_id
+
+log = get_logger("nanoclaw.host.router")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def mention_pattern(word: str) -> re.Pattern[str]:
+    """`@Andy` at a word boundary, any case: matches "@andy," but not "@Andyx" or "me@Andy"."""
+    word = word.lstrip("@")
+    return re.compile(rf"(?<![\w@.])@{re.escape(word)}(?![\w])", re.IGNORECASE)
+
+
+def triggers(wiring: Wiring, event: InboundEvent, group: MessagingGroup, assistant_name: str) -> bool:
+    if group.is_dm or event.is_dm:
+        return True
+    if wiring.trigger == "always":
+        return True
+    if wiring.trigger == "dm":
+        return False
+    if wiring.trigger == "prefix":
+        prefix = (wiring.trigger_value or "").lower()
+        return bool(prefix) and event.text.lstrip().lower().startswith(prefix)
+    return event.mentions_assistant or bool(mention_pattern(wiring.trigger_value or assistant_name).search(event.text))
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters (binary junk) but keep tabs and newlines; replace broken surrogates."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _CONTROL.sub("", text)
+
+
+class Router:
+    def __init__(
+        self,
+        settings: Settings,
+        conn: sqlite3.Connection,
+        sessions: SessionManager,
+        wake: Callable[[str], Awaitable[None]],
+        capabilities: Mapping[str, Capabilities],
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.sessions = sessions
+        self.wake = wake
+        self.capabilities = capabilities
+
+    def check(self, event: InboundEvent) -> str | None:
+        """Why this event cannot be accepted, in words for the sender; None if it can."""
+        size = len(event.text.encode("utf-8", "replace"))
+        if size > self.settings.max_message_bytes:
+            return (
+                f"Your message is too large ({size / 1e6:.1f} MB); the limit is"
+                f" {self.settings.max_message_bytes / 1e6:.1f} MB. Send it as a file instead."
+            )
+        if not clean_text(event.text).strip() and not event.payload.get("attachments"):
+            return "Your message is empty, so there is nothing to answer."
+        return None
+
+    async def receive(self, event: InboundEvent) -> IngestResult:
+        problem = self.check(event)
+        if problem:
+            log.warning("message.rejected", channel=event.channel_type, chat=event.platform_id, reason=problem)
+            return IngestResult(False, error=problem)
+        text = clean_text(event.text)
+        group = messaging_groups.upsert(
+            self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
+        )
+        wired = wirings.for_messaging_group(self.conn, group.id)
+        if not wired:
+            log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
+            return IngestResult(True)
+        caps = self.capabilities.get(event.channel_type, Capabilities())
+        thread = event.thread_id if caps.threads else None
+        touched: list[str] = []
+        to_wake: list[str] = []
+        for wiring in wired:
+            fired = triggers(wiring, event, group, self.settings.assistant_name)
+            session = self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode)
+            end = self.sessions.end(session.id)
+            seq = end.append(
+                id=inbound_id(event.channel_type, event.platform_id, event.message_id),
+                kind="chat",
+                text=text,
+                trigger=fired,
+                route=Route(event.channel_type, event.platform_id, thread),
+                sender_id=event.sender_id,
+                sender_name=event.sender_name,
+                payload=event.payload or None,
+            )
+            if seq is None:  # the platform delivered this message before
+                continue
+            touched.append(session.id)
+            if fired:
+                reply_thread = thread if wiring.response_scope == "thread" else None
+                end.set_routing(Route(event.channel_type, event.platform_id, reply_thread))
+                sessions.touch(self.conn, session.id)
+                to_wake.append(session.id)
+            log.debug("message.stored", session=session.id, seq=seq, trigger=fired)
+        for session_id in to_wake:
+            await self.wake(session_id)
+        return IngestResult(True, tuple(touched), triggered=bool(to_wake))

@@ -1,0 +1,128 @@
+"""Session folders on disk and the host's open end of each (DESIGN §3)."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+from nanoclaw.config import Settings
+from nanoclaw.db import agent_groups, destinations, sessions
+from nanoclaw.db.sessions import Session
+from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_GLOBAL, SANDBOX_WORKSPACE, SessionFolder
+from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.protocol.runner_env import RunnerConfig
+from nanoclaw.sandbox.base import Mount, SandboxSpec
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+        self._ends: dict[str, HostEnd] = {}
+        self._sessions: dict[str, Session] = {}
+
+    def folder(self, session: Session) -> SessionFolder:
+        return SessionFolder(self.settings.sessions_dir / session.agent_group_id / session.id)
+
+    def group_folder(self, agent_group_id: str) -> Path:
+        return self.settings.groups_dir / agent_group_id
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = sessions.get(self.conn, session_id)
+            if session is None:
+                raise KeyError(session_id)
+            self._sessions[session_id] = session
+        return session
+
+    def end(self, session_id: str) -> HostEnd:
+        """The host's end of the session, opened once (before any runner can touch the folder)."""
+        end = self._ends.get(session_id)
+        if end is None:
+            end = HostEnd(self.folder(self.get(session_id)), doorbell=self.settings.doorbell)
+            self._ends[session_id] = end
+        return end
+
+    def open_ends(self) -> dict[str, HostEnd]:
+        return dict(self._ends)
+
+    def close(self) -> None:
+        for end in self._ends.values():
+            end.close()
+        self._ends.clear()
+
+    def resolve(
+        self, agent_group_id: str, messaging_group_id: int | None, thread_id: str | None, mode: str
+    ) -> Session:
+        if mode == "agent-shared":
+            messaging_group_id, thread_id = None, None
+        elif mode == "shared":
+            thread_id = None
+        session, created = sessions.get_or_create(self.conn, agent_group_id, messaging_group_id, thread_id, mode)
+        self._sessions[session.id] = session
+        if created:
+            self.end(session.id).set_destinations(
+                {n: d.route for n, d in destinations.for_agent_group(self.conn, agent_group_id).items() if d.route}
+            )
+        return session
+
+    def sandbox_spec(self, session: Session, label: str) -> SandboxSpec:
+        """Mounts and environment of DESIGN §5 for one runner."""
+        folder = self.folder(session)
+        group = agent_groups.get(self.conn, session.agent_group_id)
+        if group is None:
+            raise KeyError(f"agent group {session.agent_group_id} is gone")
+        group_dir = self.group_folder(group.id)
+        if not group_dir.is_dir():
+            raise FileNotFoundError(f"agent group folder {group_dir} is missing")
+        global_dir = self.settings.groups_dir / "global"
+        global_dir.mkdir(parents=True, exist_ok=True)
+        mounts = [Mount(folder.root, SANDBOX_WORKSPACE, writable=True)]
+        # The host's files in the session folder are read-only inside, and being
+        # mount points they cannot be replaced by links.
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{folder.inbound_db}{suffix}")
+            if path.exists():
+                mounts.append(Mount(path, f"{SANDBOX_WORKSPACE}/inbound.db{suffix}"))
+        mounts += [
+            Mount(group_dir, SANDBOX_AGENT, writable=True),
+            Mount(global_dir, SANDBOX_GLOBAL, writable=group.is_admin),
+        ]
+        config = RunnerConfig(
+            workspace=SANDBOX_WORKSPACE,
+            provider=group.provider or self.settings.provider or "mock",
+            model=group.model or self.settings.model,
+            assistant_name=self.settings.assistant_name,
+            channel_type=self._channel_type(session),
+            doorbell=self.settings.doorbell,
+            poll_interval=self.settings.runner_poll_interval,
+            idle_timeout=self.settings.idle_timeout,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            is_admin=group.is_admin,
+        )
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/home/agent",
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **config.to_env(),
+        }
+        return SandboxSpec(
+            label=label,
+            name=session.id,
+            argv=[sys.executable, "-I", "-m", "nanoclaw.runner"],
+            env=env,
+            mounts=mounts,
+            cwd=SANDBOX_AGENT,
+        )
+
+    def _channel_type(self, session: Session) -> str:
+        if session.messaging_group_id is None:
+            return ""
+        row = self.conn.execute(
+            "SELECT channel_type FROM messaging_groups WHERE id = ?", (session.messaging_group_id,)
+        ).fetchone()
+        return row[0] if row else ""

@@ -1,0 +1,198 @@
+"""Runners: at most one per session, a global cap with a fair queue, heartbeats, retries (DESIGN §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from nanoclaw.config import Settings
+from nanoclaw.host.sessions import SessionManager
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.sandbox.base import Runtime, SandboxProcess
+
+log = get_logger("nanoclaw.host.supervisor")
+
+Activity = Callable[[str], None]
+GiveUp = Callable[[str, list[InboundMessage], str], Awaitable[None]]
+
+
+@dataclass
+class LiveRunner:
+    session_id: str
+    process: SandboxProcess
+    started_at: float
+    stale: bool = False
+    watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Supervisor:
+    def __init__(
+        self, settings: Settings, runtime: Runtime, sessions: SessionManager, label: str,
+        on_activity: Activity, on_give_up: GiveUp,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.sessions = sessions
+        self.label = label
+        self.on_activity = on_activity
+        self.on_give_up = on_give_up
+        self.live: dict[str, LiveRunner] = {}
+        self.starts = 0
+        self._starting: dict[str, asyncio.Future[None]] = {}
+        self._queue: deque[str] = deque()
+        self._retry_at: dict[str, asyncio.TimerHandle] = {}
+        self._clean_exits: dict[str, int] = {}
+        self._timer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def queued(self) -> list[str]:
+        return list(self._queue)
+
+    async def wake(self, session_id: str) -> None:
+        """Make sure a runner will see the session's new rows: ring it, or start one."""
+        if session_id in self.live:
+            self.sessions.end(session_id).ring()
+            return
+        starting = self._starting.get(session_id)
+        if starting is not None:
+            await asyncio.shield(starting)
+            return
+        if session_id in self._queue or session_id in self._retry_at or self._closing:
+            return
+        if len(self.live) + len(self._starting) >= self.settings.max_sandboxes:
+            self._queue.append(session_id)
+            log.info("runner.queued", session=session_id, queue=len(self._queue))
+            return
+        await self._start(session_id)
+
+    async def _start(self, session_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._starting[session_id] = done
+        try:
+            end = self.sessions.end(session_id)  # opened before the sandbox exists
+            spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
+            process = await self.runtime.start(spec)
+        except Exception as exc:
+            log.error("runner.start_failed", session=session_id, error=f"{type(exc).__name__}: {exc}")
+            del self._starting[session_id]
+            done.set_result(None)
+            await self._handle_exit(session_id, crashed=True, reason=f"the sandbox could not start ({exc})")
+            return
+        self.starts += 1
+        runner = LiveRunner(session_id, process, time.monotonic())
+        self.live[session_id] = runner
+        if end.bell_out is not None:
+            loop.add_reader(end.bell_out.fileno(), self._on_bell, session_id)
+        runner.watcher = asyncio.create_task(self._watch(runner))
+        del self._starting[session_id]
+        done.set_result(None)
+        self._ensure_timers()
+        log.info("runner.started", session=session_id, pid=process.pid, live=len(self.live))
+
+    def _on_bell(self, session_id: str) -> None:
+        end = self.sessions.end(session_id)
+        if end.bell_out is not None:
+            end.bell_out.drain()
+        self.on_activity(session_id)
+
+    async def _watch(self, runner: LiveRunner) -> None:
+        code = await runner.process.wait()
+        end = self.sessions.end(runner.session_id)
+        if end.bell_out is not None:
+            asyncio.get_running_loop().remove_reader(end.bell_out.fileno())
+        self.live.pop(runner.session_id, None)
+        log.info("runner.exited", session=runner.session_id, code=code, stale=runner.stale)
+        self.on_activity(runner.session_id)  # what it wrote last
+        if not self._closing:
+            crashed = code != 0 or runner.stale
+            reason = "it stopped responding" if runner.stale else f"the agent process failed (exit {code})"
+            await self._handle_exit(runner.session_id, crashed=crashed, reason=reason)
+            await self._start_queued()
+
+    async def _handle_exit(self, session_id: str, *, crashed: bool, reason: str) -> None:
+        end = self.sessions.end(session_id)
+        unfinished = end.unfinished()
+        if not unfinished:
+            self._clean_exits.pop(session_id, None)
+            return
+        if not crashed:
+            # An idle exit racing a new message: start again, but never loop forever.
+            count = self._clean_exits[session_id] = self._clean_exits.get(session_id, 0) + 1
+            if count <= 3:
+                await self.wake(session_id)
+                return
+            reason = "the agent exited without answering"
+        self._clean_exits.pop(session_id, None)
+        end.bump_attempts([m.seq for m in unfinished])
+        unfinished = end.messages([m.seq for m in unfinished])
+        failed = [m for m in unfinished if m.attempts >= self.settings.max_attempts]
+        if failed:
+            end.give_up([m.seq for m in failed])
+            log.warning("message.gave_up", session=session_id, count=len(failed), attempts=failed[0].attempts)
+            await self.on_give_up(session_id, failed, reason)
+        retry = [m for m in unfinished if m.attempts < self.settings.max_attempts]
+        if retry:
+            delay = self.settings.retry_backoff * 2 ** (max(m.attempts for m in retry) - 1)
+            log.info("runner.retry", session=session_id, delay=round(delay, 3), attempt=retry[0].attempts + 1)
+            self._retry_at[session_id] = asyncio.get_running_loop().call_later(delay, self._retry, session_id)
+
+    def _retry(self, session_id: str) -> None:
+        self._retry_at.pop(session_id, None)
+        asyncio.ensure_future(self.wake(session_id))
+
+    async def _start_queued(self) -> None:
+        while self._queue and len(self.live) + len(self._starting) < self.settings.max_sandboxes:
+            await self._start(self._queue.popleft())
+
+    def _ensure_timers(self) -> None:
+        # The timer runs only while runners live: an idle host does no periodic work.
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """The slow poll fallback (correctness never depends on a doorbell) and the heartbeat check."""
+        interval = min(self.settings.host_poll_interval, max(0.05, self.settings.heartbeat_timeout / 4))
+        while self.live:
+            await asyncio.sleep(interval)
+            for session_id in list(self.live):
+                self.on_activity(session_id)
+            self._check_heartbeats()
+
+    def _check_heartbeats(self) -> None:
+        """Kill runners whose heartbeat is older than the timeout; their exit triggers the retry."""
+        now_wall, now = time.time(), time.monotonic()
+        for runner in list(self.live.values()):
+            beat = self.sessions.folder(self.sessions.get(runner.session_id)).heartbeat
+            try:
+                beat_age = now_wall - beat.lstat().st_mtime
+            except FileNotFoundError:
+                beat_age = float("inf")
+            age = min(beat_age, now - runner.started_at)
+            if age > self.settings.heartbeat_timeout and not runner.stale:
+                log.warning("runner.stale", session=runner.session_id, seconds=round(age, 1))
+                runner.stale = True
+                runner.process.kill()
+
+    def kill(self, session_id: str) -> bool:
+        runner = self.live.get(session_id)
+        if runner:
+            runner.process.kill()
+        return runner is not None
+
+    async def stop(self) -> None:
+        self._closing = True
+        for handle in self._retry_at.values():
+            handle.cancel()
+        for runner in list(self.live.values()):
+            runner.process.kill()
+        watchers = [r.watcher for r in self.live.values() if r.watcher]
+        if watchers:
+            await asyncio.wait(watchers, timeout=5)
+        if self._timer:
+            self._timer.cancel()

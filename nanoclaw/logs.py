@@ -1,0 +1,46 @@
+"""Structured logs: one event name plus key=value fields. Message bodies only at DEBUG."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+
+class EventLogger:
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            text = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+            self._logger.log(level, f"{event} {text}".rstrip())
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields)
+
+
+def get_logger(name: str) -> EventLogger:
+    return EventLogger(name)
+
+
+def setup(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _fmt(value: Any) -> str:
+    text = str(value)
+    return repr(text) if (" " in text or not text) else text

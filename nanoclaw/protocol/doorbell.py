@@ -1,0 +1,42 @@
+"""Doorbell FIFOs: the writer of a commit wakes the other side (DESIGN §3).
+
+Each side opens its FIFOs O_RDWR so an open never blocks and the reader never
+sees EOF. A full pipe means the bell is already ringing, so EAGAIN is ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class Doorbell:
+    def __init__(self, path: Path) -> None:
+        # O_NOFOLLOW + fstat: a FIFO replaced by a link or a file is refused.
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if not stat.S_ISFIFO(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            raise PermissionError(f"{path} is not a FIFO")
+        self.path = path
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def ring(self) -> None:
+        try:
+            os.write(self.fd, b"!")
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -1,0 +1,183 @@
+"""The host's end of a session folder: writes inbound.db, reads outbound.db."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from nanoclaw.protocol.doorbell import Doorbell
+from nanoclaw.protocol.folder import SessionFolder
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
+from nanoclaw.protocol.schema import next_seq, tune
+
+
+class HostEnd:
+    """One connection to inbound.db with outbound.db attached read-only.
+
+    Opened before a runner exists and kept open, so the host never re-opens a
+    path a runner could have swapped (see SessionFolder.check_regular_files).
+    """
+
+    def __init__(self, folder: SessionFolder, doorbell: bool = True) -> None:
+        folder.create()
+        folder.check_regular_files()
+        self.folder = folder
+        self.conn = sqlite3.connect(
+            f"file:{folder.inbound_db}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
+        )
+        self.conn.row_factory = sqlite3.Row
+        tune(self.conn)
+        self.conn.execute("ATTACH DATABASE ? AS o", (f"file:{folder.outbound_db}?mode=ro",))
+        # First reads open the -wal/-shm files now, while no runner can touch them.
+        self.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()
+        self.bell_in = Doorbell(folder.bell_in) if doorbell else None
+        self.bell_out = Doorbell(folder.bell_out) if doorbell else None
+        self.ack_cursor = 0
+        self.out_cursor = 0
+        self._last_seq = self._max_seq()
+
+    def _max_seq(self) -> int:
+        row = self.conn.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM messages_in), 0), coalesce((SELECT max(seq) FROM o.messages_out), 0))"
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        for bell in (self.bell_in, self.bell_out):
+            if bell:
+                bell.close()
+        self.conn.close()
+
+    # -- writing inbound -------------------------------------------------
+
+    def append(
+        self,
+        *,
+        id: str,
+        kind: str,
+        text: str,
+        trigger: bool = True,
+        route: Route | None = None,
+        sender_id: str | None = None,
+        sender_name: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Commit one inbound row; returns its seq, or None if `id` was already stored."""
+        self._last_seq = max(self._last_seq, self._max_out_seq())
+        seq = next_seq(self._last_seq, 0)
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO messages_in (seq, id, kind, trigger, channel_type, platform_id, thread_id,"
+            " sender_id, sender_name, text, payload, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                seq, id, kind, int(trigger),
+                route.channel_type if route else None, route.platform_id if route else None,
+                route.thread_id if route else None, sender_id, sender_name, text,
+                json.dumps(payload) if payload else None, time.time(),
+            ),
+        )
+        if cur.rowcount == 0:
+            return None
+        self._last_seq = seq
+        return seq
+
+    def _max_out_seq(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM o.messages_out").fetchone()[0])
+
+    def set_routing(self, route: Route) -> None:
+        self.conn.execute(
+            "INSERT INTO session_routing (id, channel_type, platform_id, thread_id, updated_at) VALUES (1,?,?,?,?)"
+            " ON CONFLICT(id) DO UPDATE SET channel_type=excluded.channel_type, platform_id=excluded.platform_id,"
+            " thread_id=excluded.thread_id, updated_at=excluded.updated_at",
+            (route.channel_type, route.platform_id, route.thread_id, time.time()),
+        )
+
+    def routing(self) -> Route | None:
+        row = self.conn.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
+        return Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row else None
+
+    def set_destinations(self, destinations: dict[str, Route]) -> None:
+        """The runner's copy of its destinations (for tools); the ACL is checked on the central DB."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute("DELETE FROM destinations")
+            self.conn.executemany(
+                "INSERT INTO destinations (name, channel_type, platform_id, thread_id) VALUES (?,?,?,?)",
+                [(n, r.channel_type, r.platform_id, r.thread_id) for n, r in destinations.items()],
+            )
+
+    def ring(self) -> None:
+        if self.bell_in:
+            self.bell_in.ring()
+
+    # -- retries -----------------------------------------------------------
+
+    def unfinished(self) -> list[InboundMessage]:
+        """Triggering rows the runner has not finished (no done/failed ack) and the host has not given up."""
+        rows = self.conn.execute(
+            "SELECT m.* FROM messages_in m WHERE m.trigger = 1 AND m.status = 'pending' AND m.seq > ?"
+            " AND NOT EXISTS (SELECT 1 FROM o.processing_ack a WHERE a.in_seq = m.seq AND a.status IN ('done','failed'))"
+            " ORDER BY m.seq",
+            (self.finished_cursor(),),
+        ).fetchall()
+        return [InboundMessage.from_row(r) for r in rows]
+
+    def finished_cursor(self) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT coalesce(max(in_seq), 0) FROM o.processing_ack WHERE status IN ('done','failed')"
+            ).fetchone()[0]
+        )
+
+    def bump_attempts(self, seqs: list[int]) -> None:
+        self.conn.executemany("UPDATE messages_in SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def give_up(self, seqs: list[int]) -> None:
+        self.conn.executemany("UPDATE messages_in SET status = 'failed' WHERE seq = ?", [(s,) for s in seqs])
+
+    # -- reading outbound --------------------------------------------------
+
+    def undelivered(self) -> list[OutboundMessage]:
+        """Outbound rows past the cursor with no `delivered` record, in order."""
+        rows = self.conn.execute(
+            "SELECT m.* FROM o.messages_out m WHERE m.seq > ?"
+            " AND NOT EXISTS (SELECT 1 FROM delivered d WHERE d.out_seq = m.seq) ORDER BY m.seq",
+            (self.out_cursor,),
+        ).fetchall()
+        return [OutboundMessage.from_row(r) for r in rows]
+
+    def record_delivery(
+        self, out_seq: int, status: str, platform_message_id: str | None = None, error: str | None = None
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO delivered (out_seq, status, platform_message_id, error, at) VALUES (?,?,?,?,?)",
+            (out_seq, status, platform_message_id, error, time.time()),
+        )
+
+    def delivery(self, out_seq: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()
+
+    def new_acks(self) -> list[Ack]:
+        rows = self.conn.execute(
+            "SELECT id, in_seq, status, error FROM o.processing_ack WHERE id > ? ORDER BY id", (self.ack_cursor,)
+        ).fetchall()
+        if rows:
+            self.ack_cursor = rows[-1]["id"]
+        return [Ack(r["id"], r["in_seq"], r["status"], r["error"]) for r in rows]
+
+    def messages(self, seqs: list[int]) -> list[InboundMessage]:
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        rows = self.conn.execute(f"SELECT * FROM messages_in WHERE seq IN ({marks}) ORDER BY seq", seqs).fetchall()
+        return [InboundMessage.from_row(r) for r in rows]
+
+    def skip_old_acks(self) -> None:
+        """Start following acks from now (at startup: old acks were handled by an earlier host)."""
+        self.ack_cursor = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM o.processing_ack").fetchone()[0])
+
+
+def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
+    return HostEnd(SessionFolder(root), doorbell=doorbell)

@@ -1,0 +1,94 @@
+"""Rows that cross the session folder, as typed records."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+INBOUND_KINDS = frozenset({"chat", "task", "answer", "system"})
+OUTBOUND_KINDS = frozenset({"chat", "file", "edit", "reaction", "card", "question", "system"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a message goes: one chat on one platform, optionally one thread."""
+
+    channel_type: str
+    platform_id: str
+    thread_id: str | None = None
+
+
+def inbound_id(channel_type: str, platform_id: str, message_id: str) -> str:
+    """Row id of a platform message: unique per chat, so a redelivered message is stored once."""
+    return f"{channel_type}:{platform_id}:{message_id}"
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    seq: int
+    id: str
+    kind: str
+    trigger: bool
+    text: str
+    sender_id: str | None = None
+    sender_name: str | None = None
+    route: Route | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    attempts: int = 0
+    status: str = "pending"
+
+    @property
+    def platform_message_id(self) -> str:
+        """The id the platform gave the message (inverse of `inbound_id`)."""
+        if self.route is not None:
+            prefix = f"{self.route.channel_type}:{self.route.platform_id}:"
+            if self.id.startswith(prefix):
+                return self.id[len(prefix):]
+        return self.id
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> InboundMessage:
+        route = Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row["channel_type"] else None
+        return cls(
+            seq=row["seq"], id=row["id"], kind=row["kind"], trigger=bool(row["trigger"]), text=row["text"],
+            sender_id=row["sender_id"], sender_name=row["sender_name"], route=route,
+            payload=json.loads(row["payload"]) if row["payload"] else {},
+            created_at=row["created_at"], attempts=row["attempts"], status=row["status"],
+        )
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    seq: int
+    id: str
+    kind: str
+    text: str | None
+    route: Route | None = None
+    to_name: str | None = None
+    in_reply_to: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> OutboundMessage:
+        route = Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row["channel_type"] else None
+        try:
+            payload = json.loads(row["payload"]) if row["payload"] else {}
+        except ValueError:
+            payload = {"_invalid": True}
+        return cls(
+            seq=row["seq"], id=row["id"], kind=row["kind"], text=row["text"], route=route,
+            to_name=row["to_name"], in_reply_to=row["in_reply_to"],
+            payload=payload if isinstance(payload, dict) else {"_invalid": True}, created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Ack:
+    id: int
+    in_seq: int
+    status: str  # taken | done | failed
+    error: str | None = None

@@ -1,0 +1,91 @@
+"""SQL schema of the two session databases and the pragmas both sides use.
+
+inbound.db is written only by the host, outbound.db only by the runner. The
+host creates both (empty) when it creates the folder, so it can open them
+before any sandbox exists and never has to open a file a runner could have
+replaced by a symlink.
+"""
+
+import sqlite3
+
+INBOUND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages_in (
+    seq          INTEGER PRIMARY KEY,            -- even numbers
+    id           TEXT NOT NULL UNIQUE,           -- platform message id: dedupes redelivery
+    kind         TEXT NOT NULL,                  -- chat | task | answer | system
+    trigger      INTEGER NOT NULL DEFAULT 1,     -- 0 = context only
+    channel_type TEXT,
+    platform_id  TEXT,
+    thread_id    TEXT,
+    sender_id    TEXT,
+    sender_name  TEXT,
+    text         TEXT NOT NULL,
+    payload      TEXT,                           -- JSON extras (attachments, answers)
+    created_at   REAL NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,     -- runner starts that died holding it
+    status       TEXT NOT NULL DEFAULT 'pending' -- pending | failed (given up by the host)
+);
+CREATE TABLE IF NOT EXISTS delivered (
+    out_seq             INTEGER PRIMARY KEY,
+    status              TEXT NOT NULL,           -- sent | refused | failed
+    platform_message_id TEXT,
+    error               TEXT,
+    at                  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS destinations (
+    name         TEXT PRIMARY KEY,
+    channel_type TEXT,
+    platform_id  TEXT,
+    thread_id    TEXT
+);
+CREATE TABLE IF NOT EXISTS session_routing (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    channel_type TEXT,
+    platform_id  TEXT,
+    thread_id    TEXT,
+    updated_at   REAL NOT NULL
+);
+"""
+
+OUTBOUND_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages_out (
+    seq          INTEGER PRIMARY KEY,            -- odd numbers
+    id           TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,                  -- chat | file | edit | reaction | card | question | system
+    in_reply_to  INTEGER,                        -- inbound seq that caused it
+    to_name      TEXT,                           -- a destination name; NULL = the session's route
+    channel_type TEXT,
+    platform_id  TEXT,
+    thread_id    TEXT,
+    text         TEXT,
+    payload      TEXT,
+    created_at   REAL NOT NULL
+);
+-- Append-only: the latest row per in_seq is its state. Append-only lets the
+-- host follow acks with a cursor instead of rescanning.
+CREATE TABLE IF NOT EXISTS processing_ack (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    in_seq  INTEGER NOT NULL,
+    status  TEXT NOT NULL,                       -- taken | done | failed
+    error   TEXT,
+    at      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS processing_ack_seq ON processing_ack(in_seq);
+CREATE TABLE IF NOT EXISTS session_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+
+def tune(conn: sqlite3.Connection) -> None:
+    """WAL with synchronous=NORMAL: a process crash loses nothing committed."""
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def next_seq(last: int, parity: int) -> int:
+    """The next sequence number above `last` with the given parity (0 inbound, 1 outbound)."""
+    n = last + 1
+    return n if n % 2 == parity else n + 1

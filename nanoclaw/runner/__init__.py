@@ -1,0 +1,1 @@
+"""The runner: one per active session, inside the sandbox (DESIGN §7)."""

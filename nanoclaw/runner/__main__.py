@@ -1,0 +1,5 @@
+import sys
+
+from nanoclaw.runner.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model providers, found through the `nanoclaw.providers` entry points."""

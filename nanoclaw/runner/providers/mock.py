@@ -1,0 +1,66 @@
+"""Deterministic provider for tests and first runs without a model key.
+
+It echoes what the agent received, context included. Tests script it with
+directives in the message text:
+
+  [mock:sleep=SECONDS]   await before answering (the runner stays responsive)
+  [mock:hang=SECONDS]    block the whole process (heartbeats stop)
+  [mock:crash]           exit abruptly before answering, every time
+  [mock:crash-once]      exit abruptly the first time this message is seen
+  [mock:silent]          answer nothing
+  [mock:reply=TEXT]      answer exactly TEXT
+  [mock:say=TEXT]        send TEXT mid-turn, before the final answer
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+
+from nanoclaw.runner.providers.base import Provider, Turn
+
+_DIRECTIVE = re.compile(r"\[mock:([a-z-]+)(?:=([^\]]*))?\]")
+
+
+class MockProvider(Provider):
+    name = "mock"
+
+    async def run_turn(self, turn: Turn) -> str | None:
+        reply: str | None = None
+        silent = False
+        for message in turn.messages:
+            if not message.trigger:
+                continue
+            for verb, arg in _DIRECTIVE.findall(message.text):
+                if verb == "sleep":
+                    await asyncio.sleep(float(arg))
+                elif verb == "hang":
+                    time.sleep(float(arg))
+                elif verb == "crash":
+                    os._exit(17)
+                elif verb == "crash-once":
+                    key = f"mock.crashed.{message.seq}"
+                    if not self.context.get_state(key):
+                        self.context.set_state(key, "1")
+                        os._exit(17)
+                elif verb == "silent":
+                    silent = True
+                elif verb == "reply":
+                    reply = arg
+                elif verb == "say":
+                    await self.context.send_message(arg)
+        if silent:
+            return None
+        return reply if reply is not None else self.echo(turn)
+
+    def echo(self, turn: Turn) -> str:
+        name = self.context.config.assistant_name
+        count = len(turn.messages)
+        lines = [f"[mock] {name} received {count} message{'s' if count != 1 else ''}:"]
+        for m in turn.messages:
+            who = m.sender_name or m.sender_id or "unknown"
+            mark = " (context)" if not m.trigger else ""
+            lines.append(f"- {who}{mark}: {m.text}")
+        return "\n".join(lines)

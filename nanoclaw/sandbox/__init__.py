@@ -1,0 +1,1 @@
+"""Sandbox runtimes behind one interface (DESIGN §5)."""
