@@ -68,6 +68,7 @@ class Host:
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
+        self._closed = False
         self.api.register("status", self._op_status)
         self.api.register("ping", self._op_ping)
 
@@ -119,6 +120,9 @@ class Host:
                 await self.supervisor.wake(session.id)
 
     async def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self.supervisor.stop()
         for channel in self.channels.values():
             try:

@@ -72,6 +72,14 @@ class Router:
         return None
 
     async def receive(self, event: InboundEvent) -> IngestResult:
+        try:
+            return await self._receive(event)
+        except sqlite3.OperationalError as exc:
+            # Disk full, locked or read-only storage: refuse clearly, keep running; nothing committed is lost.
+            log.error("message.store_failed", channel=event.channel_type, chat=event.platform_id, error=str(exc))
+            return IngestResult(False, error=f"The assistant could not store your message ({exc}). Please try again later.")
+
+    async def _receive(self, event: InboundEvent) -> IngestResult:
         problem = self.check(event)
         if problem:
             log.warning("message.rejected", channel=event.channel_type, chat=event.platform_id, reason=problem)

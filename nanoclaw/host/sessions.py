@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, destinations, sessions
 from nanoclaw.db.sessions import Session
+from nanoclaw.host.bootstrap import ensure_group_folder
+from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_GLOBAL, SANDBOX_WORKSPACE, SessionFolder
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Mount, SandboxSpec
+
+log = get_logger("nanoclaw.host.sessions")
 
 
 class SessionManager:
@@ -38,10 +43,23 @@ class SessionManager:
         return session
 
     def end(self, session_id: str) -> HostEnd:
-        """The host's end of the session, opened once (before any runner can touch the folder)."""
+        """The host's end of the session, opened once (before any runner can touch the folder).
+
+        A folder that cannot be opened (corrupt database, files replaced by links)
+        is set aside and the session starts afresh: the assistant keeps working.
+        """
         end = self._ends.get(session_id)
         if end is None:
-            end = HostEnd(self.folder(self.get(session_id)), doorbell=self.settings.doorbell)
+            folder = self.folder(self.get(session_id))
+            try:
+                end = HostEnd(folder, doorbell=self.settings.doorbell)
+            except (sqlite3.DatabaseError, PermissionError, OSError) as exc:
+                aside = folder.root.with_name(f"{folder.root.name}.quarantined-{int(time.time())}")
+                folder.root.rename(aside)
+                log.error(
+                    "session.quarantined", session=session_id, error=f"{type(exc).__name__}: {exc}", moved_to=aside
+                )
+                end = HostEnd(folder, doorbell=self.settings.doorbell)
             self._ends[session_id] = end
         return end
 
@@ -75,10 +93,10 @@ class SessionManager:
         if group is None:
             raise KeyError(f"agent group {session.agent_group_id} is gone")
         group_dir = self.group_folder(group.id)
-        if not group_dir.is_dir():
-            raise FileNotFoundError(f"agent group folder {group_dir} is missing")
+        if not (group_dir / "CLAUDE.md").is_file():
+            log.warning("group.folder_recreated", group=group.id, folder=group_dir)
+        ensure_group_folder(self.settings, group.id, is_admin=group.is_admin)
         global_dir = self.settings.groups_dir / "global"
-        global_dir.mkdir(parents=True, exist_ok=True)
         mounts = [Mount(folder.root, SANDBOX_WORKSPACE, writable=True)]
         # The host's files in the session folder are read-only inside, and being
         # mount points they cannot be replaced by links.

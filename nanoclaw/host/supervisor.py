@@ -26,6 +26,8 @@ class LiveRunner:
     process: SandboxProcess
     started_at: float
     stale: bool = False
+    stopping: bool = False
+    last_activity: float = 0.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -56,6 +58,7 @@ class Supervisor:
     async def wake(self, session_id: str) -> None:
         """Make sure a runner will see the session's new rows: ring it, or start one."""
         if session_id in self.live:
+            self.live[session_id].last_activity = time.monotonic()
             self.sessions.end(session_id).ring()
             return
         starting = self._starting.get(session_id)
@@ -67,6 +70,7 @@ class Supervisor:
         if len(self.live) + len(self._starting) >= self.settings.max_sandboxes:
             self._queue.append(session_id)
             log.info("runner.queued", session=session_id, queue=len(self._queue))
+            self._make_room()
             return
         await self._start(session_id)
 
@@ -85,7 +89,7 @@ class Supervisor:
             await self._handle_exit(session_id, crashed=True, reason=f"the sandbox could not start ({exc})")
             return
         self.starts += 1
-        runner = LiveRunner(session_id, process, time.monotonic())
+        runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic())
         self.live[session_id] = runner
         if end.bell_out is not None:
             loop.add_reader(end.bell_out.fileno(), self._on_bell, session_id)
@@ -146,6 +150,15 @@ class Supervisor:
         self._retry_at.pop(session_id, None)
         asyncio.ensure_future(self.wake(session_id))
 
+    def _make_room(self) -> None:
+        """Ask idle runners to exit while sessions wait for a slot, longest idle first."""
+        wanted = len(self._queue) - sum(1 for r in self.live.values() if r.stopping)
+        idle = [r for r in self.live.values() if not r.stopping and not self.sessions.end(r.session_id).unfinished()]
+        for runner in sorted(idle, key=lambda r: r.last_activity)[: max(wanted, 0)]:
+            runner.stopping = True
+            self.sessions.end(runner.session_id).request_stop()
+            log.info("runner.stop_requested", session=runner.session_id, queue=len(self._queue))
+
     async def _start_queued(self) -> None:
         while self._queue and len(self.live) + len(self._starting) < self.settings.max_sandboxes:
             await self._start(self._queue.popleft())
@@ -163,6 +176,8 @@ class Supervisor:
             for session_id in list(self.live):
                 self.on_activity(session_id)
             self._check_heartbeats()
+            if self._queue:
+                self._make_room()
 
     def _check_heartbeats(self) -> None:
         """Kill runners whose heartbeat is older than the timeout; their exit triggers the retry."""

@@ -11,7 +11,7 @@ from typing import Any
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
-from nanoclaw.protocol.schema import next_seq, tune
+from nanoclaw.protocol.schema import INBOUND_SCHEMA, next_seq, tune
 
 
 class HostEnd:
@@ -30,6 +30,7 @@ class HostEnd:
         )
         self.conn.row_factory = sqlite3.Row
         tune(self.conn)
+        self.conn.executescript(INBOUND_SCHEMA)  # folders of older versions get new tables
         self.conn.execute("ATTACH DATABASE ? AS o", (f"file:{folder.outbound_db}?mode=ro",))
         # First reads open the -wal/-shm files now, while no runner can touch them.
         self.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()
@@ -107,6 +108,11 @@ class HostEnd:
                 "INSERT INTO destinations (name, channel_type, platform_id, thread_id) VALUES (?,?,?,?)",
                 [(n, r.channel_type, r.platform_id, r.thread_id) for n, r in destinations.items()],
             )
+
+    def request_stop(self) -> None:
+        """Ask the runner to exit once it is idle."""
+        self.conn.execute("INSERT INTO control (action, at) VALUES ('stop', ?)", (time.time(),))
+        self.ring()
 
     def ring(self) -> None:
         if self.bell_in:

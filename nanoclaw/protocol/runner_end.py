@@ -28,6 +28,17 @@ class RunnerEnd:
         self.bell_in = Doorbell(folder.bell_in) if doorbell else None
         self.bell_out = Doorbell(folder.bell_out) if doorbell else None
         self._last_seq = max(self._max_in_seq(), self._max_out_seq())
+        self._control_cursor = self._max_control_id()
+
+    def _max_control_id(self) -> int:
+        return int(self.inbound.execute("SELECT coalesce(max(id), 0) FROM control").fetchone()[0])
+
+    def stop_requested(self) -> bool:
+        """Whether the host asked this runner (started before the request) to exit when idle."""
+        row = self.inbound.execute(
+            "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
+        ).fetchone()
+        return row is not None
 
     def _max_in_seq(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(seq), 0) FROM messages_in").fetchone()[0])

@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS destinations (
     platform_id  TEXT,
     thread_id    TEXT
 );
+-- Requests from the host to the runner; 'stop' = exit when idle (frees a sandbox slot).
+CREATE TABLE IF NOT EXISTS control (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    at     REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS session_routing (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     channel_type TEXT,

@@ -71,7 +71,7 @@ class Runner:
                 idle_since = time.monotonic()
                 continue
             remaining = self.config.idle_timeout - (time.monotonic() - idle_since)
-            if remaining <= 0:
+            if remaining <= 0 or self.end.stop_requested():
                 return 0
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=min(remaining, self.config.poll_interval))

@@ -1,0 +1,90 @@
+"""An in-process channel that records what the host delivers: the platform end of tests.
+
+`FakeChannel` is non-threaded (like Telegram), `ThreadedFakeChannel` threaded
+(like Slack). Set `available = False` to make sends fail transiently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from nanoclaw.channels.base import Capabilities, Channel, InboundEvent, IngestResult, OutgoingMessage, SendResult
+from nanoclaw.errors import ChannelUnavailable
+from nanoclaw.protocol.messages import Route
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Sent:
+    route: Route
+    kind: str
+    text: str
+    id: str
+
+
+class FakeChannel(Channel):
+    type = "fake"
+    capabilities = Capabilities(typing=True)
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self.sent: list[Sent] = []
+        self.typing: list[tuple[Route, bool]] = []
+        self.processed_ids: list[tuple[list[str], str]] = []
+        self.available = True
+        self._changed = asyncio.Condition()
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if not self.available:
+            raise ChannelUnavailable("fake platform is down")
+        self.sent.append(Sent(message.route, message.kind, message.text or "", message.id))
+        async with self._changed:
+            self._changed.notify_all()
+        return SendResult(f"p{next(_ids)}")
+
+    async def set_typing(self, route: Route, on: bool) -> None:
+        self.typing.append((route, on))
+
+    async def processed(self, route: Route, message_ids: list[str], status: str) -> None:
+        self.processed_ids.append((message_ids, status))
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_sent(self, count: int, timeout: float = 15.0) -> list[Sent]:
+        """Wait until at least `count` messages were sent; returns them all."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.sent) >= count), timeout)
+        return list(self.sent)
+
+    async def wait_processed(self, message_id: str, timeout: float = 15.0) -> str:
+        """Wait until `message_id` was reported processed; returns its status."""
+        def find() -> str | None:
+            for ids, status in self.processed_ids:
+                if message_id in ids:
+                    return status
+            return None
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: find() is not None), timeout)
+        return find() or ""
+
+    async def say(
+        self, text: str, *, chat: str = "chat1", sender: str = "alice", thread: str | None = None,
+        message_id: str | None = None, is_dm: bool = False,
+    ) -> IngestResult:
+        """A person writes `text` in `chat`."""
+        return await self.host.receive(
+            InboundEvent(
+                channel_type=self.type, platform_id=chat, message_id=message_id or f"m{next(_ids)}", text=text,
+                sender_id=sender, sender_name=sender.title(), thread_id=thread, is_dm=is_dm,
+            )
+        )
+
+
+class ThreadedFakeChannel(FakeChannel):
+    type = "fakethreads"
+    capabilities = Capabilities(threads=True, typing=True)
