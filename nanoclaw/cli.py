@@ -36,6 +36,19 @@ def _client(settings: Settings, timeout: float | None = 10.0) -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
+def home_option(command: Any) -> Any:
+    """`--home` on a subcommand too, so `nanoclaw run --home X` works like `nanoclaw --home X run`."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["home"] = value
+
+    return click.option(
+        "--home", type=click.Path(path_type=Path), expose_value=False, callback=remember,
+        help="NanoClaw home folder [env NANOCLAW_HOME; default ~/.nanoclaw]",
+    )(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(path_type=Path), help="NanoClaw home folder [env NANOCLAW_HOME; default ~/.nanoclaw]")
 @click.version_option(package_name="nanoclaw")
@@ -63,6 +76,7 @@ def main(ctx: click.Context, home: Path | None) -> None:
 @click.option("--idle-timeout", type=float, help="seconds before an idle runner exits [default: 300]")
 @click.option("--no-doorbell", is_flag=True, default=None, help="poll only (for runtimes where FIFOs do not cross)")
 @click.option("--log-level", help="DEBUG, INFO, WARNING [default: INFO]")
+@home_option
 @click.pass_context
 def run(ctx: click.Context, no_doorbell: bool | None, **options: Any) -> None:
     """Start the host: channels, router, runners, delivery.
@@ -93,6 +107,7 @@ def run(ctx: click.Context, no_doorbell: bool | None, **options: Any) -> None:
 @main.command()
 @click.argument("text")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="seconds to wait for the answer")
+@home_option
 @click.pass_context
 def send(ctx: click.Context, text: str, timeout: float) -> None:
     """Send TEXT to the assistant from the terminal chat and print the answer.
@@ -125,6 +140,7 @@ def send(ctx: click.Context, text: str, timeout: float) -> None:
 
 
 @main.command()
+@home_option
 @click.pass_context
 def chat(ctx: click.Context) -> None:
     """Chat with the assistant in this terminal (Ctrl-D or /quit to leave)."""
@@ -168,6 +184,7 @@ def chat(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print the raw status as JSON")
+@home_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Agent groups, sessions, live runners and the start queue."""

@@ -84,7 +84,8 @@ class Runner:
         batch = batch[: last_trigger + 1]
         seqs = [m.seq for m in batch]
         self.turn_messages = batch
-        self.end.ack(seqs, "taken")
+        with self.end.transaction():
+            self.end.ack(seqs, "taken")
         self.end.ring()
         try:
             text = await self.provider.run_turn(Turn(batch, format_messages(batch)))
@@ -102,13 +103,14 @@ class Runner:
             self.end.ack(seqs, "done")
         self.end.ring()
 
-    async def _send_mid_turn(self, text: str) -> None:
+    async def _send_mid_turn(self, text: str, to: str | None = None) -> None:
         reply = strip_internal(text)
         if not reply:
             return
         in_reply_to = self.turn_messages[-1].seq if self.turn_messages else None
+        route = None if to else self.end.routing()
         with self.end.transaction():
-            self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=in_reply_to)
+            self.end.write(kind="chat", text=reply, route=route, to_name=to, in_reply_to=in_reply_to)
         self.end.ring()
 
 

@@ -198,3 +198,34 @@ async def test_stale_heartbeat_gets_the_runner_killed(tmp_path: Path) -> None:
         assert "stopped responding" in ch.sent[-1].text
     finally:
         await host.stop()
+
+
+async def test_startup_stops_orphan_sandboxes_of_an_earlier_host(tmp_path: Path) -> None:
+    import dataclasses
+    import subprocess
+    import sys
+
+    settings = make_settings(tmp_path / "home")
+    first = Host(settings, channels=[FakeChannel])
+    session = first.sessions.resolve("main", None, None, "agent-shared")
+    spec = first.sessions.sandbox_spec(session, first.label)
+    orphan_spec = dataclasses.replace(spec, argv=[sys.executable, "-c", "import time; time.sleep(60)"])
+    # Started outside any host (its parent is this test): what a crashed host would leave behind.
+    orphan = subprocess.Popen(first.runtime.command(orphan_spec), start_new_session=True)
+    other_home = subprocess.Popen(
+        first.runtime.command(dataclasses.replace(orphan_spec, label="nc-someone-else")), start_new_session=True
+    )
+    try:
+        await asyncio.sleep(0.3)
+        await first.stop()
+        assert orphan.poll() is None
+        host = Host(settings, channels=[FakeChannel])
+        await host.start()
+        try:
+            assert orphan.wait(timeout=5) == -signal.SIGKILL
+            assert other_home.poll() is None  # sandboxes of another NanoClaw home are left alone
+        finally:
+            await host.stop()
+    finally:
+        other_home.kill()
+        orphan.kill()

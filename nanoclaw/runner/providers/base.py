@@ -25,7 +25,7 @@ class ProviderContext:
     config: RunnerConfig
     get_state: Callable[[str], str | None]
     set_state: Callable[[str, str | None], None]
-    send_message: Callable[[str], Awaitable[None]]
+    send_message: Callable[[str, str | None], Awaitable[None]]  # (text, destination name or None = reply)
 
 
 class Provider(ABC):

@@ -10,6 +10,7 @@ directives in the message text:
   [mock:silent]          answer nothing
   [mock:reply=TEXT]      answer exactly TEXT
   [mock:say=TEXT]        send TEXT mid-turn, before the final answer
+  [mock:send=NAME:TEXT]  send TEXT to the destination NAME
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class MockProvider(Provider):
                 elif verb == "reply":
                     reply = arg
                 elif verb == "say":
-                    await self.context.send_message(arg)
+                    await self.context.send_message(arg, None)
+                elif verb == "send":
+                    name, _, text = arg.partition(":")
+                    await self.context.send_message(text, name)
         if silent:
             return None
         return reply if reply is not None else self.echo(turn)
