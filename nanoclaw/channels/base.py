@@ -24,6 +24,8 @@ class Capabilities:
     modals: bool = False
     typing: bool = False
     max_message_length: int | None = None
+    files: bool = False
+    formatting: str = ""  # rules for the agent's system prompt, e.g. "Telegram Markdown: *bold* _italic_"
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,40 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class FileAttachment:
+    name: str
+    data: bytes  # read by the host (never a path a runner could swap)
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
+    """What a channel sends. kind: chat | system (a notice from the host) | card | question | file.
+
+    Cards and questions carry `title` and `buttons`; a question also its `card_id`, which the
+    channel passes back to `ChannelHost.answer` when a button is pressed.
+    """
+
     route: Route
     kind: str
     text: str | None
     id: str  # stable across retries of the same row
     payload: dict[str, Any] = field(default_factory=dict)
+    title: str | None = None
+    buttons: tuple[str, ...] = ()
+    card_id: str | None = None
+    file: FileAttachment | None = None
+
+
+def render_text(message: OutgoingMessage) -> str:
+    """Plain-text form of a card or question, for chats without buttons."""
+    parts = [f"*{message.title}*"] if message.title else []
+    if message.text:
+        parts.append(message.text)
+    if message.buttons:
+        parts.append("\n".join(f"{i}) {label}" for i, label in enumerate(message.buttons, 1)))
+    if message.kind == "question":
+        parts.append("(reply with the number or your answer)" if message.buttons else "(reply with your answer)")
+    return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,9 @@ class ChannelHost(Protocol):
 
     async def receive(self, event: InboundEvent) -> IngestResult:
         """Route one inbound event; the result says whether it was accepted."""
+
+    async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
+        """A button of a question card was pressed; returns an error text when it cannot be taken."""
 
     def channel_ready(self, channel_type: str) -> None:
         """The channel can deliver again: retry what waits for it now."""
@@ -97,6 +130,14 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Deliver one message; raise ChannelUnavailable when a retry later may succeed."""
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        """Replace the text of a sent message (only when capabilities.edits)."""
+        raise NotImplementedError
+
+    async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
+        """Add a reaction to a message (only when capabilities.reactions)."""
+        raise NotImplementedError
 
     async def set_typing(self, route: Route, on: bool) -> None:
         """Show or hide that the agent is working."""

@@ -35,3 +35,10 @@ def for_agent_group(conn: sqlite3.Connection, agent_group_id: str) -> dict[str, 
         route = Route(r["channel_type"], r["platform_id"], r["thread_id"]) if r["channel_type"] else None
         out[r["name"]] = Destination(r["name"], route, r["target_agent_group_id"])
     return out
+
+
+def add_agent(conn: sqlite3.Connection, agent_group_id: str, name: str, target_agent_group_id: str) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO destinations (agent_group_id, name, target_agent_group_id) VALUES (?,?,?)",
+        (agent_group_id, name, target_agent_group_id),
+    )

@@ -22,7 +22,10 @@ from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
+from nanoclaw.host.actions import Actions
+from nanoclaw.host.agents import AgentRelay
 from nanoclaw.host.delivery import Delivery
+from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
@@ -57,7 +60,8 @@ class Host:
         self.channels: dict[str, Channel] = {}
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
-        self.delivery = Delivery(self.conn, self.sessions, self.channels)
+        self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
+        self.delivery = Delivery(self.conn, self.sessions, self.channels, Actions(self.conn, self.channels, self.agents))
         self.supervisor = Supervisor(
             settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
         )
@@ -65,6 +69,8 @@ class Host:
             settings, self.conn, self.sessions, self.supervisor.wake,
             {name: ch.capabilities for name, ch in self.channels.items()},
         )
+        self.questions = QuestionDesk(self.conn, self.sessions, self.supervisor.wake)
+        self.router.questions = self.questions
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -82,6 +88,9 @@ class Host:
     async def receive(self, event: InboundEvent) -> IngestResult:
         return await self.router.receive(event)
 
+    async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
+        return await self.questions.answer(card_id, value, sender_id)
+
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
 
@@ -98,6 +107,9 @@ class Host:
         await self.api.start()
         for channel in self.channels.values():
             await channel.start()
+        closed = self.questions.close_all_open()
+        if closed:
+            log.info("startup.questions_expired", count=closed)
         await self._resume()
         log.info(
             "host.started", home=self.settings.home, provider=self.settings.provider,

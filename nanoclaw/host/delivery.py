@@ -11,8 +11,9 @@ import sqlite3
 from typing import Mapping
 
 from nanoclaw.channels.base import Channel, OutgoingMessage
-from nanoclaw.db import destinations, messaging_groups, wirings
-from nanoclaw.errors import ChannelUnavailable
+from nanoclaw.errors import ChannelUnavailable, DestinationRefused
+from nanoclaw.host import acl
+from nanoclaw.host.actions import Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
@@ -20,16 +21,17 @@ from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 
 log = get_logger("nanoclaw.host.delivery")
 
-SUPPORTED_KINDS = frozenset({"chat"})
-MAX_TEXT = 200_000
 RETRY_FIRST, RETRY_MAX = 0.5, 300.0
 
 
 class Delivery:
-    def __init__(self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel], actions: Actions
+    ) -> None:
         self.conn = conn
         self.sessions = sessions
         self.channels = channels
+        self.actions = actions
         self.delivered_count = 0
         self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -111,28 +113,27 @@ class Delivery:
 
     async def _deliver(self, session_id: str, end: HostEnd, row: OutboundMessage) -> bool:
         """Deliver or finally record one row; False when the session must wait (transient error)."""
-        route, refusal = self.resolve(session_id, row)
-        if refusal:
-            log.warning("delivery.refused", session=session_id, seq=row.seq, reason=refusal)
-            end.record_delivery(row.seq, "refused", error=refusal)
-            return True
-        assert route is not None
-        channel = self.channels.get(route.channel_type)
-        if channel is None:
-            return self._wait(session_id, route.channel_type, f"channel {route.channel_type} is not running")
-        message = OutgoingMessage(route=route, kind=row.kind, text=row.text, id=row.id, payload=row.payload)
+        session = self.sessions.get(session_id)
+        channel_type = row.route.channel_type if row.route else "?"
         try:
-            result = await channel.send(message)
+            route, target_agent = acl.resolve(self.conn, session, row)
+            if route is not None:
+                channel_type = route.channel_type
+            outcome = await self.actions.perform(session, end, row, route, target_agent)
+        except DestinationRefused as exc:
+            log.warning("delivery.refused", session=session_id, seq=row.seq, kind=row.kind, reason=str(exc))
+            end.record_delivery(row.seq, "refused", error=str(exc))
+            return True
         except ChannelUnavailable as exc:
-            return self._wait(session_id, route.channel_type, str(exc))
+            return self._wait(session_id, channel_type, str(exc))
         except Exception as exc:
             log.error("delivery.failed", session=session_id, seq=row.seq, error=f"{type(exc).__name__}: {exc}")
             end.record_delivery(row.seq, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             return True
-        end.record_delivery(row.seq, "sent", result.platform_message_id)
+        end.record_delivery(row.seq, "sent", outcome.platform_message_id)
         self.delivered_count += 1
         self._backoff.pop(session_id, None)
-        log.debug("delivery.sent", session=session_id, seq=row.seq, channel=route.channel_type)
+        log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
 
     def _wait(self, session_id: str, channel_type: str, why: str) -> bool:
@@ -151,37 +152,6 @@ class Delivery:
             old.cancel()
         self._retry[session_id] = asyncio.get_running_loop().call_later(delay, retry)
         return False
-
-    def resolve(self, session_id: str, row: OutboundMessage) -> tuple[Route | None, str | None]:
-        """Where the row may go, or why it may not (the outbound ACL)."""
-        if row.kind not in SUPPORTED_KINDS:
-            return None, f"message kind {row.kind!r} is not supported yet"
-        if row.text is not None and len(row.text) > MAX_TEXT:
-            return None, f"message of {len(row.text)} characters exceeds {MAX_TEXT}"
-        session = self.sessions.get(session_id)
-        if row.to_name:
-            dest = destinations.for_agent_group(self.conn, session.agent_group_id).get(row.to_name)
-            if dest is None or dest.route is None:
-                return None, f"{row.to_name!r} is not a destination of agent group {session.agent_group_id}"
-            return dest.route, None
-        if row.route is None:
-            return None, "no route: the session has no chat to reply to"
-        allowed = self._own_chats(session.agent_group_id, session.messaging_group_id, session.mode)
-        if (row.route.channel_type, row.route.platform_id) not in allowed:
-            return None, f"{row.route.channel_type}:{row.route.platform_id} is not this session's chat"
-        return row.route, None
-
-    def _own_chats(self, agent_group_id: str, messaging_group_id: int | None, mode: str) -> set[tuple[str, str]]:
-        if mode == "agent-shared" or messaging_group_id is None:
-            ids = [w.messaging_group_id for w in wirings.for_agent_group(self.conn, agent_group_id)]
-        else:
-            ids = [messaging_group_id]
-        chats = set()
-        for mg_id in ids:
-            group = messaging_groups.get(self.conn, mg_id)
-            if group:
-                chats.add((group.channel_type, group.platform_id))
-        return chats
 
     async def notify_failure(self, session_id: str, messages: list[InboundMessage], reason: str) -> None:
         """Tell the person the host gave up on their messages (not through the runner: it is failing)."""

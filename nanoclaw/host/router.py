@@ -11,6 +11,8 @@ from nanoclaw.config import Settings
 from nanoclaw.db import messaging_groups, sessions, wirings
 from nanoclaw.db.messaging_groups import MessagingGroup
 from nanoclaw.db.wirings import Wiring
+from nanoclaw.host import commands
+from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route, inbound_id
@@ -58,6 +60,7 @@ class Router:
         self.sessions = sessions
         self.wake = wake
         self.capabilities = capabilities
+        self.questions: QuestionDesk | None = None
 
     def check(self, event: InboundEvent) -> str | None:
         """Why this event cannot be accepted, in words for the sender; None if it can."""
@@ -88,10 +91,20 @@ class Router:
         group = messaging_groups.upsert(
             self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
         )
+        if self.questions is not None:
+            open_question = self.questions.open_question(group.id)
+            if open_question is not None and not text.startswith("/"):
+                error = await self.questions.answer(
+                    open_question.id, self.questions.interpret(open_question, text), event.sender_id
+                )
+                return IngestResult(error is None, (open_question.session_id,), triggered=True, error=error)
         wired = wirings.for_messaging_group(self.conn, group.id)
         if not wired:
             log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
             return IngestResult(True)
+        command = commands.parse(text)
+        if command is not None and not commands.may_use(self.conn, group, event.sender_id):
+            return IngestResult(False, error=f"Only the owner or an admin may use /{command.name} in this chat.")
         caps = self.capabilities.get(event.channel_type, Capabilities())
         thread = event.thread_id if caps.threads else None
         touched: list[str] = []
@@ -100,15 +113,16 @@ class Router:
             fired = triggers(wiring, event, group, self.settings.assistant_name)
             session = self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode)
             end = self.sessions.end(session.id)
+            as_command = command is not None and fired
             seq = end.append(
                 id=inbound_id(event.channel_type, event.platform_id, event.message_id),
-                kind="chat",
+                kind="system" if as_command else "chat",
                 text=text,
                 trigger=fired,
                 route=Route(event.channel_type, event.platform_id, thread),
                 sender_id=event.sender_id,
                 sender_name=event.sender_name,
-                payload=event.payload or None,
+                payload={**event.payload, "command": command.name} if as_command and command else (event.payload or None),
             )
             if seq is None:  # the platform delivered this message before
                 continue

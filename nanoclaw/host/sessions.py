@@ -14,6 +14,7 @@ from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_GLOBAL, SANDBOX_WORKSPACE, SessionFolder
 from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Mount, SandboxSpec
 
@@ -81,10 +82,20 @@ class SessionManager:
         session, created = sessions.get_or_create(self.conn, agent_group_id, messaging_group_id, thread_id, mode)
         self._sessions[session.id] = session
         if created:
-            self.end(session.id).set_destinations(
-                {n: d.route for n, d in destinations.for_agent_group(self.conn, agent_group_id).items() if d.route}
-            )
+            self.end(session.id).set_destinations(self._destinations(agent_group_id))
         return session
+
+    def _destinations(self, agent_group_id: str) -> dict[str, Route]:
+        """The runner's copy of its destinations, for list_destinations (agents as channel 'agent')."""
+        out = {}
+        for name, dest in destinations.for_agent_group(self.conn, agent_group_id).items():
+            out[name] = dest.route or Route("agent", dest.target_agent_group_id or "")
+        return out
+
+    def refresh_destinations(self, agent_group_id: str) -> None:
+        for session_id, end in self._ends.items():
+            if self.get(session_id).agent_group_id == agent_group_id:
+                end.set_destinations(self._destinations(agent_group_id))
 
     def sandbox_spec(self, session: Session, label: str) -> SandboxSpec:
         """Mounts and environment of DESIGN §5 for one runner."""

@@ -17,6 +17,7 @@ def format_messages(messages: list[InboundMessage]) -> str:
     for m in messages:
         attrs = [f"sender={quoteattr(m.sender_name or m.sender_id or 'unknown')}"]
         attrs.append(f"time={quoteattr(_iso(m.created_at))}")
+        attrs.append(f"id={quoteattr(m.platform_message_id)}")
         if m.route and m.route.thread_id:
             attrs.append(f"thread={quoteattr(m.route.thread_id)}")
         if m.kind != "chat":

@@ -165,6 +165,15 @@ class HostEnd:
     def delivery(self, out_seq: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()
 
+    def platform_id_of(self, out_id: str) -> str | None:
+        """The platform's id for an outbound row, by the row id the agent knows."""
+        row = self.conn.execute(
+            "SELECT d.platform_message_id FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
+            " WHERE m.id = ? AND d.status = 'sent'",
+            (out_id,),
+        ).fetchone()
+        return row[0] if row else None
+
     def new_acks(self) -> list[Ack]:
         rows = self.conn.execute(
             "SELECT id, in_seq, status, error FROM o.processing_ack WHERE id > ? ORDER BY id", (self.ack_cursor,)

@@ -2,12 +2,15 @@
 
 Started by the host as `python -m nanoclaw.runner` inside the sandbox, with
 its configuration in NANOCLAW_RUNNER_* variables (protocol.runner_env).
+Messages that arrive while a turn runs are streamed into it when the provider
+can take them; answers to `ask_user_question` resolve the waiting tool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from importlib.metadata import entry_points
@@ -18,9 +21,11 @@ from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
-from nanoclaw.runner.providers.base import Provider, ProviderContext, Turn
+from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
+from nanoclaw.runner.tools import TOOLS, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
+PROXY_SOCKET = "/run/nanoclaw/proxy.sock"
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -36,9 +41,14 @@ class Runner:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
-        self.turn_messages: list[InboundMessage] = []
-        context = ProviderContext(config, end.get_state, end.set_state, self._send_mid_turn)
+        self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
+        self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
+        tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
+        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context)
         self.provider = load_provider(config.provider, context)
+
+    def _set_state(self, key: str, value: str | None) -> None:
+        self.end.set_state(key, value)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -46,6 +56,7 @@ class Runner:
             loop.add_reader(self.end.bell_in.fileno(), self._on_bell)
         beat = asyncio.create_task(self._heartbeat())
         try:
+            await self.provider.start()
             return await self._loop()
         finally:
             beat.cancel()
@@ -61,11 +72,31 @@ class Runner:
             self.end.beat()
             await asyncio.sleep(self.config.heartbeat_interval)
 
+    async def _wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        self.wakeup.clear()
+
+    def _new_rows(self) -> list[InboundMessage]:
+        """Pending rows not yet part of the running turn; answers to waiting questions are consumed here."""
+        rows = [m for m in self.end.pending() if m.seq not in self.in_turn]
+        fresh = []
+        for m in rows:
+            waiter = self.tool_context.questions.get(str(m.payload.get("question_id", "")))
+            if m.kind == "answer" and waiter is not None and not waiter.done():
+                waiter.set_result(m.text)
+                with self.end.transaction():
+                    self.end.ack([m.seq], "done")
+                continue
+            fresh.append(m)
+        return fresh
+
     async def _loop(self) -> int:
         idle_since = time.monotonic()
         while True:
-            self.wakeup.clear()
-            batch = self.end.pending()
+            batch = self._new_rows()
             if any(m.trigger for m in batch):
                 await self._turn(batch)
                 idle_since = time.monotonic()
@@ -73,45 +104,73 @@ class Runner:
             remaining = self.config.idle_timeout - (time.monotonic() - idle_since)
             if remaining <= 0 or self.end.stop_requested():
                 return 0
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=min(remaining, self.config.poll_interval))
-            except asyncio.TimeoutError:
-                pass
+            await self._wait(min(remaining, self.config.poll_interval))
 
     async def _turn(self, batch: list[InboundMessage]) -> None:
         # Context rows after the last trigger wait for the next triggering message.
         last_trigger = max(i for i, m in enumerate(batch) if m.trigger)
         batch = batch[: last_trigger + 1]
-        seqs = [m.seq for m in batch]
-        self.turn_messages = batch
-        with self.end.transaction():
-            self.end.ack(seqs, "taken")
-        self.end.ring()
+        self.in_turn = [m.seq for m in batch]
+        self._ack(self.in_turn, "taken")
+        watcher = asyncio.create_task(self._feed_follow_ups())
         try:
-            text = await self.provider.run_turn(Turn(batch, format_messages(batch)))
-        except Exception as exc:  # a provider error fails the turn, not the runner
+            text = await self._run(batch)
+        except ProviderError as exc:
+            text = f"⚠️ {exc}"
+        except Exception as exc:  # a provider bug fails the turn, not the runner
             log.exception("turn failed")
+            watcher.cancel()
             with self.end.transaction():
-                self.end.ack(seqs, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             self.end.ring()
+            self.in_turn = []
             return
+        watcher.cancel()
         reply = strip_internal(text or "")
-        route = self.end.routing()
         with self.end.transaction():
             if reply:
-                self.end.write(kind="chat", text=reply, route=route, in_reply_to=seqs[-1])
-            self.end.ack(seqs, "done")
+                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1])
+            self.end.ack(self.in_turn, "done")
+        self.end.ring()
+        self.in_turn = []
+
+    async def _run(self, batch: list[InboundMessage]) -> str | None:
+        commands = [m for m in batch if m.kind == "system" and m.payload.get("command")]
+        if commands and len(commands) == len([m for m in batch if m.trigger]):
+            results = [await self.provider.command(str(m.payload["command"])) for m in commands]
+            return "\n".join(results)
+        return await self.provider.run_turn(Turn(batch, format_messages(batch)))
+
+    async def _feed_follow_ups(self) -> None:
+        """While a turn runs: resolve answers, and stream new triggering messages into it."""
+        while True:
+            await self._wait(self.config.poll_interval)
+            rows = self._new_rows()
+            if not self.provider.supports_follow_up or not any(m.trigger for m in rows):
+                continue
+            last_trigger = max(i for i, m in enumerate(rows) if m.trigger)
+            rows = rows[: last_trigger + 1]
+            self.in_turn += [m.seq for m in rows]
+            self._ack([m.seq for m in rows], "taken")
+            await self.provider.follow_up(Turn(rows, format_messages(rows)))
+
+    def _ack(self, seqs: list[int], status: str) -> None:
+        with self.end.transaction():
+            self.end.ack(seqs, status)
         self.end.ring()
 
-    async def _send_mid_turn(self, text: str, to: str | None = None) -> None:
-        reply = strip_internal(text)
-        if not reply:
-            return
-        in_reply_to = self.turn_messages[-1].seq if self.turn_messages else None
-        route = None if to else self.end.routing()
-        with self.end.transaction():
-            self.end.write(kind="chat", text=reply, route=route, to_name=to, in_reply_to=in_reply_to)
-        self.end.ring()
+
+async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
+    if os.path.exists(PROXY_SOCKET):
+        # The sandbox has no network: the host's proxy is reached through this bridge.
+        from nanoclaw.runner.bridge import start_bridge
+
+        _server, port = await start_bridge(PROXY_SOCKET)
+        url = f"http://127.0.0.1:{port}"
+        os.environ.update({"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": url, "HTTP_PROXY": url,
+                           "https_proxy": url, "http_proxy": url, "NO_PROXY": "127.0.0.1,localhost",
+                           "no_proxy": "127.0.0.1,localhost"})
+    return await Runner(config, end).run()
 
 
 def main() -> int:
@@ -119,6 +178,6 @@ def main() -> int:
     config = RunnerConfig.from_env()
     end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
     try:
-        return asyncio.run(Runner(config, end).run())
+        return asyncio.run(_serve(config, end))
     finally:
         end.close()

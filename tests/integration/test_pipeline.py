@@ -79,3 +79,18 @@ async def test_unknown_chats_are_recorded_not_answered(any_host: Host) -> None:
     rows = any_host.conn.execute("SELECT platform_id FROM messaging_groups WHERE channel_type='fake'").fetchall()
     assert [r[0] for r in rows] == ["stranger"]
     assert ch.sent == []
+
+
+async def test_clear_is_a_host_command_for_the_provider(any_host: Host) -> None:
+    wire(any_host, "dm", is_dm=True)
+    ch = fake(any_host)
+    await ch.say("/clear", chat="dm", is_dm=True)
+    sent = await ch.wait_sent(1)
+    assert sent[0].text == "Started a fresh conversation."
+
+
+async def test_clear_in_a_group_chat_needs_the_owner(any_host: Host) -> None:
+    wire(any_host, "group", trigger="always")
+    ch = fake(any_host)
+    result = await ch.say("/clear", chat="group", sender="mallory")
+    assert not result.accepted and "Only the owner or an admin" in (result.error or "")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Awaitable, Callable, ClassVar
+from typing import Callable, ClassVar
 
 from nanoclaw.protocol.messages import InboundMessage
 from nanoclaw.protocol.runner_env import RunnerConfig
+from nanoclaw.runner.tools import Tool, ToolContext
 
 
 @dataclass(frozen=True)
@@ -20,23 +21,40 @@ class Turn:
 
 @dataclass
 class ProviderContext:
-    """What the runner hands a provider: settings, persistent state and a way to speak mid-turn."""
+    """What the runner hands a provider: settings, persistent state, the NanoClaw tools."""
 
     config: RunnerConfig
     get_state: Callable[[str], str | None]
     set_state: Callable[[str, str | None], None]
-    send_message: Callable[[str, str | None], Awaitable[None]]  # (text, destination name or None = reply)
+    tools: list[Tool]
+    tool_context: ToolContext
+
+
+class ProviderError(Exception):
+    """The model could not answer; the text is shown to the person."""
 
 
 class Provider(ABC):
     name: ClassVar[str]
+    # True when follow_up() can feed messages into a turn that is still running.
+    supports_follow_up: ClassVar[bool] = False
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
 
+    async def start(self) -> None:
+        """Prepare before the first turn (connect a client, warm caches); runs while messages are read."""
+
     @abstractmethod
     async def run_turn(self, turn: Turn) -> str | None:
         """Answer one turn; the returned text (after <internal> stripping) goes to the session's route."""
+
+    async def follow_up(self, turn: Turn) -> None:
+        """Messages that arrived during run_turn (only called when supports_follow_up)."""
+
+    async def command(self, name: str) -> str:
+        """A host command for the provider: 'clear' starts a fresh conversation, 'compact' compacts it."""
+        return f"/{name} is not supported by the {self.name} provider."
 
     async def close(self) -> None:
         """Release whatever the provider holds (clients, subprocesses)."""

@@ -51,13 +51,23 @@ class MockProvider(Provider):
                 elif verb == "reply":
                     reply = arg
                 elif verb == "say":
-                    await self.context.send_message(arg, None)
+                    await self._tool("send_message", {"text": arg})
                 elif verb == "send":
                     name, _, text = arg.partition(":")
-                    await self.context.send_message(text, name)
+                    await self._tool("send_message", {"text": text, "to": name})
         if silent:
             return None
         return reply if reply is not None else self.echo(turn)
+
+    async def _tool(self, name: str, args: dict[str, str]) -> str:
+        tool = next(t for t in self.context.tools if t.name == name)
+        return await tool.call(self.context.tool_context, args)
+
+    async def command(self, name: str) -> str:
+        if name == "clear":
+            self.context.set_state("mock.cleared", "1")
+            return "Started a fresh conversation."
+        return f"/{name} done (mock)."
 
     def echo(self, turn: Turn) -> str:
         name = self.context.config.assistant_name

@@ -1,0 +1,168 @@
+"""Performing one outbound row through a channel, by kind (chat, card, question, file, edit, reaction, system).
+
+Delivery decides when and records the outcome; this module decides how.
+Channels without a capability get a text fallback where one makes sense.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from typing import Mapping
+
+from nanoclaw.channels.base import Channel, FileAttachment, OutgoingMessage, render_text
+from nanoclaw.db import questions
+from nanoclaw.db.sessions import Session
+from nanoclaw.errors import DestinationRefused
+from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
+from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.protocol.messages import OutboundMessage, Route
+
+MAX_TEXT = 200_000
+MAX_FILE = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    platform_message_id: str | None = None
+
+
+class Actions:
+    def __init__(self, conn: sqlite3.Connection, channels: Mapping[str, Channel], agents: AgentRelay) -> None:
+        self.conn = conn
+        self.channels = channels
+        self.agents = agents
+
+    async def perform(
+        self, session: Session, end: HostEnd, row: OutboundMessage, route: Route | None, target_agent: str | None
+    ) -> Outcome:
+        """Raise DestinationRefused for a row that must not go out, ChannelUnavailable to retry later."""
+        if row.text is not None and len(row.text) > MAX_TEXT:
+            raise DestinationRefused(f"message of {len(row.text)} characters exceeds {MAX_TEXT}")
+        if row.kind == "system":
+            return Outcome(self._system(session, row))
+        hops = self._hops(end, row)
+        if target_agent is not None:
+            if row.kind != "chat":
+                raise DestinationRefused("only text messages can be sent to agents")
+            return Outcome(await self.agents.send(session.id, target_agent, row.text or "", hops))
+        assert route is not None
+        if route.channel_type == AGENT_CHANNEL:
+            if row.kind != "chat":
+                raise DestinationRefused("only text messages can be sent to agents")
+            await self.agents.reply(session.id, route.platform_id, row.text or "", hops)
+            return Outcome(None)
+        channel = self._channel(route)
+        if row.kind == "chat":
+            return Outcome((await channel.send(self._message(row, route))).platform_message_id)
+        if row.kind in ("card", "question"):
+            return Outcome(await self._card(session, channel, row, route))
+        if row.kind == "file":
+            return Outcome(await self._file(channel, end, row, route))
+        if row.kind == "edit":
+            return Outcome(await self._edit(channel, end, row, route))
+        if row.kind == "reaction":
+            return Outcome(await self._react(channel, end, row, route))
+        raise DestinationRefused(f"unknown message kind {row.kind!r}")
+
+    def _channel(self, route: Route) -> Channel:
+        from nanoclaw.errors import ChannelUnavailable
+
+        channel = self.channels.get(route.channel_type)
+        if channel is None:
+            raise ChannelUnavailable(f"channel {route.channel_type} is not running")
+        return channel
+
+    def _message(self, row: OutboundMessage, route: Route, **extra: object) -> OutgoingMessage:
+        return OutgoingMessage(route=route, kind=row.kind, text=row.text, id=row.id, payload=row.payload, **extra)  # type: ignore[arg-type]
+
+    def _hops(self, end: HostEnd, row: OutboundMessage) -> int:
+        """Agent-to-agent hops so far, +1: counted from the message this row answers."""
+        cause = end.messages([row.in_reply_to]) if row.in_reply_to else []
+        return int(cause[0].payload.get("hops", 0)) + 1 if cause else 1
+
+    async def _card(self, session: Session, channel: Channel, row: OutboundMessage, route: Route) -> str | None:
+        buttons = tuple(str(b)[:80] for b in row.payload.get("buttons") or row.payload.get("options") or [])[:10]
+        title = row.payload.get("title")
+        card_id = None
+        if row.kind == "question":
+            card_id = str(row.payload.get("question_id", ""))
+            if not (card_id.startswith("q-") and len(card_id) == 10 and card_id[2:].isalnum()):
+                raise DestinationRefused("malformed question id")
+            expires_in = min(max(float(row.payload.get("expires_in", 600)), 10.0), 7 * 86400.0)
+            if questions.get(self.conn, card_id) is None:
+                questions.create(self.conn, card_id, session.id, session.messaging_group_id if route.platform_id else None,
+                                 route.thread_id, row.text or "", list(buttons), expires_in)
+        message = self._message(row, route, title=title, buttons=buttons, card_id=card_id)
+        if not channel.capabilities.cards:
+            message = OutgoingMessage(route=route, kind="chat", text=render_text(message), id=row.id)
+        result = await channel.send(message)
+        if card_id:
+            questions.set_platform_message(self.conn, card_id, result.platform_message_id)
+        return result.platform_message_id
+
+    async def _file(self, channel: Channel, end: HostEnd, row: OutboundMessage, route: Route) -> str | None:
+        name, data = read_outbox_file(end, str(row.payload.get("file", "")))
+        if not channel.capabilities.files:
+            text = f"{row.text or ''}\n[file {name}, {len(data)} bytes: this chat cannot receive files]".strip()
+            return (await channel.send(OutgoingMessage(route=route, kind="chat", text=text, id=row.id))).platform_message_id
+        message = self._message(row, route, file=FileAttachment(name, data))
+        return (await channel.send(message)).platform_message_id
+
+    async def _edit(self, channel: Channel, end: HostEnd, row: OutboundMessage, route: Route) -> str | None:
+        target = end.platform_id_of(str(row.payload.get("message_id", "")))
+        if target is None:
+            raise DestinationRefused("edit_message: no delivered message with that id")
+        if not channel.capabilities.edits:
+            text = f"(edited) {row.text or ''}"
+            return (await channel.send(OutgoingMessage(route=route, kind="chat", text=text, id=row.id))).platform_message_id
+        await channel.edit(route, target, row.text or "")
+        return target
+
+    async def _react(self, channel: Channel, end: HostEnd, row: OutboundMessage, route: Route) -> str | None:
+        raw = str(row.payload.get("message_id", ""))
+        target = end.platform_id_of(raw) or raw
+        emoji = str(row.payload.get("emoji", ""))[:32]
+        if not channel.capabilities.reactions:
+            raise DestinationRefused(f"{route.channel_type} has no reactions")
+        await channel.react(route, target, emoji)
+        return None
+
+    def _system(self, session: Session, row: OutboundMessage) -> str | None:
+        action = row.payload.get("action")
+        if action == "create_agent":
+            return self.agents.create_agent(
+                session.id, str(row.payload.get("id", "")), str(row.payload.get("name") or row.payload.get("id")),
+                str(row.payload.get("instructions", "")),
+            )
+        raise DestinationRefused(f"unknown system action {action!r}")
+
+
+def read_outbox_file(end: HostEnd, relative: str) -> tuple[str, bytes]:
+    """Read a file the runner put in outbox/, refusing links and paths that leave it."""
+    parts = relative.split("/")
+    if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
+        raise DestinationRefused(f"bad file reference {relative!r}")
+    outbox = end.folder.outbox
+    dir_fd = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        sub_fd = os.open(parts[0], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        try:
+            fd = os.open(parts[1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=sub_fd)
+        finally:
+            os.close(sub_fd)
+    except OSError as exc:
+        raise DestinationRefused(f"cannot read {relative}: {exc.strerror}") from exc
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+            raise DestinationRefused(f"{relative} is not a regular file under {MAX_FILE // 2**20} MB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE + 1)
+    finally:
+        os.close(fd)
+    return parts[1], data

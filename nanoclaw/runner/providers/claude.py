@@ -1,0 +1,172 @@
+"""The claude provider: Claude Code through claude-agent-sdk, one live client per runner.
+
+The NanoClaw tools are an in-process SDK MCP server; Claude Code's own tools
+(Bash, Read, Write, Edit, WebFetch, …) run inside the sandbox with permissions
+bypassed, because the sandbox is the boundary. The SDK session id is kept in
+session_state so a restarted runner resumes the conversation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
+from nanoclaw.runner.tools import Tool, ToolError
+
+STATE_KEY = "claude.session_id"
+MCP_SERVER = "nanoclaw"
+MAX_TURNS = 60  # bounds a model that loops calling tools
+CLAUDE_CODE_TOOLS = ["Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebSearch", "WebFetch",
+                     "Task", "TodoWrite", "NotebookEdit", "Skill"]
+API_ERRORS = {
+    401: "the model API rejected the credentials (401): check the API key with the owner",
+    403: "the model API refused access (403)",
+    429: "the model API is rate limiting us (429); try again in a minute",
+    500: "the model API had an internal error (500); try again",
+    529: "the model API is overloaded (529); try again shortly",
+}
+
+
+def system_prompt(config: Any, global_memory: str) -> str:
+    name = config.assistant_name
+    parts = [
+        f"You are {name}, a personal assistant. People talk to you from a chat ({config.channel_type or 'chat'}).",
+        "Incoming messages arrive as <messages><message sender=\"…\" time=\"…\" id=\"…\">…</message></messages>. "
+        "Messages with context=\"true\" were said in the chat without addressing you: background only.",
+        "Your final answer is sent to the conversation automatically. Use the send_message tool only for extra "
+        "messages (progress updates, other destinations). Put thoughts that must not be sent in "
+        "<internal>…</internal>.",
+        "Memory: your working directory /workspace/agent is yours and persists; its CLAUDE.md is your memory — "
+        "edit it to remember things. /workspace/global/CLAUDE.md is memory shared by all agents"
+        + (" (you may edit it)." if config.is_admin else " (read-only for you)."),
+    ]
+    if config.formatting:
+        parts.append(f"Formatting rules of this chat: {config.formatting}")
+    if global_memory.strip():
+        parts.append("<global_memory>\n" + global_memory.strip() + "\n</global_memory>")
+    return "\n\n".join(parts)
+
+
+class ClaudeProvider(Provider):
+    name = "claude"
+    supports_follow_up = True
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.client: Any = None
+        self._pending_results = 0
+
+    async def start(self) -> None:
+        await self._connect()
+
+    def _options(self) -> Any:
+        from claude_agent_sdk import ClaudeAgentOptions, create_sdk_mcp_server
+
+        config = self.context.config
+        global_file = Path("/workspace/global/CLAUDE.md")
+        global_memory = global_file.read_text(errors="replace") if global_file.is_file() else ""
+        server = create_sdk_mcp_server(name=MCP_SERVER, tools=[self._mcp_tool(t) for t in self.context.tools])
+        env = {
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "ENABLE_TOOL_SEARCH": "false",
+            "DISABLE_AUTOUPDATER": "1",
+            "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "placeholder-the-host-injects-the-key"),
+        }
+        return ClaudeAgentOptions(
+            cwd=os.getcwd(),
+            model=config.model or None,
+            system_prompt={"type": "preset", "preset": "claude_code",
+                           "append": system_prompt(config, global_memory)},
+            permission_mode="bypassPermissions",
+            mcp_servers={MCP_SERVER: server},
+            allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS,
+            resume=self.context.get_state(STATE_KEY) or None,
+            setting_sources=["project"],
+            max_turns=MAX_TURNS,
+            env=env,
+        )
+
+    def _mcp_tool(self, spec: Tool) -> Any:
+        from claude_agent_sdk import SdkMcpTool
+
+        async def handler(args: dict[str, Any]) -> dict[str, Any]:
+            try:
+                text = await spec.call(self.context.tool_context, args)
+                return {"content": [{"type": "text", "text": text}]}
+            except ToolError as exc:
+                return {"content": [{"type": "text", "text": f"Error: {exc}"}], "is_error": True}
+
+        return SdkMcpTool(name=spec.name, description=spec.description, input_schema=spec.schema, handler=handler)
+
+    async def _connect(self) -> None:
+        from claude_agent_sdk import ClaudeSDKClient
+
+        self.client = ClaudeSDKClient(options=self._options())
+        try:
+            await self.client.connect()
+        except Exception as exc:
+            self.client = None
+            raise ProviderError(f"could not start Claude Code: {exc}") from exc
+
+    async def run_turn(self, turn: Turn) -> str | None:
+        if self.client is None:
+            await self._connect()
+        from claude_agent_sdk import ResultMessage
+
+        self._pending_results = 1
+        try:
+            await self.client.query(turn.prompt)
+            result: str | None = None
+            async for message in self.client.receive_messages():
+                if isinstance(message, ResultMessage):
+                    self.context.set_state(STATE_KEY, message.session_id)
+                    if message.is_error:
+                        raise ProviderError(self._describe_error(message))
+                    result = message.result
+                    self._pending_results -= 1
+                    if self._pending_results <= 0:
+                        break
+            return result
+        except ProviderError:
+            raise
+        except Exception as exc:  # the CLI died or the stream broke: start a fresh client next turn
+            await self._drop_client()
+            raise ProviderError(f"the agent process failed: {type(exc).__name__}: {exc}") from exc
+
+    async def follow_up(self, turn: Turn) -> None:
+        if self.client is not None:
+            self._pending_results += 1
+            await self.client.query(turn.prompt)
+
+    def _describe_error(self, message: Any) -> str:
+        status = getattr(message, "api_error_status", None)
+        if status in API_ERRORS:
+            return f"Sorry, {API_ERRORS[status]}."
+        if message.subtype == "error_max_turns":
+            return f"Sorry, I stopped after {MAX_TURNS} steps without finishing."
+        detail = "; ".join(message.errors or []) or message.result or message.subtype
+        return f"Sorry, the model call failed: {detail}"
+
+    async def command(self, name: str) -> str:
+        if name == "clear":
+            self.context.set_state(STATE_KEY, None)
+            await self._drop_client()
+            await self._connect()
+            return "Started a fresh conversation."
+        if name == "compact":
+            result = await self.run_turn(Turn([], "/compact"))
+            return result or "Conversation compacted."
+        return await super().command(name)
+
+    async def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                await client.disconnect()
+            except Exception:
+                pass
+
+    async def close(self) -> None:
+        await self._drop_client()

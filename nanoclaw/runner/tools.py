@@ -1,0 +1,244 @@
+"""The NanoClaw tools, defined once for every provider (DESIGN §7).
+
+Each tool is a name, a description the model reads, a JSON schema and a
+handler. Handlers never touch the outside world: they write rows to
+outbound.db for the host to check and perform, and return a short status for
+the model. Providers adapt `TOOLS` to their own tool format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from nanoclaw.protocol.runner_end import RunnerEnd
+from nanoclaw.protocol.runner_env import RunnerConfig
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_B36 = string.digits + string.ascii_lowercase
+
+
+class ToolError(Exception):
+    """Bad arguments or a refused action; the text goes back to the model."""
+
+
+@dataclass
+class ToolContext:
+    config: RunnerConfig
+    end: RunnerEnd
+    ring: Callable[[], None]
+    current_seq: Callable[[], int | None]  # the inbound seq being answered
+    questions: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+
+    def write(self, kind: str, text: str | None, to: str | None = None, payload: dict[str, Any] | None = None) -> str:
+        """One outbound row, committed and rung; returns its id (the handle for edits)."""
+        with self.end.transaction():
+            seq = self.end.write(
+                kind=kind, text=text, route=None if to else self.end.routing(), to_name=to,
+                in_reply_to=self.current_seq(), payload=payload,
+            )
+        self.ring()
+        row = self.end.out.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0])
+
+
+Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    schema: dict[str, Any]
+    handler: Handler
+    admin_only: bool = False
+
+    async def call(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        validate(self.schema, args)
+        if self.admin_only and not ctx.config.is_admin:
+            raise ToolError(f"{self.name} is only available to the admin agent group")
+        return await self.handler(ctx, args)
+
+
+def validate(schema: dict[str, Any], args: Any) -> None:
+    """The subset of JSON Schema our tools use: object, required, property types, enums, lengths."""
+    if not isinstance(args, dict):
+        raise ToolError("arguments must be a JSON object")
+    props = schema.get("properties", {})
+    missing = [k for k in schema.get("required", []) if k not in args]
+    if missing:
+        raise ToolError(f"missing required argument(s): {', '.join(missing)}")
+    unknown = [k for k in args if k not in props]
+    if unknown:
+        raise ToolError(f"unknown argument(s): {', '.join(unknown)}; allowed: {', '.join(props)}")
+    types = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+    for key, value in args.items():
+        spec = props[key]
+        expected = types.get(spec.get("type", ""), object)
+        if not isinstance(value, expected) or (spec.get("type") in ("integer", "number") and isinstance(value, bool)):
+            raise ToolError(f"argument {key!r} must be of type {spec.get('type')}")
+        if "enum" in spec and value not in spec["enum"]:
+            raise ToolError(f"argument {key!r} must be one of {spec['enum']}")
+        if isinstance(value, str) and len(value) > spec.get("maxLength", 100_000):
+            raise ToolError(f"argument {key!r} is longer than {spec['maxLength']} characters")
+        if isinstance(value, list):
+            if len(value) > spec.get("maxItems", 1000) or len(value) < spec.get("minItems", 0):
+                raise ToolError(f"argument {key!r} must have {spec.get('minItems', 0)}–{spec.get('maxItems')} items")
+            item_type = types.get(spec.get("items", {}).get("type", ""), object)
+            if not all(isinstance(v, item_type) for v in value):
+                raise ToolError(f"every item of {key!r} must be of type {spec['items']['type']}")
+
+
+def _text(desc: str, max_length: int = 100_000) -> dict[str, Any]:
+    return {"type": "string", "description": desc, "maxLength": max_length}
+
+
+_TO = _text("A destination name from list_destinations (e.g. 'family-chat', 'agent:researcher'). "
+            "Omit to reply in the current conversation and thread.", 200)
+
+
+def short_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_B36) for _ in range(8))
+
+
+async def send_message(ctx: ToolContext, args: dict[str, Any]) -> str:
+    message_id = ctx.write("chat", args["text"], to=args.get("to"))
+    return f"Message queued for delivery (message_id {message_id})."
+
+
+async def send_file(ctx: ToolContext, args: dict[str, Any]) -> str:
+    source = _checked_path(args["path"])
+    message_id = short_id("f-")
+    target_dir = ctx.end.folder.outbox / message_id
+    target_dir.mkdir(parents=True)
+    shutil.copyfile(source, target_dir / source.name, follow_symlinks=False)
+    ctx.write("file", args.get("caption"), to=args.get("to"), payload={"file": f"{message_id}/{source.name}"})
+    return f"File {source.name} queued for delivery."
+
+
+def _checked_path(raw: str) -> Path:
+    """Only regular files inside the agent or session folder may be sent."""
+    path = Path(raw if os.path.isabs(raw) else os.path.join(os.getcwd(), raw))
+    resolved = path.resolve()
+    roots = [Path("/workspace/agent").resolve(), Path("/workspace").resolve()]
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise ToolError(f"{raw} is outside /workspace; copy the file into /workspace/agent first")
+    if not resolved.is_file():
+        raise ToolError(f"{raw} is not a file")
+    if resolved.stat().st_size > MAX_FILE_BYTES:
+        raise ToolError(f"{raw} is larger than {MAX_FILE_BYTES // 1024 // 1024} MB")
+    return resolved
+
+
+async def edit_message(ctx: ToolContext, args: dict[str, Any]) -> str:
+    ctx.write("edit", args["text"], payload={"message_id": args["message_id"]})
+    return "Edit queued."
+
+
+async def add_reaction(ctx: ToolContext, args: dict[str, Any]) -> str:
+    ctx.write("reaction", None, payload={"message_id": args["message_id"], "emoji": args["emoji"]})
+    return "Reaction queued."
+
+
+async def send_card(ctx: ToolContext, args: dict[str, Any]) -> str:
+    payload = {"title": args.get("title"), "buttons": args.get("buttons", [])}
+    message_id = ctx.write("card", args["text"], to=args.get("to"), payload=payload)
+    return f"Card queued (message_id {message_id})."
+
+
+async def ask_user_question(ctx: ToolContext, args: dict[str, Any]) -> str:
+    question_id = short_id("q-")
+    timeout = float(args.get("timeout_seconds", 600))
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    ctx.questions[question_id] = future
+    payload = {"question_id": question_id, "options": args.get("options", []), "expires_in": timeout}
+    ctx.write("question", args["question"], payload=payload)
+    try:
+        answer = await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        return "The person did not answer in time; the question expired."
+    finally:
+        ctx.questions.pop(question_id, None)
+    return f"The person answered: {answer}"
+
+
+async def send_to_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
+    agent = args["agent"].removeprefix("agent:")
+    ctx.write("chat", args["text"], to=f"agent:{agent}")
+    return f"Message sent to agent {agent}; its reply will arrive as a new message."
+
+
+async def create_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
+    payload = {"action": "create_agent", "id": args["id"], "name": args.get("name") or args["id"],
+               "instructions": args.get("instructions", "")}
+    ctx.write("system", None, payload=payload)
+    return (f"Request to create agent {args['id']} sent to the host. When it exists you can reach it with "
+            f"send_to_agent(agent='{args['id']}').")
+
+
+async def list_destinations(ctx: ToolContext, args: dict[str, Any]) -> str:
+    names = sorted(ctx.end.destinations())
+    route = ctx.end.routing()
+    here = f"{route.channel_type}:{route.platform_id}" if route else "none"
+    return json.dumps({"current_conversation": here, "destinations": names})
+
+
+TOOLS: list[Tool] = [
+    Tool("send_message", "Send a message now, before your final answer (progress updates), or to another "
+         "destination. Your final answer is sent automatically; do not repeat it with this tool.",
+         {"type": "object", "properties": {"text": _text("Message text (Markdown)."), "to": _TO}, "required": ["text"]},
+         send_message),
+    Tool("send_file", "Send a file from /workspace/agent (or the session folder) to the conversation or a destination.",
+         {"type": "object", "properties": {"path": _text("Path of the file, relative to /workspace/agent or absolute.", 1000),
+                                           "caption": _text("Optional caption.", 4000), "to": _TO}, "required": ["path"]},
+         send_file),
+    Tool("edit_message", "Replace the text of a message you sent earlier (message_id from send_message/send_card).",
+         {"type": "object", "properties": {"message_id": _text("The message_id returned when it was sent.", 200),
+                                           "text": _text("New text.")}, "required": ["message_id", "text"]},
+         edit_message),
+    Tool("add_reaction", "React with an emoji to a message; message_id is the id attribute of an incoming <message> "
+         "or one returned by send_message.",
+         {"type": "object", "properties": {"message_id": _text("Message id.", 200), "emoji": _text("One emoji.", 32)},
+          "required": ["message_id", "emoji"]},
+         add_reaction),
+    Tool("send_card", "Send a card with a text and buttons (shown as a numbered list where the chat has no buttons). "
+         "Use ask_user_question instead when you need the answer.",
+         {"type": "object", "properties": {"text": _text("Card body."), "title": _text("Optional title.", 200),
+                                           "buttons": {"type": "array", "items": {"type": "string"}, "maxItems": 10,
+                                                       "description": "Button labels."}, "to": _TO},
+          "required": ["text"]},
+         send_card),
+    Tool("ask_user_question", "Ask the person a question and WAIT for the answer (buttons for the options, free text "
+         "otherwise). Returns their answer, or that it expired.",
+         {"type": "object", "properties": {"question": _text("The question.", 4000),
+                                           "options": {"type": "array", "items": {"type": "string"}, "maxItems": 10,
+                                                       "description": "Possible answers, shown as buttons."},
+                                           "timeout_seconds": {"type": "number", "description": "Default 600."}},
+          "required": ["question"]},
+         ask_user_question),
+    Tool("send_to_agent", "Send a message to another agent (see list_destinations for 'agent:<id>' names). Its reply "
+         "comes back to you as a new message.",
+         {"type": "object", "properties": {"agent": _text("Agent id, e.g. 'researcher'.", 64),
+                                           "text": _text("What to tell or ask it.")}, "required": ["agent", "text"]},
+         send_to_agent),
+    Tool("create_agent", "Create a new agent (its own folder, memory and instructions) that you can then talk to "
+         "with send_to_agent. Admin only.",
+         {"type": "object", "properties": {"id": _text("Short id: lowercase letters, digits, - or _.", 40),
+                                           "name": _text("Display name.", 100),
+                                           "instructions": _text("Its CLAUDE.md: who it is and what it does.", 20000)},
+          "required": ["id", "instructions"]},
+         create_agent, admin_only=True),
+    Tool("list_destinations", "List where you can send messages: the current conversation and named destinations.",
+         {"type": "object", "properties": {}}, list_destinations),
+]
+
+
+def tool_names() -> list[str]:
+    return [t.name for t in TOOLS]
