@@ -11,7 +11,7 @@ import pytest
 from nanoclaw.config import Settings
 from nanoclaw.db import messaging_groups, wirings
 from nanoclaw.host.app import Host
-from tests.fakes.channel import FakeChannel, ThreadedFakeChannel
+from tests.fakes.channel import FakeChannel, RichFakeChannel, ThreadedFakeChannel
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -45,7 +45,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def host(settings: Settings) -> AsyncIterator[Host]:
-    h = Host(settings, channels=[FakeChannel, ThreadedFakeChannel])
+    h = Host(settings, channels=[FakeChannel, ThreadedFakeChannel, RichFakeChannel])
     await h.start()
     try:
         yield h

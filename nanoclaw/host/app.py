@@ -60,6 +60,7 @@ class Host:
         self.channels: dict[str, Channel] = {}
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
+        self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
         self.delivery = Delivery(self.conn, self.sessions, self.channels, Actions(self.conn, self.channels, self.agents))
         self.supervisor = Supervisor(

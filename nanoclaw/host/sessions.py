@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, destinations, sessions
 from nanoclaw.db.sessions import Session
 from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.logs import get_logger
-from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_GLOBAL, SANDBOX_WORKSPACE, SessionFolder
+from nanoclaw.protocol.folder import (
+    SANDBOX_AGENT,
+    SANDBOX_GLOBAL,
+    SANDBOX_PROXY_SOCKET,
+    SANDBOX_WORKSPACE,
+    SessionFolder,
+)
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Mount, SandboxSpec
 
 log = get_logger("nanoclaw.host.sessions")
+CLAUDE_CONFIG_DIR = "/home/agent/.claude"
+SKILLS_DIR = Path(__file__).resolve().parents[2] / "skills"
+
+
+def copy_skills(group_dir: Path) -> None:
+    """The project's skills/ go into each group's .claude/skills at spawn (the group's own skills stay)."""
+    if not SKILLS_DIR.is_dir():
+        return
+    target = group_dir / ".claude" / "skills"
+    for skill in SKILLS_DIR.iterdir():
+        if skill.is_dir():
+            shutil.copytree(skill, target / skill.name, dirs_exist_ok=True)
 
 
 class SessionManager:
@@ -26,6 +46,8 @@ class SessionManager:
         self.settings = settings
         self.conn = conn
         self._ends: dict[str, HostEnd] = {}
+        self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
+        self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self._sessions: dict[str, Session] = {}
 
     def folder(self, session: Session) -> SessionFolder:
@@ -118,7 +140,12 @@ class SessionManager:
         mounts += [
             Mount(group_dir, SANDBOX_AGENT, writable=True),
             Mount(global_dir, SANDBOX_GLOBAL, writable=group.is_admin),
+            Mount(self._claude_dir(group.id), CLAUDE_CONFIG_DIR, writable=True),
         ]
+        copy_skills(group_dir)
+        proxy = self.proxy_socket(session.id, group.id)
+        if proxy is not None:
+            mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
         config = RunnerConfig(
             workspace=SANDBOX_WORKSPACE,
             provider=group.provider or self.settings.provider or "mock",
@@ -130,6 +157,7 @@ class SessionManager:
             idle_timeout=self.settings.idle_timeout,
             heartbeat_interval=self.settings.heartbeat_interval,
             is_admin=group.is_admin,
+            formatting=self.formatting.get(self._channel_type(session), ""),
         )
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -137,6 +165,7 @@ class SessionManager:
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
+            "CLAUDE_CONFIG_DIR": CLAUDE_CONFIG_DIR,
             **config.to_env(),
         }
         return SandboxSpec(
@@ -147,6 +176,12 @@ class SessionManager:
             mounts=mounts,
             cwd=SANDBOX_AGENT,
         )
+
+    def _claude_dir(self, group_id: str) -> Path:
+        """Claude Code's config dir (transcripts, settings) per agent group, outside its folder."""
+        path = self.settings.state_dir / "claude" / group_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _channel_type(self, session: Session) -> str:
         if session.messaging_group_id is None:

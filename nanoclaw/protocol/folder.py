@@ -14,6 +14,7 @@ from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, tune
 SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_AGENT = "/workspace/agent"
 SANDBOX_GLOBAL = "/workspace/global"
+SANDBOX_PROXY_SOCKET = "/run/nanoclaw/proxy.sock"  # the host's proxy, bridged to 127.0.0.1 by the runner
 
 
 @dataclass(frozen=True)

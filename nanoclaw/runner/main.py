@@ -16,7 +16,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from nanoclaw.protocol.folder import SessionFolder
+from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
 from nanoclaw.protocol.runner_end import RunnerEnd
@@ -25,7 +25,6 @@ from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderEr
 from nanoclaw.runner.tools import TOOLS, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
-PROXY_SOCKET = "/run/nanoclaw/proxy.sock"
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -161,11 +160,11 @@ class Runner:
 
 
 async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
-    if os.path.exists(PROXY_SOCKET):
+    if os.path.exists(SANDBOX_PROXY_SOCKET):
         # The sandbox has no network: the host's proxy is reached through this bridge.
         from nanoclaw.runner.bridge import start_bridge
 
-        _server, port = await start_bridge(PROXY_SOCKET)
+        _server, port = await start_bridge(SANDBOX_PROXY_SOCKET)
         url = f"http://127.0.0.1:{port}"
         os.environ.update({"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": url, "HTTP_PROXY": url,
                            "https_proxy": url, "http_proxy": url, "NO_PROXY": "127.0.0.1,localhost",

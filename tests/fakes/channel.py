@@ -11,7 +11,15 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from nanoclaw.channels.base import Capabilities, Channel, InboundEvent, IngestResult, OutgoingMessage, SendResult
+from nanoclaw.channels.base import (
+    Capabilities,
+    Channel,
+    FileAttachment,
+    InboundEvent,
+    IngestResult,
+    OutgoingMessage,
+    SendResult,
+)
 from nanoclaw.errors import ChannelUnavailable
 from nanoclaw.protocol.messages import Route
 
@@ -24,6 +32,11 @@ class Sent:
     kind: str
     text: str
     id: str
+    platform_id: str = ""
+    title: str | None = None
+    buttons: tuple[str, ...] = ()
+    card_id: str | None = None
+    file: FileAttachment | None = None
 
 
 class FakeChannel(Channel):
@@ -36,15 +49,29 @@ class FakeChannel(Channel):
         self.typing: list[tuple[Route, bool]] = []
         self.processed_ids: list[tuple[list[str], str]] = []
         self.available = True
+        self.edits: list[tuple[str, str]] = []
+        self.reactions: list[tuple[str, str]] = []
         self._changed = asyncio.Condition()
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         if not self.available:
             raise ChannelUnavailable("fake platform is down")
-        self.sent.append(Sent(message.route, message.kind, message.text or "", message.id))
+        platform_id = f"p{next(_ids)}"
+        self.sent.append(Sent(message.route, message.kind, message.text or "", message.id, platform_id,
+                              message.title, message.buttons, message.card_id, message.file))
         async with self._changed:
             self._changed.notify_all()
-        return SendResult(f"p{next(_ids)}")
+        return SendResult(platform_id)
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        self.edits.append((platform_message_id, text))
+
+    async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
+        self.reactions.append((platform_message_id, emoji))
+
+    async def click(self, card_id: str, value: str, sender: str = "alice") -> str | None:
+        """A person presses a button of a question card."""
+        return await self.host.answer(card_id, value, sender)
 
     async def set_typing(self, route: Route, on: bool) -> None:
         self.typing.append((route, on))
@@ -88,3 +115,10 @@ class FakeChannel(Channel):
 class ThreadedFakeChannel(FakeChannel):
     type = "fakethreads"
     capabilities = Capabilities(threads=True, typing=True)
+
+
+class RichFakeChannel(FakeChannel):
+    """A platform with buttons, edits, reactions and files (like Slack or Discord)."""
+
+    type = "fakerich"
+    capabilities = Capabilities(threads=True, typing=True, cards=True, edits=True, reactions=True, files=True)

@@ -18,7 +18,7 @@ async def test_declared_destination_is_delivered(host: Host) -> None:
     family = messaging_groups.upsert(host.conn, "fake", "family-chat")
     destinations.add_chat(host.conn, "main", "family", family.id)
     ch = fake(host)
-    await ch.say("[mock:send=family:dinner at 7] tell the family")
+    await ch.say("[mock:send=family|dinner at 7] tell the family")
     sent = await ch.wait_sent(2)
     to_family = [s for s in sent if s.route.platform_id == "family-chat"]
     assert [s.text for s in to_family] == ["dinner at 7"]
@@ -27,7 +27,7 @@ async def test_declared_destination_is_delivered(host: Host) -> None:
 async def test_undeclared_destination_is_refused_and_recorded(host: Host) -> None:
     wire(host, "chat1", trigger="always")
     ch = fake(host)
-    await ch.say("[mock:send=strangers:psst] hi", message_id="m")
+    await ch.say("[mock:send=strangers|psst] hi", message_id="m")
     assert await ch.wait_processed("m") == "done"
     assert all(s.route.platform_id == "chat1" for s in ch.sent)
     rows = host.conn.execute("SELECT id FROM sessions").fetchall()

@@ -10,19 +10,22 @@ directives in the message text:
   [mock:silent]          answer nothing
   [mock:reply=TEXT]      answer exactly TEXT
   [mock:say=TEXT]        send TEXT mid-turn, before the final answer
-  [mock:send=NAME:TEXT]  send TEXT to the destination NAME
+  [mock:send=NAME|TEXT]  send TEXT to the destination NAME
+  [mock:tool=NAME:JSON]  call NanoClaw tool NAME with JSON arguments; the answer is its result
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
 
 from nanoclaw.runner.providers.base import Provider, Turn
+from nanoclaw.runner.tools import ToolError
 
-_DIRECTIVE = re.compile(r"\[mock:([a-z-]+)(?:=([^\]]*))?\]")
+_DIRECTIVE = re.compile(r"\[mock:([a-z-]+)(?:=((?:[^\[\]]|\[[^\]]*\])*))?\]")
 
 
 class MockProvider(Provider):
@@ -53,15 +56,23 @@ class MockProvider(Provider):
                 elif verb == "say":
                     await self._tool("send_message", {"text": arg})
                 elif verb == "send":
-                    name, _, text = arg.partition(":")
+                    name, _, text = arg.partition("|")
                     await self._tool("send_message", {"text": text, "to": name})
+                elif verb == "tool":
+                    name, _, raw = arg.partition(":")
+                    reply = await self._tool(name, json.loads(raw or "{}"))
         if silent:
             return None
         return reply if reply is not None else self.echo(turn)
 
-    async def _tool(self, name: str, args: dict[str, str]) -> str:
-        tool = next(t for t in self.context.tools if t.name == name)
-        return await tool.call(self.context.tool_context, args)
+    async def _tool(self, name: str, args: dict[str, object]) -> str:
+        tool = next((t for t in self.context.tools if t.name == name), None)
+        if tool is None:
+            return f"Error: no tool {name}"
+        try:
+            return await tool.call(self.context.tool_context, args)
+        except ToolError as exc:
+            return f"Error: {exc}"
 
     async def command(self, name: str) -> str:
         if name == "clear":

@@ -1,0 +1,119 @@
+"""NanoClaw tools end to end (mock provider calling real tools in a real sandbox): questions, files, edits, swarms."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nanoclaw.db import agent_groups
+from nanoclaw.host.app import Host
+from nanoclaw.protocol.runner_end import RunnerEnd
+from tests.conftest import fake, wire
+
+pytestmark = pytest.mark.sandbox
+
+
+def tool(tool_name: str, **args: object) -> str:
+    return f"[mock:tool={tool_name}:{json.dumps(args)}]"
+
+
+async def test_question_answered_with_a_card_button(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    ch = fake(host, "fakerich")
+    await ch.say(tool("ask_user_question", question="Tea or coffee?", options=["tea", "coffee"]), chat="room")
+    cards = await ch.wait_sent(1)
+    card = cards[0]
+    assert card.kind == "question" and card.buttons == ("tea", "coffee") and card.card_id.startswith("q-")
+    assert len(card.card_id) == 10
+    assert await ch.click(card.card_id, "coffee") is None
+    sent = await ch.wait_sent(2)
+    assert sent[1].text == "The person answered: coffee"
+    assert await ch.click(card.card_id, "tea") == "That question was already answered or has expired."
+
+
+async def test_question_answered_by_a_plain_reply_where_there_are_no_buttons(host: Host) -> None:
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("ask_user_question", question="Tea or coffee?", options=["tea", "coffee"]))
+    sent = await ch.wait_sent(1)
+    assert "1) tea\n2) coffee" in sent[0].text and "reply with the number" in sent[0].text
+    await ch.say("2")
+    sent = await ch.wait_sent(2)
+    assert sent[1].text == "The person answered: coffee"
+
+
+async def test_send_file_from_the_group_folder(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    (host.settings.groups_dir / "main" / "report.txt").write_text("quarterly numbers")
+    ch = fake(host, "fakerich")
+    await ch.say(tool("send_file", path="report.txt", caption="here it is") + "[mock:silent]", chat="room")
+    sent = await ch.wait_sent(1)
+    assert sent[0].kind == "file" and sent[0].file is not None
+    assert (sent[0].file.name, sent[0].file.data) == ("report.txt", b"quarterly numbers")
+    assert sent[0].text == "here it is"
+
+
+async def test_send_file_outside_the_workspace_is_refused(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    ch = fake(host, "fakerich")
+    await ch.say(tool("send_file", path="/etc/passwd"), chat="room")
+    sent = await ch.wait_sent(1)
+    assert "outside /workspace" in sent[0].text and sent[0].kind == "chat"
+
+
+async def test_bad_tool_arguments_are_reported_to_the_model(host: Host) -> None:
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("send_message", txt="typo"))
+    sent = await ch.wait_sent(1)
+    assert sent[0].text.startswith("Error: missing required argument(s): text")
+
+
+async def test_edit_and_reaction_reach_the_platform(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    ch = fake(host, "fakerich")
+    await ch.say("hello", chat="room", message_id="in-1")
+    await ch.wait_sent(1)
+    session_id = host.conn.execute("SELECT id FROM sessions").fetchone()[0]
+    folder = host.sessions.folder(host.sessions.get(session_id))
+    runner = RunnerEnd(folder, doorbell=False)  # what the runner's tools write
+    with runner.transaction():
+        route = runner.routing()
+        runner.write(kind="edit", text="hello (edited)", route=route, payload={"message_id": _first_out_id(runner)})
+        runner.write(kind="reaction", text=None, route=route, payload={"message_id": "in-1", "emoji": "👍"})
+    runner.close()
+    await host.delivery.drain(session_id)
+    assert ch.edits == [(ch.sent[0].platform_id, "hello (edited)")]
+    assert ch.reactions == [("in-1", "👍")]
+
+
+def _first_out_id(runner: RunnerEnd) -> str:
+    return runner.out.execute("SELECT id FROM messages_out ORDER BY seq LIMIT 1").fetchone()[0]
+
+
+async def test_agents_created_from_chat_answer_each_other(host: Host) -> None:
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    create = tool("create_agent", id="researcher", name="Researcher", instructions="You find facts.")
+    await ch.say(create + "[mock:send=agent:researcher|find the boiling point of water]", message_id="go")
+    sent = await ch.wait_sent(2, timeout=20)
+    assert agent_groups.get(host.conn, "researcher") is not None
+    assert (host.settings.groups_dir / "researcher" / "CLAUDE.md").read_text().endswith("You find facts.\n")
+    # The second reply is main answering the researcher's message, in the person's chat.
+    assert all(s.route.platform_id == "chat1" for s in sent)
+    assert "agent researcher: [mock] Andy received 1 message:" in sent[1].text
+    assert "find the boiling point of water" in sent[1].text
+
+
+async def test_non_admin_agents_cannot_create_agents(host: Host) -> None:
+    agent_groups.create(host.conn, "family")
+    from nanoclaw.host.bootstrap import ensure_group_folder
+
+    ensure_group_folder(host.settings, "family")
+    wire(host, "fam", group="family", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("create_agent", id="spy", instructions="x"), chat="fam")
+    sent = await ch.wait_sent(1)
+    assert sent[0].text == "Error: no tool create_agent"  # a non-admin agent is not even offered the tool
+    assert agent_groups.get(host.conn, "spy") is None
