@@ -95,7 +95,7 @@ class Delivery:
         finished = set(by_status.get("done", [])) | set(by_status.get("failed", []))
         by_status["taken"] = [s for s in by_status.get("taken", []) if s not in finished]
         for status, seqs in by_status.items():
-            if not seqs:
+            if not seqs or status not in ("taken", "done", "failed"):
                 continue
             messages = end.messages(seqs)
             for route, group in _by_route(messages).items():

@@ -93,7 +93,10 @@ class Router:
         )
         if self.questions is not None:
             open_question = self.questions.open_question(group.id)
-            if open_question is not None and not text.startswith("/"):
+            same_thread = open_question is not None and (open_question.thread_id or None) == (
+                event.thread_id if self.capabilities.get(event.channel_type, Capabilities()).threads else None
+            )
+            if open_question is not None and same_thread and not text.startswith("/"):
                 error = await self.questions.answer(
                     open_question.id, self.questions.interpret(open_question, text), event.sender_id
                 )

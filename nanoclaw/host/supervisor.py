@@ -42,6 +42,8 @@ class Supervisor:
         self.label = label
         self.on_activity = on_activity
         self.on_give_up = on_give_up
+        # Runs before each sandbox start (e.g. opening the session's proxy socket).
+        self.prepare: Callable[[str], Awaitable[None]] | None = None
         self.live: dict[str, LiveRunner] = {}
         self.starts = 0
         self._starting: dict[str, asyncio.Future[None]] = {}
@@ -80,6 +82,8 @@ class Supervisor:
         self._starting[session_id] = done
         try:
             end = self.sessions.end(session_id)  # opened before the sandbox exists
+            if self.prepare is not None:
+                await self.prepare(session_id)
             spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
             process = await self.runtime.start(spec)
         except Exception as exc:

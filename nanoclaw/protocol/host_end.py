@@ -124,7 +124,8 @@ class HostEnd:
         """Triggering rows the runner has not finished (no done/failed ack) and the host has not given up."""
         rows = self.conn.execute(
             "SELECT m.* FROM messages_in m WHERE m.trigger = 1 AND m.status = 'pending' AND m.seq > ?"
-            " AND NOT EXISTS (SELECT 1 FROM o.processing_ack a WHERE a.in_seq = m.seq AND a.status IN ('done','failed'))"
+            " AND NOT EXISTS (SELECT 1 FROM o.processing_ack a WHERE a.in_seq = m.seq"
+            " AND a.status IN ('done','failed','consumed'))"
             " ORDER BY m.seq",
             (self.finished_cursor(),),
         ).fetchall()

@@ -63,11 +63,22 @@ class RunnerEnd:
         )
 
     def pending(self) -> list[InboundMessage]:
-        """Rows after the last finished one that the host has not given up on, context included."""
+        """Rows after the last finished one that the host has not given up on, context included.
+
+        Answers taken by a waiting tool are acked 'consumed', which does not move the
+        cursor: the turn that asked (lower seqs) is still running and must be retried
+        if the runner dies.
+        """
+        cursor = self.finished_cursor()
+        consumed = {
+            r[0] for r in self.out.execute(
+                "SELECT in_seq FROM processing_ack WHERE status = 'consumed' AND in_seq > ?", (cursor,)
+            )
+        }
         rows = self.inbound.execute(
-            "SELECT * FROM messages_in WHERE seq > ? AND status = 'pending' ORDER BY seq", (self.finished_cursor(),)
+            "SELECT * FROM messages_in WHERE seq > ? AND status = 'pending' ORDER BY seq", (cursor,)
         ).fetchall()
-        return [InboundMessage.from_row(r) for r in rows]
+        return [InboundMessage.from_row(r) for r in rows if r["seq"] not in consumed]
 
     def routing(self) -> Route | None:
         row = self.inbound.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()

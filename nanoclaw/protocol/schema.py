@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS messages_out (
 CREATE TABLE IF NOT EXISTS processing_ack (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     in_seq  INTEGER NOT NULL,
-    status  TEXT NOT NULL,                       -- taken | done | failed
+    status  TEXT NOT NULL,                       -- taken | done | failed | consumed (an answer a tool took)
     error   TEXT,
     at      REAL NOT NULL
 );

@@ -87,7 +87,7 @@ class Runner:
             if m.kind == "answer" and waiter is not None and not waiter.done():
                 waiter.set_result(m.text)
                 with self.end.transaction():
-                    self.end.ack([m.seq], "done")
+                    self.end.ack([m.seq], "consumed")
                 continue
             fresh.append(m)
         return fresh
