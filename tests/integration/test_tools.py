@@ -117,3 +117,18 @@ async def test_non_admin_agents_cannot_create_agents(host: Host) -> None:
     sent = await ch.wait_sent(1)
     assert sent[0].text == "Error: no tool create_agent"  # a non-admin agent is not even offered the tool
     assert agent_groups.get(host.conn, "spy") is None
+
+
+async def test_turn_that_asked_is_retried_when_the_runner_dies_after_the_answer(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    ch = fake(host, "fakerich")
+    ask = tool("ask_user_question", question="Proceed?", options=["yes", "no"])
+    await ch.say(ask + "[mock:crash-once]", chat="room", message_id="ask")
+    first = (await ch.wait_sent(1))[0]
+    assert await ch.click(first.card_id, "yes") is None
+    # The runner dies after taking the answer; the turn is retried and asks again.
+    second = (await ch.wait_sent(2, timeout=20))[1]
+    assert second.kind == "question" and second.card_id != first.card_id
+    assert await ch.click(second.card_id, "no") is None
+    assert await ch.wait_processed("ask", timeout=20) == "done"
+    assert ch.sent[-1].text == "The person answered: no"
