@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nanoclaw.protocol.formatting import strip_internal
 from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
 
@@ -124,11 +125,13 @@ class ClaudeProvider(Provider):
                     self.context.set_state(STATE_KEY, message.session_id)
                     if message.is_error:
                         raise ProviderError(self._describe_error(message))
-                    result = message.result
                     self._pending_results -= 1
                     if self._pending_results <= 0:
-                        break
-            return result
+                        return message.result
+                    # An answer to an earlier part of a turn that took follow-ups: send it now.
+                    if message.result and strip_internal(message.result):
+                        self.context.tool_context.write("chat", strip_internal(message.result))
+            return None
         except ProviderError:
             raise
         except Exception as exc:  # the CLI died or the stream broke: start a fresh client next turn
