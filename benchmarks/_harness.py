@@ -1,0 +1,95 @@
+"""Shared pieces of the benchmarks: a timing channel and a host in a temporary home."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nanoclaw.channels.base import Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult
+from nanoclaw.config import Settings
+from nanoclaw.db import messaging_groups, wirings
+from nanoclaw.host.app import Host
+
+_ids = itertools.count(1)
+
+
+class TimingChannel(Channel):
+    """Records when each reply reaches the platform; `expect()` returns a future for the next one."""
+
+    type = "bench"
+    capabilities = Capabilities()
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self.waiters: dict[str, asyncio.Future[float]] = {}
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        now = time.perf_counter()
+        waiter = self.waiters.pop(message.route.platform_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(now)
+        return SendResult(str(next(_ids)))
+
+    async def round_trip(self, chat: str, text: str = "ping") -> float:
+        """Milliseconds from handing the message to the host until its reply is sent."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiters[chat] = future
+        start = time.perf_counter()
+        await self.host.receive(InboundEvent("bench", chat, f"m{next(_ids)}", text, "bench", "Bench"))
+        end = await asyncio.wait_for(future, 60)
+        return (end - start) * 1000
+
+
+def make_host(home: Path, **overrides: Any) -> Host:
+    values: dict[str, Any] = dict(home=home, provider="mock", log_level="WARNING")
+    values.update(overrides)
+    return Host(Settings(**values), channels=[TimingChannel])
+
+
+def wire(host: Host, chat: str) -> None:
+    group = messaging_groups.upsert(host.conn, "bench", chat)
+    wirings.wire(host.conn, group.id, "main", trigger="always")
+
+
+def channel(host: Host) -> TimingChannel:
+    ch = host.channels["bench"]
+    assert isinstance(ch, TimingChannel)
+    return ch
+
+
+def temp_home() -> Path:
+    return Path(tempfile.mkdtemp(prefix="nanoclaw-bench-")) / "home"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(prefix: str, values: list[float]) -> dict[str, float]:
+    return {
+        f"{prefix}_p50_ms": round(percentile(values, 50), 3),
+        f"{prefix}_p99_ms": round(percentile(values, 99), 3),
+        f"{prefix}_mean_ms": round(statistics.fmean(values), 3),
+        f"{prefix}_n": len(values),
+    }
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>28}: {value}")
