@@ -76,9 +76,11 @@ def main(ctx: click.Context, home: Path | None) -> None:
 @click.option("--idle-timeout", type=float, help="seconds before an idle runner exits [default: 300]")
 @click.option("--no-doorbell", is_flag=True, default=None, help="poll only (for runtimes where FIFOs do not cross)")
 @click.option("--log-level", help="DEBUG, INFO, WARNING [default: INFO]")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="write logs to this file, rotated at 10 MB, 5 old files kept [default: stderr]")
 @home_option
 @click.pass_context
-def run(ctx: click.Context, no_doorbell: bool | None, **options: Any) -> None:
+def run(ctx: click.Context, no_doorbell: bool | None, log_file: Path | None, **options: Any) -> None:
     """Start the host: channels, router, runners, delivery.
 
     Runs in the foreground until Ctrl-C or SIGTERM. Talk to it from another
@@ -88,7 +90,7 @@ def run(ctx: click.Context, no_doorbell: bool | None, **options: Any) -> None:
     from nanoclaw.host.app import Host
 
     settings = _settings(ctx, doorbell=False if no_doorbell else None, **options)
-    logs.setup(settings.log_level)
+    logs.setup(settings.log_level, log_file)
     try:
         host = Host(settings)
     except NanoClawError as exc:

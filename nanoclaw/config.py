@@ -1,7 +1,9 @@
 """Settings: NANOCLAW_* environment variables, an optional .env file, then CLI flags.
 
-Precedence, lowest first: defaults, `.env` in the current directory (or the
-file named by NANOCLAW_ENV_FILE), the process environment, explicit overrides.
+Precedence, lowest first: defaults, the credentials file written by `nanoclaw
+setup` (`~/.config/nanoclaw/credentials.env`, honouring XDG_CONFIG_HOME), the
+home's `config.env` (also written by setup), `.env` in the current directory (or
+the file named by NANOCLAW_ENV_FILE), the process environment, explicit overrides.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from dotenv import dotenv_values
 from nanoclaw.errors import ConfigError
 
 ENV_PREFIX = "NANOCLAW_"
+CONFIG_FILE = "config.env"  # in NANOCLAW_HOME
+CREDENTIALS_FILE = "credentials.env"  # in user_config_dir(), outside the home and the project
+
+
+def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CONFIG_HOME/nanoclaw`, default `~/.config/nanoclaw`."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base).expanduser() / "nanoclaw"
+
+
+def credentials_path(env: Mapping[str, str] | None = None) -> Path:
+    return user_config_dir(env) / CREDENTIALS_FILE
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,10 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def config_file(self) -> Path:
+        return self.home / CONFIG_FILE
+
     def with_overrides(self, **overrides: Any) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(self, **_coerce(clean))
@@ -79,9 +98,14 @@ class Settings:
     ) -> Settings:
         env = dict(os.environ if env is None else env)
         path = env_file or env.get("NANOCLAW_ENV_FILE") or ".env"
+        local = _read_env_file(Path(path))
+        home = overrides.get("home") or env.get("NANOCLAW_HOME") or local.get("NANOCLAW_HOME")
+        home_dir = Path(str(home)).expanduser() if home else cls().home
         merged: dict[str, str] = {}
-        if Path(path).is_file():
-            merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        # What `nanoclaw setup` saved; neither file may move the home it is found through.
+        for saved in (credentials_path(env), home_dir / CONFIG_FILE):
+            merged.update({k: v for k, v in _read_env_file(saved).items() if k != "NANOCLAW_HOME"})
+        merged.update(local)
         merged.update(env)
         values: dict[str, Any] = {}
         names = {f.name for f in fields(cls)} - {"extra"}
@@ -116,6 +140,15 @@ class Settings:
             return self.provider
         has_key = any(self.extra.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
         return "claude" if has_key and "claude" in available else "mock"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -33,10 +35,21 @@ def get_logger(name: str) -> EventLogger:
     return EventLogger(name)
 
 
-def setup(level: str = "INFO") -> None:
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+
+
+def setup(level: str = "INFO", file: Path | None = None) -> None:
+    """Log to stderr, or to `file` rotated at 10 MB with 5 old files kept (the service's host.log)."""
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS)
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        stream=sys.stderr,
+        handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 

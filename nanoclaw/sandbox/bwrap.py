@@ -84,6 +84,8 @@ class BwrapRuntime(Runtime):
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "nanoclaw",
             "--clearenv", "--setenv", LABEL_VAR, spec.label,
             "--ro-bind", "/usr", "/usr",
+            # tmpfs first: the project (and its venv) may itself live under /tmp.
+            "--tmpfs", "/tmp", "--tmpfs", "/home/agent",
         ]
         for path in _SYSTEM_LINKS:
             if os.path.islink(path):
@@ -97,7 +99,7 @@ class BwrapRuntime(Runtime):
             args += ["--ro-bind", str(self._etc / name), f"/etc/{name}"]
         for path in _python_paths():
             args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home/agent"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
         for m in spec.mounts:
             args += ["--bind" if m.writable else "--ro-bind", str(m.source), m.target]
         for key, value in spec.env.items():
