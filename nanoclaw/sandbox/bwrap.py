@@ -20,6 +20,9 @@ from nanoclaw.sandbox.base import Runtime, RuntimeCheck, SandboxProcess, Sandbox
 INSTALL_HINT = "install bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap)"
 LABEL_VAR = "NANOCLAW_SANDBOX_LABEL"
 SANDBOX_UID = 1000
+# bwrap's own process (pid 1 inside, readable at /proc/1/environ) keeps the
+# environment it was started with, so it is started with almost none.
+LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The few files from /etc a Python process and TLS clients need; nothing else of /etc.
 _ETC = ("ld.so.cache", "ssl", "ca-certificates", "localtime", "alternatives", "nsswitch.conf", "mime.types")
@@ -115,7 +118,8 @@ class BwrapRuntime(Runtime):
             stderr = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
+                *args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True,
+                env=LAUNCH_ENV,
             )
         except FileNotFoundError as exc:
             raise SandboxUnavailable(f"cannot start bwrap: {exc}; {INSTALL_HINT}") from exc
