@@ -216,3 +216,10 @@ from nanoclaw.cli_doctor import doctor  # noqa: E402
 
 main.add_command(groups)
 main.add_command(doctor)
+
+from nanoclaw.cli_service import logs, service  # noqa: E402
+from nanoclaw.cli_setup import setup  # noqa: E402
+
+main.add_command(setup)
+main.add_command(service)
+main.add_command(logs)

@@ -1,18 +1,27 @@
-"""`nanoclaw doctor` — check this machine, each failure with its fix."""
+"""`nanoclaw doctor` — check this machine, each check one line, each failure with its fix."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sqlite3
 import stat
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
-from nanoclaw import registry
-from nanoclaw.config import Settings
-from nanoclaw.errors import NanoClawError
+from nanoclaw import envfile, registry
+from nanoclaw.cli import home_option
+from nanoclaw.config import Settings, credentials_path
+from nanoclaw.errors import ConfigError, NanoClawError
+
+MIN_FREE_BYTES = 1024**3
+ANTHROPIC_URL = "https://api.anthropic.com"
 
 
 @dataclass(frozen=True)
@@ -21,11 +30,18 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # ok, but worth a look: printed with its fix, does not fail the doctor
 
 
-def run_checks(settings: Settings) -> list[Check]:
-    checks = [_python(), _runtime(settings), _home(settings), _database(settings), _host(settings)]
-    return checks
+def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]:
+    host = _host(settings)
+    host_running = host.ok and host.detail.startswith("running")
+    return [
+        _python(), _config(settings, load_error), runtime_check(settings), _home(settings), _disk(settings),
+        _database(settings), _secret_files(settings),
+        _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
+        host, _service(settings),
+    ]
 
 
 def _python() -> Check:
@@ -35,7 +51,8 @@ def _python() -> Check:
                  "" if ok else "install Python 3.11 or newer and re-run ./scripts/run")
 
 
-def _runtime(settings: Settings) -> Check:
+def runtime_check(settings: Settings) -> Check:
+    """The sandbox runtime can start sandboxes here (also used by `nanoclaw setup`)."""
     try:
         cls = registry.load(registry.RUNTIMES, settings.runtime)
     except LookupError as exc:
@@ -87,21 +104,176 @@ def _host(settings: Settings) -> Check:
                      "stop any stale host and start it again with: nanoclaw run")
 
 
+def _config_files(settings: Settings) -> list[Path]:
+    return [credentials_path(), settings.config_file, Path(os.environ.get("NANOCLAW_ENV_FILE") or ".env")]
+
+
+def _config(settings: Settings, load_error: str | None) -> Check:
+    files = [p for p in _config_files(settings) if p.is_file()]
+    for path in files:
+        bad = envfile.problems(path)
+        if bad:
+            return Check("config", False, f"{path} {bad[0]} cannot be read ({len(bad)} bad line{'s' * (len(bad) > 1)})",
+                         f"edit {path}: each line must look like NAME=value (quote values with spaces)")
+    if load_error:
+        where = ", ".join(str(p) for p in files) or "the environment"
+        return Check("config", False, load_error, f"correct it in {where} (or re-run: nanoclaw setup)")
+    return Check("config", True, ", ".join(str(p) for p in files) if files else "defaults (no config file yet)")
+
+
+def _disk(settings: Settings) -> Check:
+    path = settings.home
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    free = shutil.disk_usage(path).free
+    detail = f"{free / 1024**3:.1f} GB free for {settings.home}"
+    if free < MIN_FREE_BYTES:
+        return Check("disk", True, detail + " (under 1 GB)",
+                     f"free some space on the disk holding {path}: sessions, logs and the database grow", warn=True)
+    return Check("disk", True, detail)
+
+
+def _secret_files(settings: Settings) -> Check:
+    """The credentials file and config.env must be readable by their owner only."""
+    found = []
+    for path in (credentials_path(), settings.config_file):
+        if not path.is_file():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            return Check("key files", False, f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}")
+        found.append(f"{path} ({mode:o})")
+    return Check("key files", True, ", ".join(found) if found else "none yet (nanoclaw setup writes them)")
+
+
+def _running_provider(settings: Settings) -> str | None:
+    """The provider the running host uses (flags given to `nanoclaw run` may differ from the config)."""
+    from nanoclaw.client import LocalClient
+
+    try:
+        with LocalClient(settings.socket_path, timeout=3) as client:
+            return client.request("status").get("status", {}).get("provider")
+    except (NanoClawError, OSError, ValueError):
+        return None
+
+
+def _model(settings: Settings, running_provider: str | None) -> Check:
+    """The model key is set for the claude provider and, while the host runs, accepted by the API."""
+    providers = set(registry.names(registry.PROVIDERS))
+    provider = running_provider or settings.default_provider(providers)
+    if provider not in providers:
+        return Check("model", False, f"provider {provider!r} is not installed (installed: {', '.join(sorted(providers))})",
+                     "set NANOCLAW_PROVIDER to one of those, or re-run: nanoclaw setup")
+    if provider != "claude":
+        return Check("model", True, f"provider {provider}" + (" (canned answers, no key needed)" if provider == "mock" else ""))
+    key = settings.extra.get("ANTHROPIC_API_KEY") or settings.extra.get("ANTHROPIC_AUTH_TOKEN")
+    if not key:
+        return Check("model", False, "provider claude, but no Anthropic key is set",
+                     f"run: nanoclaw setup (it stores the key in {credentials_path()})")
+    if running_provider is None:
+        return Check("model", True, "provider claude, key set (reachability is tested while the host runs)")
+    return _reachable(settings)
+
+
+def _reachable(settings: Settings) -> Check:
+    base = (settings.extra.get("ANTHROPIC_BASE_URL") or ANTHROPIC_URL).rstrip("/")
+    headers = {"anthropic-version": "2023-06-01"}
+    if settings.extra.get("ANTHROPIC_API_KEY"):
+        headers["x-api-key"] = settings.extra["ANTHROPIC_API_KEY"]
+    else:
+        headers["authorization"] = f"Bearer {settings.extra.get('ANTHROPIC_AUTH_TOKEN', '')}"
+    request = urllib.request.Request(f"{base}/v1/models?limit=1", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=8) as response:  # noqa: S310 - an https/http base URL
+            json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return Check("model", False, f"{base} refused the key (HTTP {exc.code})",
+                         "create a new key at https://console.anthropic.com/settings/keys, then: nanoclaw setup")
+        return Check("model", True, f"{base} answered HTTP {exc.code}", "try again later; see https://status.anthropic.com",
+                     warn=True)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check("model", False, f"cannot reach {base}: {reason}",
+                     "check this machine's internet connection, DNS or HTTPS_PROXY")
+    return Check("model", True, f"provider claude, key accepted by {base}")
+
+
+def _channels(settings: Settings) -> Check:
+    installed = registry.names(registry.CHANNELS)
+    listed = [c.strip().lower() for c in settings.channels.split(",") if c.strip()]
+    missing = [c for c in listed if c not in installed]
+    if missing:
+        return Check("channels", False, f"enabled but not installed: {', '.join(missing)} (installed: {', '.join(installed)})",
+                     f"pip install nanoclaw-{missing[0]}, or remove it from NANOCLAW_CHANNELS in {settings.config_file}")
+    enabled = [n for n in installed if n == "terminal" or settings.channel_enabled(n)]
+    return Check("channels", True, ", ".join(enabled))
+
+
+def _service(settings: Settings) -> Check:
+    from nanoclaw import service
+
+    try:
+        manager = service.current_manager()
+    except ConfigError:
+        return Check("service", True, f"not supported on {sys.platform} (run the host with: nanoclaw run)")
+    if not manager.path.is_file():
+        return Check("service", True, "not installed (optional: nanoclaw service install)")
+    state = manager.state()
+    name = f"{manager.name} {manager.path.name}"
+    if state.home and Path(state.home) != settings.home.expanduser().resolve():
+        return Check("service", True, f"{name} runs home {state.home}, not {settings.home}",
+                     f"nanoclaw --home {settings.home} service install (one service per user)", warn=True)
+    if state.failed:
+        return Check("service", False, f"{name}: {state.detail}",
+                     "read why in: nanoclaw logs (or journalctl --user -u nanoclaw), then: systemctl --user restart nanoclaw")
+    if state.running is None:
+        return Check("service", True, f"{name}: installed, state {state.detail}")
+    if state.running is False:
+        return Check("service", True, f"{name}: installed, {state.detail}",
+                     "start it: " + " && ".join(" ".join(c) for c in manager.activate_commands()[-1:]), warn=True)
+    return Check("service", True, f"{name}: {state.detail}")
+
+
+def settings_or_defaults(ctx: click.Context) -> Settings:
+    """Settings for a home whose config does not load: its defaults, so checks can still run."""
+    home = ctx.obj.get("home") or os.environ.get("NANOCLAW_HOME")
+    return Settings(home=Path(home).expanduser()) if home else Settings()
+
+
 @click.command()
+@home_option
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
-    """Check Python, the sandbox, the home folder, the database and the host."""
+    """Check this machine: each check is one line, each problem comes with its fix.
+
+    Checks Python, the config files, the sandbox runtime, the home folder and
+    its free disk space, the database, the key files' permissions, the model
+    key (and, while the host runs, that the API accepts it), channels, the
+    host and the service. Exits 1 when a check fails; warnings do not fail.
+
+    \b
+    Example: nanoclaw doctor
+             NANOCLAW_HOME=/srv/assistant nanoclaw doctor
+    """
+    load_error = None
     try:
         settings = Settings.load(home=ctx.obj.get("home"))
     except NanoClawError as exc:
-        raise click.ClickException(str(exc)) from exc
+        load_error = str(exc)
+        settings = settings_or_defaults(ctx)
     failed = 0
-    for check in run_checks(settings):
-        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {check.name}: {check.detail}")
+    for check in run_checks(settings, load_error):
         if not check.ok:
-            failed += 1
+            mark = click.style("FAIL", fg="red")
+        elif check.warn:
+            mark = click.style("warn", fg="yellow")
+        else:
+            mark = click.style("ok  ", fg="green")
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        if (not check.ok or check.warn) and check.fix:
             click.echo(f"     fix: {check.fix}")
+        failed += not check.ok
     if failed:
         raise click.ClickException(f"{failed} check{'s' if failed > 1 else ''} failed")
     click.echo("All good.")

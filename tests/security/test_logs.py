@@ -21,6 +21,7 @@ async def test_info_logs_hold_no_message_bodies(host: Host, caplog: pytest.LogCa
     wire(host, "chat1", trigger="always")
     ch = fake(host)
     await ch.say(BODY)
+    await ch.wait_sent(1)
     await ch.say("x" * 2_000_000)  # rejected: logged with its reason, not its body
     await ch.say("[mock:crash] " + BODY)  # failures are logged too
     await ch.wait_sent(2, timeout=30)
