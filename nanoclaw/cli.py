@@ -57,11 +57,13 @@ def main(ctx: click.Context, home: Path | None) -> None:
     """NanoClaw: a personal AI assistant whose agents run in OS sandboxes.
 
     \b
+    Set it up (first time):     nanoclaw setup
     Start the assistant:        nanoclaw run
     Chat with it:               nanoclaw chat
     One message, one answer:    nanoclaw send "what's on today?"
     What is running:            nanoclaw status
     Check this machine:         nanoclaw doctor
+    Run it in the background:   nanoclaw service install
     """
     ctx.ensure_object(dict)
     ctx.obj["home"] = home

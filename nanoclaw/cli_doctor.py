@@ -245,7 +245,7 @@ def settings_or_defaults(ctx: click.Context) -> Settings:
 @home_option
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
-    """Check this machine: each check is one line, each problem comes with its fix.
+    """Check this machine, one line per check; every problem comes with its fix.
 
     Checks Python, the config files, the sandbox runtime, the home folder and
     its free disk space, the database, the key files' permissions, the model

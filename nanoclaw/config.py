@@ -47,12 +47,15 @@ class Settings:
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
     max_attempts: int = 3
+    max_agent_turns: int = 60
     retry_backoff: float = 2.0
     doorbell: bool = True
     host_poll_interval: float = 1.0
     runner_poll_interval: float = 0.5
     max_message_bytes: int = 1_000_000
     log_level: str = "INFO"
+    # Let sandboxes reach loopback/private addresses through the proxy (local model servers, tests).
+    egress_allow_private: bool = False
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -102,9 +105,9 @@ class Settings:
         home = overrides.get("home") or env.get("NANOCLAW_HOME") or local.get("NANOCLAW_HOME")
         home_dir = Path(str(home)).expanduser() if home else cls().home
         merged: dict[str, str] = {}
-        # What `nanoclaw setup` saved; neither file may move the home it is found through.
+        # What `nanoclaw setup` saved, taken literally (no ${VAR}); neither file may move the home it is in.
         for saved in (credentials_path(env), home_dir / CONFIG_FILE):
-            merged.update({k: v for k, v in _read_env_file(saved).items() if k != "NANOCLAW_HOME"})
+            merged.update({k: v for k, v in _read_env_file(saved, literal=True).items() if k != "NANOCLAW_HOME"})
         merged.update(local)
         merged.update(env)
         values: dict[str, Any] = {}
@@ -142,11 +145,11 @@ class Settings:
         return "claude" if has_key and "claude" in available else "mock"
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def _read_env_file(path: Path, literal: bool = False) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        return {k: v for k, v in dotenv_values(path, interpolate=not literal).items() if v is not None}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from nanoclaw import db, registry
@@ -31,6 +32,7 @@ from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox.base import Runtime
+from nanoclaw.vault.proxy import EgressProxy, Upstream
 
 log = get_logger("nanoclaw.host")
 
@@ -66,6 +68,18 @@ class Host:
         self.supervisor = Supervisor(
             settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
         )
+        self.proxy = EgressProxy(
+            settings.state_dir / "proxy",
+            Upstream(
+                base_url=settings.extra.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com",
+                api_key=settings.extra.get("ANTHROPIC_API_KEY") or None,
+                auth_token=settings.extra.get("ANTHROPIC_AUTH_TOKEN") or None,
+            ),
+            allow_private=settings.egress_allow_private,
+        )
+        self._proxy_sockets: dict[str, Path] = {}
+        self.supervisor.prepare = self._open_proxy
+        self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)
         self.router = Router(
             settings, self.conn, self.sessions, self.supervisor.wake,
             {name: ch.capabilities for name, ch in self.channels.items()},
@@ -83,6 +97,10 @@ class Host:
         # An unconfigured channel is never imported.
         names = [n for n in registry.names(registry.CHANNELS) if n == "terminal" or self.settings.channel_enabled(n)]
         return [registry.load(registry.CHANNELS, n) for n in names]
+
+    async def _open_proxy(self, session_id: str) -> None:
+        group = self.sessions.get(session_id).agent_group_id
+        self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group)
 
     # -- what channels see (ChannelHost) -----------------------------------
 
@@ -143,6 +161,7 @@ class Host:
             except Exception as exc:
                 log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
         await self.delivery.stop()
+        await self.proxy.stop()
         await self.api.stop()
         self.sessions.close()
         self.conn.close()

@@ -157,6 +157,7 @@ class SessionManager:
             idle_timeout=self.settings.idle_timeout,
             heartbeat_interval=self.settings.heartbeat_interval,
             is_admin=group.is_admin,
+            max_turns=self.settings.max_agent_turns,
             formatting=self.formatting.get(self._channel_type(session), ""),
         )
         env = {

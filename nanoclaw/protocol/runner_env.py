@@ -21,6 +21,7 @@ class RunnerConfig:
     idle_timeout: float = 300.0
     heartbeat_interval: float = 2.0
     is_admin: bool = False
+    max_turns: int = 60  # bounds a model that loops calling tools
     formatting: str = ""  # the channel's formatting rules, for the system prompt
 
     def to_env(self) -> dict[str, str]:

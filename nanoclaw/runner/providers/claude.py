@@ -18,7 +18,6 @@ from nanoclaw.runner.tools import Tool, ToolError
 
 STATE_KEY = "claude.session_id"
 MCP_SERVER = "nanoclaw"
-MAX_TURNS = 60  # bounds a model that loops calling tools
 CLAUDE_CODE_TOOLS = ["Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebSearch", "WebFetch",
                      "Task", "TodoWrite", "NotebookEdit", "Skill"]
 API_ERRORS = {
@@ -85,7 +84,7 @@ class ClaudeProvider(Provider):
             allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS,
             resume=self.context.get_state(STATE_KEY) or None,
             setting_sources=["project"],
-            max_turns=MAX_TURNS,
+            max_turns=config.max_turns,
             env=env,
         )
 
@@ -148,7 +147,7 @@ class ClaudeProvider(Provider):
         if status in API_ERRORS:
             return f"Sorry, {API_ERRORS[status]}."
         if message.subtype == "error_max_turns":
-            return f"Sorry, I stopped after {MAX_TURNS} steps without finishing."
+            return f"Sorry, I stopped after {self.context.config.max_turns} steps without finishing."
         detail = "; ".join(message.errors or []) or message.result or message.subtype
         return f"Sorry, the model call failed: {detail}"
 
