@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from nanoclaw.cli_options import home_option  # noqa: F401 - also used by the command modules
 from nanoclaw.config import Settings
 from nanoclaw.errors import HostNotRunning, NanoClawError
 
@@ -34,19 +35,6 @@ def _client(settings: Settings, timeout: float | None = 10.0) -> Any:
         return LocalClient(settings.socket_path, timeout=timeout)
     except HostNotRunning as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def home_option(command: Any) -> Any:
-    """`--home` on a subcommand too, so `nanoclaw run --home X` works like `nanoclaw --home X run`."""
-
-    def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-        if value is not None:
-            ctx.ensure_object(dict)["home"] = value
-
-    return click.option(
-        "--home", type=click.Path(path_type=Path), expose_value=False, callback=remember,
-        help="NanoClaw home folder [env NANOCLAW_HOME; default ~/.nanoclaw]",
-    )(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from nanoclaw import service as svc
-from nanoclaw.cli import _settings, home_option
+from nanoclaw.cli_options import home_option, load_settings
 from nanoclaw.config import Settings
 from nanoclaw.errors import ConfigError, HostNotRunning, NanoClawError
 
@@ -140,7 +140,7 @@ def install(ctx: click.Context, dry_run: bool, no_start: bool) -> None:
     Example: nanoclaw service install
              nanoclaw --home ~/work-assistant service install --dry-run
     """
-    install_service(_settings(ctx), dry_run=dry_run, start=not no_start)
+    install_service(load_settings(ctx), dry_run=dry_run, start=not no_start)
 
 
 @service.command()
@@ -176,7 +176,7 @@ def uninstall(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Whether the service is installed and running, and where its logs are."""
-    settings = _settings(ctx)
+    settings = load_settings(ctx)
     manager = _manager()
     state = manager.state()
     click.echo(f"service: {manager.name} {state.path} ({'installed' if state.installed else 'not installed'})")
@@ -248,7 +248,7 @@ def logs(ctx: click.Context, count: int, follow: bool) -> None:
     Example: nanoclaw logs -n 100
              nanoclaw logs --follow
     """
-    settings = _settings(ctx)
+    settings = load_settings(ctx)
     path = settings.logs_dir / svc.LOG_FILE
     offset = 0
     if path.is_file():

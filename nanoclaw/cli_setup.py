@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from nanoclaw import envfile, registry
-from nanoclaw.cli import home_option
+from nanoclaw.cli_options import home_option
 from nanoclaw.cli_doctor import run_checks, runtime_check, settings_or_defaults
 from nanoclaw.config import Settings, credentials_path
 from nanoclaw.errors import ConfigError, NanoClawError
@@ -183,7 +184,7 @@ class Wizard:
         return provider
 
     def _read_key_stdin(self) -> str:
-        stdin = click.get_text_stream("stdin")
+        stdin = sys.stdin
         if stdin.isatty():
             raise click.ClickException(
                 "--key-stdin reads the key from a pipe, e.g.: printf '%s' \"$KEY\" | nanoclaw setup "

@@ -48,6 +48,7 @@ class Settings:
     heartbeat_timeout: float = 30.0
     max_attempts: int = 3
     max_agent_turns: int = 60
+    model_max_retries: int = 3  # retries of a failed model API call before the person is told
     retry_backoff: float = 2.0
     doorbell: bool = True
     host_poll_interval: float = 1.0

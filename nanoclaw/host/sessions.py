@@ -158,6 +158,7 @@ class SessionManager:
             heartbeat_interval=self.settings.heartbeat_interval,
             is_admin=group.is_admin,
             max_turns=self.settings.max_agent_turns,
+            model_max_retries=self.settings.model_max_retries,
             formatting=self.formatting.get(self._channel_type(session), ""),
         )
         env = {

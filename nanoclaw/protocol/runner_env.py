@@ -22,6 +22,7 @@ class RunnerConfig:
     heartbeat_interval: float = 2.0
     is_admin: bool = False
     max_turns: int = 60  # bounds a model that loops calling tools
+    model_max_retries: int = 3
     formatting: str = ""  # the channel's formatting rules, for the system prompt
 
     def to_env(self) -> dict[str, str]:

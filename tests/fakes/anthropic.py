@@ -482,6 +482,10 @@ class FakeAnthropic:
             for _ in range(times):
                 self._faults.append(_Fault("stream_error", side, 200, error_type, message, after_events=after_events))
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def reset(self) -> None:
         with self._lock:
             self._script.clear()

@@ -72,6 +72,7 @@ class ClaudeProvider(Provider):
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "ENABLE_TOOL_SEARCH": "false",
             "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_MAX_RETRIES": str(config.model_max_retries),
             "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "placeholder-the-host-injects-the-key"),
         }
         return ClaudeAgentOptions(
