@@ -1,0 +1,61 @@
+"""The claude provider against an instant fake Anthropic API, through a real sandbox and the gateway.
+
+cold: first message to a new session → reply (sandbox + Python + Claude Code CLI start).
+warm: later turns on the live runner. overhead: NanoClaw's own pipeline cost per turn,
+measured with the mock provider in the same run (the rest is the CLI's).
+
+    python -m benchmarks.claude_cold --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+
+from benchmarks._harness import channel, emit, make_host, percentile, progress, summary, temp_home, wire
+from benchmarks.latency import warm as mock_warm
+from benchmarks.resources import rss_mb, runner_pids
+from tests.fakes.anthropic import FakeAnthropic
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    home = temp_home()
+    with FakeAnthropic() as api:
+        host = make_host(home, provider="claude", egress_allow_private=True, max_sandboxes=args.cold_samples + 2,
+                         extra={"ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "bench-key"})
+        await host.start()
+        try:
+            ch = channel(host)
+            progress(f"cold starts ({args.cold_samples})…")
+            cold = []
+            for i in range(args.cold_samples):
+                wire(host, f"cold{i}")
+                cold.append(await ch.round_trip(f"cold{i}", "hello"))
+            progress(f"warm turns ({args.warm_samples})…")
+            warm = [await ch.round_trip("cold0", "again") for _ in range(args.warm_samples)]
+            runner = host.supervisor.live[next(iter(host.supervisor.live))]
+            rss = sum(rss_mb(pid) for pid in runner_pids(runner.process.pid))
+        finally:
+            await host.stop()
+            shutil.rmtree(home.parent, ignore_errors=True)
+    progress("NanoClaw's own overhead (mock provider)…")
+    overhead = await mock_warm(200, True)
+    result = summary("cold", cold)
+    result.update(summary("warm", warm))
+    result["nanoclaw_overhead_p50_ms"] = round(percentile(overhead, 50), 3)
+    result["runner_rss_mb"] = round(rss, 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--cold-samples", type=int, default=8, help="cold starts [8]")
+    parser.add_argument("--warm-samples", type=int, default=20, help="warm turns [20]")
+    args = parser.parse_args()
+    emit(asyncio.run(run(args)), args.json)
+
+
+if __name__ == "__main__":
+    main()
