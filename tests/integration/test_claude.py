@@ -179,3 +179,44 @@ async def test_the_real_key_never_enters_the_sandbox(chost: Host, api: FakeAnthr
     assert REAL_KEY not in logs
     for db in chost.settings.home.rglob("*.db"):
         assert REAL_KEY.encode() not in db.read_bytes()
+
+
+async def test_subagents_of_the_group_and_project_skills_are_available(chost: Host, api: FakeAnthropic) -> None:
+    agents = chost.settings.groups_dir / "main" / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "poet.md").write_text("---\nname: poet\ndescription: Writes short poems.\n---\nYou write haiku.\n")
+    task = {"subagent_type": "poet", "description": "write a haiku", "prompt": "a haiku on tea"}
+
+    def respond(req):  # the subagent runs in the background in this Claude Code: answer by who asks
+        if "You write haiku." in req.system_text():
+            return Reply.text("steam rises softly")
+        if "get me a haiku" in req.last_user_text() and not req.tool_results():
+            return Reply.tool("Task", task)
+        return Reply.text("the poet is on it")
+
+    api.responder = respond
+    wire(chost, "chat1", trigger="always")
+    ch = fake(chost)
+    await ch.say("get me a haiku")
+    sent = await ch.wait_sent(1, timeout=60)
+    assert sent[0].text == "the poet is on it"
+    poet = await asyncio.to_thread(
+        api.wait_for, lambda reqs: any("You write haiku." in r.system_text() for r in reqs), 60
+    )
+    assert any("a haiku on tea" in r.last_user_text() for r in poet if "You write haiku." in r.system_text())
+    assert (chost.settings.groups_dir / "main" / ".claude" / "skills" / "remember" / "SKILL.md").is_file()
+
+
+async def test_clear_starts_a_fresh_claude_session(chost: Host, api: FakeAnthropic) -> None:
+    wire(chost, "dm", is_dm=True)
+    ch = fake(chost)
+    api.script(Reply.text("noted"))
+    await ch.say("my name is Zed", chat="dm", is_dm=True)
+    await ch.wait_sent(1, timeout=60)
+    await ch.say("/clear", chat="dm", is_dm=True)
+    sent = await ch.wait_sent(2, timeout=60)
+    assert sent[1].text == "Started a fresh conversation."
+    api.script(Reply.text("hello stranger"))
+    await ch.say("who am I?", chat="dm", is_dm=True)
+    await ch.wait_sent(3, timeout=60)
+    assert "my name is Zed" not in " ".join(api.main_requests()[-1].user_texts())
