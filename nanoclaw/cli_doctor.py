@@ -162,10 +162,12 @@ def _model(settings: Settings, running_provider: str | None) -> Check:
     providers = set(registry.names(registry.PROVIDERS))
     provider = running_provider or settings.default_provider(providers)
     if provider not in providers:
-        return Check("model", False, f"provider {provider!r} is not installed (installed: {', '.join(sorted(providers))})",
+        installed = ", ".join(sorted(providers))
+        return Check("model", False, f"provider {provider!r} is not installed (installed: {installed})",
                      "set NANOCLAW_PROVIDER to one of those, or re-run: nanoclaw setup")
     if provider != "claude":
-        return Check("model", True, f"provider {provider}" + (" (canned answers, no key needed)" if provider == "mock" else ""))
+        note = " (canned answers, no key needed)" if provider == "mock" else ""
+        return Check("model", True, f"provider {provider}{note}")
     key = settings.extra.get("ANTHROPIC_API_KEY") or settings.extra.get("ANTHROPIC_AUTH_TOKEN")
     if not key:
         return Check("model", False, "provider claude, but no Anthropic key is set",
@@ -204,7 +206,8 @@ def _channels(settings: Settings) -> Check:
     listed = [c.strip().lower() for c in settings.channels.split(",") if c.strip()]
     missing = [c for c in listed if c not in installed]
     if missing:
-        return Check("channels", False, f"enabled but not installed: {', '.join(missing)} (installed: {', '.join(installed)})",
+        return Check("channels", False,
+                     f"enabled but not installed: {', '.join(missing)} (installed: {', '.join(installed)})",
                      f"pip install nanoclaw-{missing[0]}, or remove it from NANOCLAW_CHANNELS in {settings.config_file}")
     enabled = [n for n in installed if n == "terminal" or settings.channel_enabled(n)]
     return Check("channels", True, ", ".join(enabled))
@@ -226,7 +229,8 @@ def _service(settings: Settings) -> Check:
                      f"nanoclaw --home {settings.home} service install (one service per user)", warn=True)
     if state.failed:
         return Check("service", False, f"{name}: {state.detail}",
-                     "read why in: nanoclaw logs (or journalctl --user -u nanoclaw), then: systemctl --user restart nanoclaw")
+                     "read why in: nanoclaw logs (or journalctl --user -u nanoclaw), "
+                     "then: systemctl --user restart nanoclaw")
     if state.running is None:
         return Check("service", True, f"{name}: installed, state {state.detail}")
     if state.running is False:

@@ -157,7 +157,10 @@ class Wizard:
                 raise click.ClickException(f"${KEY_VAR}: {exc.message}") from exc
         if new_key and self.saved_secrets.get(KEY_VAR) != new_key:
             self.secrets_to_save[KEY_VAR] = new_key
-        default = self.current.provider or ("claude" if known_key and "claude" in providers else "mock")
+        if new_key and "claude" in providers:
+            default = "claude"  # a key was just given: that is what it is for
+        else:
+            default = self.current.provider or ("claude" if known_key and "claude" in providers else "mock")
 
         def valid_provider(value: str) -> str:
             value = value.strip().lower()
@@ -376,10 +379,14 @@ class Wizard:
             click.echo("  Skipped. Install it any time with: nanoclaw service install")
 
     def finish(self, settings: Settings) -> None:
-        problems = [c for c in run_checks(settings) if not c.ok or c.warn]
+        checks = run_checks(settings)
+        problems = [c for c in checks if not c.ok or c.warn]
         click.echo()
         for check in problems:
             _note(f"{check.name}: {check.detail}" + (f" — fix: {check.fix}" if check.fix else ""))
+        if any(c.name == "host" and c.detail.startswith("running") for c in checks):
+            _note("the host is running with the old settings: restart it (Ctrl-C and `nanoclaw run`, "
+                  "or `systemctl --user restart nanoclaw` for the service)")
         if any(not c.ok for c in problems):
             click.echo("Setup saved, but some checks fail (above). Details: nanoclaw doctor")
             return
@@ -404,8 +411,11 @@ def _rename_in_memory(settings: Settings, old_name: str) -> None:
 @click.option("--non-interactive", is_flag=True,
               help="ask nothing: answers come from the options below, earlier answers and the environment "
                    f"({KEY_VAR}, channel tokens such as TELEGRAM_BOT_TOKEN)")
-@click.option("--assistant-name", help="the assistant's name, also its trigger word @Name [default: earlier answer, else Andy]")
-@click.option("--provider", help="model provider: claude, mock, … [default: earlier answer; else claude when a key is set, else mock]")
+@click.option("--assistant-name",
+              help="the assistant's name, also its trigger word @Name [default: earlier answer, else Andy]")
+@click.option("--provider",
+              help="model provider: claude, mock, … [default: claude when a key is given now; else the earlier "
+                   "answer; else claude when a key is set, else mock]")
 @click.option("--key-stdin", is_flag=True,
               help=f"read the Anthropic API key from standard input (default with --non-interactive: ${KEY_VAR}); "
                    "keys are never accepted as arguments, which other users can see in `ps`")

@@ -156,6 +156,13 @@ def test_second_run_keeps_earlier_answers(user_env: dict[str, str]) -> None:
     assert credentials.read_text().count("ANTHROPIC_API_KEY=") == 1
 
 
+def test_a_new_key_makes_claude_the_default_again(user_env: dict[str, str]) -> None:
+    assert run_cli("setup", "--non-interactive", "--provider", "mock")[0] == 0
+    assert run_cli("setup", "--non-interactive")[1].count("provider mock") == 1  # the earlier answer
+    code, out = run_cli("setup", "--non-interactive", "--key-stdin", input=KEY + "\n")
+    assert code == 0 and "provider claude, key sk-ant-…-END" in out
+
+
 def test_renaming_updates_untouched_memory_only(user_env: dict[str, str]) -> None:
     memory = Path(user_env["NANOCLAW_HOME"]) / "groups" / "main" / "CLAUDE.md"
     run_cli("setup", "--non-interactive", "--assistant-name", "Bob")
