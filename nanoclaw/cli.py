@@ -213,3 +213,7 @@ from nanoclaw.cli_setup import setup  # noqa: E402
 main.add_command(setup)
 main.add_command(service)
 main.add_command(logs)
+
+from nanoclaw.cli_tasks import tasks  # noqa: E402
+
+main.add_command(tasks)

@@ -55,6 +55,7 @@ class Settings:
     runner_poll_interval: float = 0.5
     max_message_bytes: int = 1_000_000
     log_level: str = "INFO"
+    timezone: str = ""  # default timezone of scheduled tasks; empty: the host's
     # Let sandboxes reach loopback/private addresses through the proxy (local model servers, tests).
     egress_allow_private: bool = False
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).

@@ -16,6 +16,8 @@ def resolve(conn: sqlite3.Connection, session: Session, row: OutboundMessage) ->
     The session's own chat (any thread of it) is always allowed; anything else must
     be a destination declared for the agent group. A runner's row is untrusted input.
     """
+    if row.kind == "system":
+        return None, None  # host actions go nowhere; actions.py checks who may do what
     if row.to_name:
         dest = destinations.for_agent_group(conn, session.agent_group_id).get(row.to_name)
         if dest is None:

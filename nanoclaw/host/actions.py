@@ -10,7 +10,7 @@ import os
 import sqlite3
 import stat
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from nanoclaw.channels.base import Channel, FileAttachment, OutgoingMessage, render_text
 from nanoclaw.db import questions
@@ -20,6 +20,7 @@ from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.messages import OutboundMessage, Route
 
+SystemHandler = Callable[[Session, str, dict[str, Any]], str]
 MAX_TEXT = 200_000
 MAX_FILE = 50 * 1024 * 1024
 
@@ -34,6 +35,11 @@ class Actions:
         self.conn = conn
         self.channels = channels
         self.agents = agents
+        self.system: dict[str, SystemHandler] = {"create_agent": self._create_agent}
+
+    def register_system(self, action: str, handler: SystemHandler) -> None:
+        """Handle outbound `system` rows with this action (the result text goes back to the tool)."""
+        self.system[action] = handler
 
     async def perform(
         self, session: Session, end: HostEnd, row: OutboundMessage, route: Route | None, target_agent: str | None
@@ -132,12 +138,16 @@ class Actions:
 
     def _system(self, session: Session, row: OutboundMessage) -> str | None:
         action = row.payload.get("action")
-        if action == "create_agent":
-            return self.agents.create_agent(
-                session.id, str(row.payload.get("id", "")), str(row.payload.get("name") or row.payload.get("id")),
-                str(row.payload.get("instructions", "")),
-            )
-        raise DestinationRefused(f"unknown system action {action!r}")
+        handler = self.system.get(action) if isinstance(action, str) else None
+        if handler is None:
+            raise DestinationRefused(f"unknown system action {action!r}")
+        return handler(session, action, row.payload)
+
+    def _create_agent(self, session: Session, action: str, payload: dict[str, Any]) -> str:
+        return self.agents.create_agent(
+            session.id, str(payload.get("id", "")), str(payload.get("name") or payload.get("id")),
+            str(payload.get("instructions", "")),
+        )
 
 
 def read_outbox_file(end: HostEnd, relative: str) -> tuple[str, bytes]:

@@ -28,6 +28,8 @@ from nanoclaw.host.agents import AgentRelay
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
+from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
+from nanoclaw.host.task_ops import TaskOps
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
@@ -43,7 +45,8 @@ class HostAlreadyRunning(NanoClawError):
 
 class Host:
     def __init__(
-        self, settings: Settings, *, runtime: Runtime | None = None, channels: Iterable[type[Channel]] = ()
+        self, settings: Settings, *, runtime: Runtime | None = None, channels: Iterable[type[Channel]] = (),
+        clock: Clock | None = None,
     ) -> None:
         providers = set(registry.names(registry.PROVIDERS))
         provider = settings.default_provider(providers)
@@ -64,7 +67,8 @@ class Host:
             self.channels[cls.type] = cls(self)
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
-        self.delivery = Delivery(self.conn, self.sessions, self.channels, Actions(self.conn, self.channels, self.agents))
+        self.actions = Actions(self.conn, self.channels, self.agents)
+        self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
         self.supervisor = Supervisor(
             settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
         )
@@ -85,6 +89,12 @@ class Host:
             {name: ch.capabilities for name, ch in self.channels.items()},
         )
         self.questions = QuestionDesk(self.conn, self.sessions, self.supervisor.wake)
+        self.scheduler = Scheduler(self.conn, self.sessions, self.supervisor.wake, clock,
+                                   default_timezone=settings.timezone or None)
+        for action in TASK_ACTIONS:
+            self.actions.register_system(action, self.scheduler.handle)
+        self.delivery.task_finished = self.scheduler.task_finished
+        TaskOps(self).register(self.api)
         self.router.questions = self.questions
         self.started_at = time.time()
         self._lock_fd: int | None = None
@@ -130,6 +140,7 @@ class Host:
         if closed:
             log.info("startup.questions_expired", count=closed)
         await self._resume()
+        self.scheduler.start()
         log.info(
             "host.started", home=self.settings.home, provider=self.settings.provider,
             runtime=self.settings.runtime, channels=",".join(self.channels),
@@ -154,6 +165,7 @@ class Host:
         if self._closed:
             return
         self._closed = True
+        await self.scheduler.stop()
         await self.supervisor.stop()
         for channel in self.channels.values():
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from typing import Mapping
+from typing import Callable, Mapping
 
 from nanoclaw.channels.base import Channel, OutgoingMessage
 from nanoclaw.errors import ChannelUnavailable, DestinationRefused
@@ -32,6 +32,8 @@ class Delivery:
         self.sessions = sessions
         self.channels = channels
         self.actions = actions
+        # Called when a scheduled task's message is finished: (session, seq, status, reply text).
+        self.task_finished: Callable[[str, int, str, str | None], None] | None = None
         self.delivered_count = 0
         self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -83,9 +85,9 @@ class Delivery:
                 if not await self._deliver(session_id, end, row):
                     break
                 end.out_cursor = row.seq
-        await self._follow_acks(end)
+        await self._follow_acks(session_id, end)
 
-    async def _follow_acks(self, end: HostEnd) -> None:
+    async def _follow_acks(self, session_id: str, end: HostEnd) -> None:
         acks = end.new_acks()
         if not acks:
             return
@@ -98,6 +100,10 @@ class Delivery:
             if not seqs or status not in ("taken", "done", "failed"):
                 continue
             messages = end.messages(seqs)
+            if status != "taken" and self.task_finished is not None:
+                for m in messages:
+                    if m.kind == "task":
+                        self.task_finished(session_id, m.seq, status, end.reply_text(m.seq))
             for route, group in _by_route(messages).items():
                 channel = self.channels.get(route.channel_type)
                 if channel is None:
@@ -123,6 +129,7 @@ class Delivery:
         except DestinationRefused as exc:
             log.warning("delivery.refused", session=session_id, seq=row.seq, kind=row.kind, reason=str(exc))
             end.record_delivery(row.seq, "refused", error=str(exc))
+            self._answer_runner(end, row, f"Refused: {exc}")
             return True
         except ChannelUnavailable as exc:
             return self._wait(session_id, channel_type, str(exc))
@@ -131,10 +138,22 @@ class Delivery:
             end.record_delivery(row.seq, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             return True
         end.record_delivery(row.seq, "sent", outcome.platform_message_id)
+        if row.kind == "system":
+            self._answer_runner(end, row, outcome.platform_message_id or "done")
         self.delivered_count += 1
         self._backoff.pop(session_id, None)
         log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
+
+    @staticmethod
+    def _answer_runner(end: HostEnd, row: OutboundMessage, text: str) -> None:
+        """A system action's result goes back to the waiting tool as an inbound row."""
+        request_id = row.payload.get("request_id") if row.kind == "system" else None
+        if not isinstance(request_id, str):
+            return
+        end.append(id=f"reply:{request_id}", kind="system", text=text, trigger=False,
+                   payload={"reply_to": request_id})
+        end.ring()
 
     def _wait(self, session_id: str, channel_type: str, why: str) -> bool:
         delay = min(self._backoff.get(session_id, RETRY_FIRST / 2) * 2, RETRY_MAX)

@@ -175,6 +175,13 @@ class HostEnd:
         ).fetchone()
         return row[0] if row else None
 
+    def reply_text(self, in_seq: int) -> str | None:
+        """The first chat text the runner wrote in answer to an inbound row."""
+        row = self.conn.execute(
+            "SELECT text FROM o.messages_out WHERE in_reply_to = ? AND kind = 'chat' ORDER BY seq LIMIT 1", (in_seq,)
+        ).fetchone()
+        return row[0] if row else None
+
     def new_acks(self) -> list[Ack]:
         rows = self.conn.execute(
             "SELECT id, in_seq, status, error FROM o.processing_ack WHERE id > ? ORDER BY id", (self.ack_cursor,)

@@ -83,8 +83,13 @@ class Runner:
         rows = [m for m in self.end.pending() if m.seq not in self.in_turn]
         fresh = []
         for m in rows:
-            waiter = self.tool_context.questions.get(str(m.payload.get("question_id", "")))
-            if m.kind == "answer" and waiter is not None and not waiter.done():
+            if m.kind == "answer":
+                waiter = self.tool_context.questions.get(str(m.payload.get("question_id", "")))
+            elif m.kind == "system" and m.payload.get("reply_to"):
+                waiter = self.tool_context.replies.get(str(m.payload["reply_to"]))
+            else:
+                waiter = None
+            if waiter is not None and not waiter.done():
                 waiter.set_result(m.text)
                 with self.end.transaction():
                     self.end.ack([m.seq], "consumed")

@@ -36,6 +36,20 @@ class ToolContext:
     ring: Callable[[], None]
     current_seq: Callable[[], int | None]  # the inbound seq being answered
     questions: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    replies: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # host answers to call_host
+
+    async def call_host(self, action: str, payload: dict[str, Any], timeout: float = 30.0) -> str:
+        """Ask the host to perform a system action and wait for its answer (a status or data as text)."""
+        request_id = short_id("r-")
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.replies[request_id] = future
+        try:
+            self.write("system", None, payload={**payload, "action": action, "request_id": request_id})
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise ToolError(f"the host did not answer {action} in time") from None
+        finally:
+            self.replies.pop(request_id, None)
 
     def write(self, kind: str, text: str | None, to: str | None = None, payload: dict[str, Any] | None = None) -> str:
         """One outbound row, committed and rung; returns its id (the handle for edits)."""
@@ -176,11 +190,9 @@ async def send_to_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 async def create_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
-    payload = {"action": "create_agent", "id": args["id"], "name": args.get("name") or args["id"],
-               "instructions": args.get("instructions", "")}
-    ctx.write("system", None, payload=payload)
-    return (f"Request to create agent {args['id']} sent to the host. When it exists you can reach it with "
-            f"send_to_agent(agent='{args['id']}').")
+    payload = {"id": args["id"], "name": args.get("name") or args["id"], "instructions": args.get("instructions", "")}
+    result = await ctx.call_host("create_agent", payload)
+    return f"{result}. Reach it with send_to_agent(agent='{args['id']}')."
 
 
 async def list_destinations(ctx: ToolContext, args: dict[str, Any]) -> str:
@@ -189,6 +201,21 @@ async def list_destinations(ctx: ToolContext, args: dict[str, Any]) -> str:
     here = f"{route.channel_type}:{route.platform_id}" if route else "none"
     return json.dumps({"current_conversation": here, "destinations": names})
 
+
+def _host_action(action: str) -> Handler:
+    async def handler(ctx: ToolContext, args: dict[str, Any]) -> str:
+        return await ctx.call_host(action, dict(args))
+
+    return handler
+
+
+_SCHEDULE = {
+    "cron": _text("Cron expression in the task's timezone, e.g. '0 8 * * 1' = Mondays 08:00.", 100),
+    "interval_seconds": {"type": "number", "description": "Run every N seconds (at least 60)."},
+    "at": _text("Run once at this ISO time, e.g. 2026-12-24T18:00.", 40),
+    "timezone": _text("IANA timezone, e.g. Europe/Berlin; default the host's.", 64),
+}
+_TASK_ID = {"task_id": _text("The task id (t-…) from list_tasks.", 20)}
 
 TOOLS: list[Tool] = [
     Tool("send_message", "Send a message now, before your final answer (progress updates), or to another "
@@ -235,6 +262,25 @@ TOOLS: list[Tool] = [
                                            "instructions": _text("Its CLAUDE.md: who it is and what it does.", 20000)},
           "required": ["id", "instructions"]},
          create_agent, admin_only=True),
+    Tool("schedule_task", "Schedule a prompt to run later or repeatedly in this conversation (its result is sent "
+         "here). Give exactly one of cron, interval_seconds or at.",
+         {"type": "object", "properties": {"prompt": _text("What to do when it runs.", 20000), **_SCHEDULE},
+          "required": ["prompt"]},
+         _host_action("schedule_task")),
+    Tool("list_tasks", "List this agent group's scheduled tasks (id, schedule, next run, status, last result).",
+         {"type": "object", "properties": {}}, _host_action("list_tasks")),
+    Tool("update_task", "Change a task's prompt and/or schedule.",
+         {"type": "object", "properties": {**_TASK_ID, "prompt": _text("New prompt.", 20000), **_SCHEDULE},
+          "required": ["task_id"]},
+         _host_action("update_task")),
+    Tool("pause_task", "Pause a scheduled task.", {"type": "object", "properties": _TASK_ID, "required": ["task_id"]},
+         _host_action("pause_task")),
+    Tool("resume_task", "Resume a paused task.", {"type": "object", "properties": _TASK_ID, "required": ["task_id"]},
+         _host_action("resume_task")),
+    Tool("cancel_task", "Cancel a task for good.", {"type": "object", "properties": _TASK_ID, "required": ["task_id"]},
+         _host_action("cancel_task")),
+    Tool("list_all_tasks", "List the scheduled tasks of every agent group. Admin only.",
+         {"type": "object", "properties": {}}, _host_action("list_all_tasks"), admin_only=True),
     Tool("list_destinations", "List where you can send messages: the current conversation and named destinations.",
          {"type": "object", "properties": {}}, list_destinations),
 ]

@@ -1,0 +1,101 @@
+"""Scheduled tasks end to end: due → runner in a real sandbox → reply in the task's chat and thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+from nanoclaw.db import agent_groups, messaging_groups, tasks
+from nanoclaw.host.app import Host
+from nanoclaw.host.bootstrap import ensure_group_folder
+from tests.conftest import fake, wire
+from tests.integration.hostproc import NANOCLAW, HostProcess
+
+pytestmark = pytest.mark.sandbox
+
+
+def tool(name: str, **args: object) -> str:
+    return f"[mock:tool={name}:{json.dumps(args)}]"
+
+
+async def test_a_due_task_answers_in_its_chat_and_thread(host: Host) -> None:
+    wire(host, "room", channel="fakethreads", trigger="always")
+    chat = messaging_groups.find(host.conn, "fakethreads", "room")
+    task = host.scheduler.add(agent_group_id="main", prompt="compile the AI news", kind="interval", spec="3600",
+                              messaging_group_id=chat.id, thread_id="weekly")
+    await host.scheduler.run_now(task.id)
+    ch = fake(host, "fakethreads")
+    sent = await ch.wait_sent(1)
+    assert sent[0].route.thread_id == "weekly" and "compile the AI news" in sent[0].text
+    assert "- scheduled task: compile the AI news" in sent[0].text  # the mock names the sender
+    for _ in range(100):
+        if tasks.runs(host.conn, task.id)[0]["status"] == "done":
+            break
+        await asyncio.sleep(0.05)
+    run = tasks.runs(host.conn, task.id)[0]
+    assert run["status"] == "done"
+    assert "compile the AI news" in tasks.get(host.conn, task.id).last_result
+
+
+async def test_agents_schedule_pause_and_cancel_their_tasks(host: Host) -> None:
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("schedule_task", prompt="water the plants", cron="0 8 * * *", timezone="Europe/Berlin"))
+    sent = await ch.wait_sent(1)
+    assert sent[0].text.startswith("Scheduled t-") and "Europe/Berlin" in sent[0].text
+    task_id = sent[0].text.split()[1]
+    assert tasks.get(host.conn, task_id).messaging_group_id == messaging_groups.find(host.conn, "fake", "chat1").id
+    await ch.say(tool("list_tasks"))
+    listed = json.loads((await ch.wait_sent(2))[1].text)
+    assert [t["id"] for t in listed] == [task_id] and listed[0]["prompt"] == "water the plants"
+    await ch.say(tool("pause_task", task_id=task_id))
+    assert (await ch.wait_sent(3))[2].text == f"Paused {task_id}"
+    await ch.say(tool("cancel_task", task_id=task_id))
+    assert (await ch.wait_sent(4))[3].text == f"Cancelled {task_id}"
+    assert tasks.get(host.conn, task_id).status == "cancelled"
+    await ch.say(tool("schedule_task", prompt="x", cron="whenever"))
+    assert "not a cron expression" in (await ch.wait_sent(5))[4].text
+
+
+async def test_groups_cannot_touch_each_others_tasks_but_the_admin_can(host: Host) -> None:
+    agent_groups.create(host.conn, "family")
+    ensure_group_folder(host.settings, "family")
+    wire(host, "fam", group="family", trigger="always")
+    wire(host, "chat1", trigger="always")
+    mine = host.scheduler.add(agent_group_id="main", prompt="admin's task", kind="interval", spec="600")
+    ch = fake(host)
+    await ch.say(tool("pause_task", task_id=mine.id), chat="fam")
+    assert "belongs to agent group main" in (await ch.wait_sent(1))[0].text
+    await ch.say(tool("list_all_tasks"), chat="fam")
+    assert (await ch.wait_sent(2))[1].text == "Error: no tool list_all_tasks"
+    theirs = host.scheduler.add(agent_group_id="family", prompt="family task", kind="interval", spec="600")
+    await ch.say(tool("list_all_tasks"), chat="chat1")
+    listed = json.loads((await ch.wait_sent(3))[2].text)
+    assert {t["id"] for t in listed} == {mine.id, theirs.id}
+    await ch.say(tool("pause_task", task_id=theirs.id), chat="chat1")
+    assert (await ch.wait_sent(4))[3].text == f"Paused {theirs.id}"
+
+
+@pytest.mark.slow
+def test_cli_adds_lists_and_runs_a_task(tmp_path) -> None:
+    host = HostProcess(tmp_path / "home").start()
+    try:
+        env = host.env
+        run = lambda *args: subprocess.run([NANOCLAW, *args], env=env, capture_output=True, text=True, timeout=30)  # noqa: E731
+        added = run("tasks", "add", "--group", "main", "--cron", "0 9 * * *", "--prompt", "say hi")
+        assert added.returncode == 0, added.stderr
+        task_id = added.stdout.split()[1]
+        listed = run("tasks", "list")
+        assert task_id in listed.stdout and "say hi" in listed.stdout and "next 20" in listed.stdout
+        bad = run("tasks", "add", "--cron", "nope", "--prompt", "x")
+        assert bad.returncode == 1 and "not a cron expression" in bad.stderr
+        with host.client(timeout=20) as c:
+            c.request("subscribe")
+            assert run("tasks", "run-now", task_id).returncode == 0
+            reply = next(e for e in c.events() if e.get("event") == "message")
+        assert "say hi" in reply["text"]
+    finally:
+        host.stop()
