@@ -113,6 +113,8 @@ def send(ctx: click.Context, text: str, timeout: float) -> None:
         reply = client.request("send", text=text)
         if not reply.get("ok"):
             raise click.ClickException(reply.get("error") or "the host refused the message")
+        if reply.get("reply"):
+            click.echo(reply["reply"])
         if not reply.get("triggered", True):
             return
         deadline = time.monotonic() + timeout

@@ -109,3 +109,37 @@ def wire(ctx: click.Context, chat: str, group_id: str, dm: bool, **options: Any)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wired {chat} → {group_id} (trigger {w.trigger}, session {w.session_mode})")
+
+
+@groups.command("policy")
+@click.argument("chat")
+@click.argument("policy", type=click.Choice(["open", "allowlist", "ask"]))
+@click.pass_context
+def policy(ctx: click.Context, chat: str, policy: str) -> None:
+    """Who may talk to the assistant in CHAT: open (everyone), allowlist, or ask (the owner approves newcomers)."""
+    _settings, conn = _conn(ctx)
+    channel, _, platform_id = chat.partition(":")
+    group = messaging_groups.find(conn, channel, platform_id)
+    if group is None:
+        raise click.ClickException(f"unknown chat {chat!r} (see nanoclaw groups)")
+    messaging_groups.set_policy(conn, group.id, policy)
+    click.echo(f"{chat}: sender policy {policy}")
+
+
+@groups.command("allow")
+@click.argument("chat")
+@click.argument("user")
+@click.option("--deny", is_flag=True, help="deny instead of allow")
+@click.pass_context
+def allow(ctx: click.Context, chat: str, user: str, deny: bool) -> None:
+    """Allow (or --deny) USER (their platform user id) in CHAT."""
+    from nanoclaw.db import users
+
+    _settings, conn = _conn(ctx)
+    channel, _, platform_id = chat.partition(":")
+    group = messaging_groups.find(conn, channel, platform_id)
+    if group is None:
+        raise click.ClickException(f"unknown chat {chat!r} (see nanoclaw groups)")
+    person = users.upsert(conn, channel, user)
+    (users.deny if deny else users.allow)(conn, group.id, person.id)
+    click.echo(f"{'denied' if deny else 'allowed'} {user} in {chat}")

@@ -49,6 +49,7 @@ class IngestResult:
     sessions: tuple[str, ...] = ()
     triggered: bool = False
     error: str | None = None  # for the sender when not accepted
+    reply: str | None = None  # the host answered itself (a /command); also sent to the chat
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class TerminalChannel(Channel):
         )
         if not result.accepted:
             return {"ok": False, "id": message_id, "error": result.error}
-        return {"ok": True, "id": message_id, "triggered": result.triggered}
+        return {"ok": True, "id": message_id, "triggered": result.triggered, "reply": result.reply}
 
     def _broadcast(self, event: dict[str, Any]) -> int:
         sent = 0

@@ -14,10 +14,13 @@ class MessagingGroup:
     platform_id: str
     name: str | None
     is_dm: bool
+    sender_policy: str = "open"
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MessagingGroup:
-        return cls(row["id"], row["channel_type"], row["platform_id"], row["name"], bool(row["is_dm"]))
+        return cls(
+            row["id"], row["channel_type"], row["platform_id"], row["name"], bool(row["is_dm"]), row["sender_policy"]
+        )
 
 
 def upsert(
@@ -57,3 +60,10 @@ def unwired(conn: sqlite3.Connection) -> list[MessagingGroup]:
         " ORDER BY last_seen DESC"
     )
     return [MessagingGroup.from_row(r) for r in rows]
+
+
+POLICIES = ("open", "allowlist", "ask")
+
+
+def set_policy(conn: sqlite3.Connection, group_id: int, policy: str) -> None:
+    conn.execute("UPDATE messaging_groups SET sender_policy = ? WHERE id = ?", (policy, group_id))

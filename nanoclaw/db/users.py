@@ -44,3 +44,28 @@ def find(conn: sqlite3.Connection, channel_type: str, platform_user_id: str) -> 
 
 def with_role(conn: sqlite3.Connection, role: str) -> list[User]:
     return [User.from_row(r) for r in conn.execute("SELECT * FROM users WHERE role = ? ORDER BY id", (role,))]
+
+
+def allow(conn: sqlite3.Connection, messaging_group_id: int, user_id: int) -> None:
+    conn.execute("DELETE FROM sender_denylist WHERE messaging_group_id = ? AND user_id = ?", (messaging_group_id, user_id))
+    conn.execute("INSERT OR IGNORE INTO sender_allowlist VALUES (?, ?)", (messaging_group_id, user_id))
+
+
+def deny(conn: sqlite3.Connection, messaging_group_id: int, user_id: int) -> None:
+    conn.execute("DELETE FROM sender_allowlist WHERE messaging_group_id = ? AND user_id = ?", (messaging_group_id, user_id))
+    conn.execute("INSERT OR IGNORE INTO sender_denylist VALUES (?, ?)", (messaging_group_id, user_id))
+
+
+def standing(conn: sqlite3.Connection, messaging_group_id: int, user: User) -> str:
+    """'trusted' (owner/admin), 'allowed', 'denied' or 'unknown' in this chat."""
+    if user.role in ("owner", "admin"):
+        return "trusted"
+    if user.role == "blocked":
+        return "denied"
+    for table, verdict in (("sender_allowlist", "allowed"), ("sender_denylist", "denied")):
+        row = conn.execute(
+            f"SELECT 1 FROM {table} WHERE messaging_group_id = ? AND user_id = ?", (messaging_group_id, user.id)
+        ).fetchone()
+        if row:
+            return verdict
+    return "unknown"

@@ -12,20 +12,25 @@ import hashlib
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
 from nanoclaw import db, registry
-from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler
+from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups
+from nanoclaw.db import approvals as approvals_db
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
 from nanoclaw.host.actions import Actions
+from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay
+from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.delivery import Delivery
+from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
 from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
@@ -34,6 +39,7 @@ from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox.base import Runtime
+from nanoclaw.protocol.messages import Route
 from nanoclaw.vault.proxy import EgressProxy, Upstream
 
 log = get_logger("nanoclaw.host")
@@ -93,9 +99,16 @@ class Host:
                                    default_timezone=settings.timezone or None)
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
+        admin = AdminActions(self.conn)
+        for action in ADMIN_ACTIONS:
+            self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
+        self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
+        self.router.gate = self.gate
+        self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
+        self.router.respond = self._say
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -118,7 +131,20 @@ class Host:
         return await self.router.receive(event)
 
     async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
+        if card_id.startswith("oa-"):
+            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
+            admin = self.gate.admin_route()
+            if admin is not None:
+                await self._say(admin, outcome)
+            return None
         return await self.questions.answer(card_id, value, sender_id)
+
+    async def _say(self, route: Route, text: str) -> None:
+        await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
+
+    async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...], card_id: str) -> None:
+        await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
+                                                title=title, buttons=buttons, card_id=card_id))
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
@@ -136,7 +162,7 @@ class Host:
         await self.api.start()
         for channel in self.channels.values():
             await channel.start()
-        closed = self.questions.close_all_open()
+        closed = self.questions.close_all_open() + approvals_db.expire(self.conn)
         if closed:
             log.info("startup.questions_expired", count=closed)
         await self._resume()

@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 from typing import Callable, Mapping
 
-from nanoclaw.channels.base import Channel, OutgoingMessage
+from nanoclaw.channels.base import Channel, OutgoingMessage, render_text
 from nanoclaw.errors import ChannelUnavailable, DestinationRefused
 from nanoclaw.host import acl
 from nanoclaw.host.actions import Actions
@@ -40,6 +40,7 @@ class Delivery:
         self._waiting: dict[str, str] = {}  # session → channel type it waits for
         self._backoff: dict[str, float] = {}
         self._retry: dict[str, asyncio.TimerHandle] = {}
+        self._host_outbox: dict[str, list[OutgoingMessage]] = {}
 
     def kick(self, session_id: str) -> None:
         """Look at the session's outbound side soon; calls coalesce while a drain runs."""
@@ -55,6 +56,8 @@ class Delivery:
             await asyncio.shield(self._running[session_id])
 
     def channel_ready(self, channel_type: str) -> None:
+        if self._host_outbox.get(channel_type):
+            asyncio.ensure_future(self._flush_host_outbox(channel_type))
         for session_id, waiting_for in list(self._waiting.items()):
             if waiting_for == channel_type:
                 self._backoff.pop(session_id, None)
@@ -171,6 +174,26 @@ class Delivery:
             old.cancel()
         self._retry[session_id] = asyncio.get_running_loop().call_later(delay, retry)
         return False
+
+    async def say(self, message: OutgoingMessage) -> None:
+        """A message from the host itself; kept in memory and retried when its channel cannot take it now."""
+        channel = self.channels.get(message.route.channel_type)
+        if channel is None:
+            log.warning("host_message.no_channel", channel=message.route.channel_type)
+            return
+        if not channel.capabilities.cards and message.buttons:
+            message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
+        try:
+            await channel.send(message)
+        except ChannelUnavailable:
+            self._host_outbox.setdefault(message.route.channel_type, []).append(message)
+        except Exception as exc:
+            log.warning("host_message.failed", channel=message.route.channel_type, error=str(exc))
+
+    async def _flush_host_outbox(self, channel_type: str) -> None:
+        waiting, self._host_outbox[channel_type] = self._host_outbox.get(channel_type, []), []
+        for message in waiting:
+            await self.say(message)
 
     async def notify_failure(self, session_id: str, messages: list[InboundMessage], reason: str) -> None:
         """Tell the person the host gave up on their messages (not through the runner: it is failing)."""

@@ -12,6 +12,7 @@ from nanoclaw.db import messaging_groups, sessions, wirings
 from nanoclaw.db.messaging_groups import MessagingGroup
 from nanoclaw.db.wirings import Wiring
 from nanoclaw.host import commands
+from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
@@ -61,6 +62,9 @@ class Router:
         self.wake = wake
         self.capabilities = capabilities
         self.questions: QuestionDesk | None = None
+        self.gate: Gatekeeper | None = None
+        self.host_commands: commands.HostCommands | None = None
+        self.respond: Callable[[Route, str], Awaitable[None]] | None = None  # the host speaking in a chat
 
     def check(self, event: InboundEvent) -> str | None:
         """Why this event cannot be accepted, in words for the sender; None if it can."""
@@ -105,11 +109,20 @@ class Router:
         if not wired:
             log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
             return IngestResult(True)
+        if self.gate is not None:
+            verdict = await self.gate.admit(group, event)
+            if verdict != "pass":
+                return IngestResult(True)  # held for the owner, or dropped: the sender is not told
         command = commands.parse(text)
-        if command is not None and not commands.may_use(self.conn, group, event.sender_id):
+        if command is not None and not commands.may_use(self.conn, group, event.sender_id, command):
             return IngestResult(False, error=f"Only the owner or an admin may use /{command.name} in this chat.")
         caps = self.capabilities.get(event.channel_type, Capabilities())
         thread = event.thread_id if caps.threads else None
+        if command is not None and command.by_host and self.host_commands is not None:
+            reply = await self.host_commands.answer(group, event.sender_id, command)
+            if self.respond is not None:
+                await self.respond(Route(event.channel_type, event.platform_id, thread), reply)
+            return IngestResult(True, reply=reply)
         touched: list[str] = []
         to_wake: list[str] = []
         for wiring in wired:

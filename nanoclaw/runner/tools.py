@@ -281,6 +281,21 @@ TOOLS: list[Tool] = [
          _host_action("cancel_task")),
     Tool("list_all_tasks", "List the scheduled tasks of every agent group. Admin only.",
          {"type": "object", "properties": {}}, _host_action("list_all_tasks"), admin_only=True),
+    Tool("list_groups", "List agent groups and every chat that wrote to the assistant (wired or not), with their "
+         "ids. Admin only.", {"type": "object", "properties": {}}, _host_action("list_groups"), admin_only=True),
+    Tool("wire_group", "Register a chat (channel:id from list_groups) with an agent group so it answers there, "
+         "e.g. to join a group chat. Admin only.",
+         {"type": "object", "properties": {
+             "chat": _text("channel:platform_id from list_groups.", 300),
+             "agent_group": _text("Agent group id; default main.", 40),
+             "trigger": {"type": "string", "enum": ["mention", "prefix", "always", "dm"],
+                         "description": "mention (default): answer when @named; always; prefix; dm."},
+             "trigger_value": _text("The prefix, or another mention word.", 40),
+             "session_mode": {"type": "string", "enum": ["shared", "per-thread", "agent-shared"]},
+             "sender_policy": {"type": "string", "enum": ["open", "allowlist", "ask"],
+                               "description": "who may talk: everyone, listed people, or ask the owner first"}},
+          "required": ["chat"]},
+         _host_action("wire_group"), admin_only=True),
     Tool("list_destinations", "List where you can send messages: the current conversation and named destinations.",
          {"type": "object", "properties": {}}, list_destinations),
 ]

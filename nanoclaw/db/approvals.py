@@ -1,0 +1,73 @@
+"""Approvals: decisions the owner makes from a card in the admin chat."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_B36 = string.digits + string.ascii_lowercase
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    kind: str
+    subject: str
+    payload: dict[str, Any]
+    status: str
+    expires_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Approval:
+        return cls(row["id"], row["kind"], row["subject"], json.loads(row["payload"]), row["status"], row["expires_at"])
+
+
+def new_id() -> str:
+    return "oa-" + "".join(secrets.choice(_B36) for _ in range(8))
+
+
+def create(conn: sqlite3.Connection, kind: str, subject: str, payload: dict[str, Any], ttl: float) -> Approval:
+    now = time.time()
+    row = conn.execute(
+        "INSERT INTO approvals (id, kind, subject, payload, created_at, expires_at) VALUES (?,?,?,?,?,?) RETURNING *",
+        (new_id(), kind, subject, json.dumps(payload), now, now + ttl),
+    ).fetchone()
+    return Approval.from_row(row)
+
+
+def open_for(conn: sqlite3.Connection, kind: str, subject: str) -> Approval | None:
+    row = conn.execute(
+        "SELECT * FROM approvals WHERE kind = ? AND subject = ? AND status = 'open' AND expires_at > ?",
+        (kind, subject, time.time()),
+    ).fetchone()
+    return Approval.from_row(row) if row else None
+
+
+def get(conn: sqlite3.Connection, approval_id: str) -> Approval | None:
+    row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    return Approval.from_row(row) if row else None
+
+
+def set_payload(conn: sqlite3.Connection, approval_id: str, payload: dict[str, Any]) -> None:
+    conn.execute("UPDATE approvals SET payload = ? WHERE id = ?", (json.dumps(payload), approval_id))
+
+
+def decide(conn: sqlite3.Connection, approval_id: str, status: str, by: str) -> Approval | None:
+    """Close an open, unexpired approval; None if it was not open (decided, expired or unknown)."""
+    row = conn.execute(
+        "UPDATE approvals SET status = ?, decided_by = ? WHERE id = ? AND status = 'open' AND expires_at > ?"
+        " RETURNING *",
+        (status, by, approval_id, time.time()),
+    ).fetchone()
+    return Approval.from_row(row) if row else None
+
+
+def expire(conn: sqlite3.Connection, all_open: bool = False) -> int:
+    where = "status = 'open'" + ("" if all_open else " AND expires_at <= ?")
+    params: tuple[float, ...] = () if all_open else (time.time(),)
+    return conn.execute(f"UPDATE approvals SET status = 'expired' WHERE {where}", params).rowcount

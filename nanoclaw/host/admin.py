@@ -1,0 +1,61 @@
+"""Admin-only actions the `main` agent takes from chat: list groups and chats, wire a chat ("join the Family Chat")."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from nanoclaw.db import agent_groups, messaging_groups, wirings
+from nanoclaw.db.sessions import Session
+from nanoclaw.errors import ConfigError, DestinationRefused
+
+ADMIN_ACTIONS = ("list_groups", "wire_group")
+
+
+class AdminActions:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def handle(self, session: Session, action: str, payload: dict[str, Any]) -> str:
+        group = agent_groups.get(self.conn, session.agent_group_id)
+        if group is None or not group.is_admin:
+            raise DestinationRefused(f"{action} is only for the admin agent group")
+        if action == "list_groups":
+            return self._list()
+        return self._wire(payload)
+
+    def _list(self) -> str:
+        chats = []
+        for chat in messaging_groups.list_all(self.conn):
+            if chat.channel_type == "agent":
+                continue
+            wired = [w.agent_group_id for w in wirings.for_messaging_group(self.conn, chat.id)]
+            chats.append({"chat": f"{chat.channel_type}:{chat.platform_id}", "name": chat.name, "dm": chat.is_dm,
+                          "wired_to": wired, "sender_policy": chat.sender_policy})
+        groups = [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)]
+        return json.dumps({"agent_groups": groups, "chats": chats})
+
+    def _wire(self, payload: dict[str, Any]) -> str:
+        spec = str(payload.get("chat", ""))
+        channel, _, platform_id = spec.partition(":")
+        chat = messaging_groups.find(self.conn, channel, platform_id) if platform_id else None
+        if chat is None:
+            raise DestinationRefused(f"unknown chat {spec!r}: it must have written to the assistant (see list_groups)")
+        target = str(payload.get("agent_group") or "main")
+        if agent_groups.get(self.conn, target) is None:
+            raise DestinationRefused(f"no agent group {target!r}")
+        try:
+            wiring = wirings.wire(
+                self.conn, chat.id, target, trigger=str(payload.get("trigger") or "mention"),
+                trigger_value=payload.get("trigger_value"),
+                session_mode=str(payload.get("session_mode") or "per-thread"),
+            )
+            policy = payload.get("sender_policy")
+            if policy:
+                if policy not in messaging_groups.POLICIES:
+                    raise ConfigError(f"sender_policy must be one of {', '.join(messaging_groups.POLICIES)}")
+                messaging_groups.set_policy(self.conn, chat.id, str(policy))
+        except ConfigError as exc:
+            raise DestinationRefused(str(exc)) from exc
+        return f"Wired {spec} to {target} (trigger {wiring.trigger}, sessions {wiring.session_mode})"

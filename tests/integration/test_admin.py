@@ -1,0 +1,145 @@
+"""The admin channel: admin-only tools, host commands, and sender policy with the owner's approval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from nanoclaw.db import agent_groups, approvals, messaging_groups, users
+from nanoclaw.host.app import Host
+from nanoclaw.host.bootstrap import ensure_group_folder
+from nanoclaw.protocol.runner_end import RunnerEnd
+from tests.conftest import fake, wire
+
+pytestmark = pytest.mark.sandbox
+
+
+def tool(name: str, **args: object) -> str:
+    return f"[mock:tool={name}:{json.dumps(args)}]"
+
+
+async def test_admin_joins_a_chat_from_its_own_chat(host: Host) -> None:
+    wire(host, "admin-dm", is_dm=True)
+    ch = fake(host)
+    stranger = await ch.say("@Andy anyone here?", chat="family-chat")
+    assert not stranger.triggered
+    await ch.say(tool("list_groups"), chat="admin-dm", is_dm=True)
+    listed = json.loads((await ch.wait_sent(1))[0].text)
+    family = next(c for c in listed["chats"] if c["chat"] == "fake:family-chat")
+    assert family["wired_to"] == []
+    await ch.say(tool("wire_group", chat="fake:family-chat", trigger="mention"), chat="admin-dm", is_dm=True)
+    assert (await ch.wait_sent(2))[1].text == "Wired fake:family-chat to main (trigger mention, sessions per-thread)"
+    await ch.say("@Andy hello family", chat="family-chat")
+    sent = await ch.wait_sent(3)
+    assert sent[2].route.platform_id == "family-chat" and "hello family" in sent[2].text
+
+
+async def test_non_admin_groups_get_no_admin_tools_and_forged_calls_are_refused(host: Host) -> None:
+    agent_groups.create(host.conn, "family")
+    ensure_group_folder(host.settings, "family")
+    wire(host, "fam", group="family", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("wire_group", chat="fake:fam", agent_group="main"), chat="fam")
+    assert (await ch.wait_sent(1))[0].text == "Error: no tool wire_group"
+    session_id = host.conn.execute("SELECT id FROM sessions WHERE agent_group_id = 'family'").fetchone()[0]
+    forger = RunnerEnd(host.sessions.folder(host.sessions.get(session_id)), doorbell=False)
+    with forger.transaction():
+        forger.write(kind="system", text=None, payload={"action": "wire_group", "chat": "fake:fam",
+                                                          "agent_group": "main", "request_id": "r-forged"})
+    forger.close()
+    await host.delivery.drain(session_id)
+    end = host.sessions.end(session_id)
+    assert end.conn.execute("SELECT error FROM delivered WHERE status='refused'").fetchone()[0] == \
+        "wire_group is only for the admin agent group"
+    fam = messaging_groups.find(host.conn, "fake", "fam")
+    assert [w[0] for w in host.conn.execute("SELECT agent_group_id FROM wirings WHERE messaging_group_id=?", (fam.id,))] == ["family"]
+
+
+async def test_help_for_everyone_status_for_the_owner(host: Host) -> None:
+    wire(host, "group", trigger="mention")
+    ch = fake(host)
+    helped = await ch.say("/help", chat="group", sender="guest")
+    assert helped.accepted and "/status" in (helped.reply or "")
+    assert "/clear" in (await ch.wait_sent(1))[0].text
+    refused = await ch.say("/status", chat="group", sender="guest")
+    assert not refused.accepted and "Only the owner or an admin" in (refused.error or "")
+
+
+async def attach_terminal(host: Host) -> tuple[object, list[dict]]:
+    """A real `nanoclaw chat` client on the host's socket, collecting what the owner sees."""
+    from nanoclaw.client import LocalClient
+
+    client = LocalClient(host.settings.socket_path, timeout=None)
+    await asyncio.to_thread(client.request, "subscribe")
+    seen: list[dict] = []
+
+    def read() -> None:
+        try:
+            for event in client.events():
+                seen.append(event)
+        except Exception:
+            pass
+
+    asyncio.get_running_loop().run_in_executor(None, read)
+    return client, seen
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+async def test_unknown_sender_is_held_until_the_owner_approves(host: Host) -> None:
+    wire(host, "club", trigger="always")
+    messaging_groups.set_policy(host.conn, messaging_groups.find(host.conn, "fake", "club").id, "ask")
+    client, seen = await attach_terminal(host)
+    try:
+        ch = fake(host)
+        await ch.say("hi, I'm new", chat="club", sender="newbie")
+        await ch.say("still there?", chat="club", sender="newbie")
+        await wait_until(lambda: any("New sender" in e.get("text", "") for e in seen))
+        card = next(e for e in seen if "New sender" in e.get("text", ""))
+        assert "/approve oa-" in card["text"] and "1) Approve" in card["text"]
+        await asyncio.sleep(0.3)
+        assert ch.sent == []  # nothing reached the agent yet
+        approval_id = host.conn.execute("SELECT id FROM approvals").fetchone()[0]
+        assert len(approval_id) == 11
+        await host.answer(approval_id, "Approve", "root")
+        sent = await ch.wait_sent(1)
+        assert "hi, I'm new" in sent[-1].text and "still there?" in "".join(s.text for s in ch.sent)
+        await wait_until(lambda: any("Approved" in e.get("text", "") for e in seen))
+        assert await host.answer(approval_id, "Deny", "root") is None
+        await wait_until(lambda: any("is not open" in e.get("text", "") for e in seen))
+    finally:
+        import socket
+
+        client.sock.shutdown(socket.SHUT_RDWR)  # unblocks the reader thread
+        client.close()
+
+
+async def test_denied_and_unlisted_senders_never_reach_the_agent(host: Host) -> None:
+    wire(host, "club", trigger="always")
+    wire(host, "vip", trigger="always")
+    club = messaging_groups.find(host.conn, "fake", "club")
+    vip = messaging_groups.find(host.conn, "fake", "vip")
+    messaging_groups.set_policy(host.conn, club.id, "ask")
+    messaging_groups.set_policy(host.conn, vip.id, "allowlist")
+    friend = users.upsert(host.conn, "fake", "friend")
+    users.allow(host.conn, vip.id, friend.id)
+    ch = fake(host)
+    await ch.say("let me in", chat="club", sender="troll")
+    approval = host.conn.execute("SELECT id FROM approvals").fetchone()[0]
+    await host.answer(approval, "Deny", "root")
+    await ch.say("please?", chat="club", sender="troll")
+    await ch.say("hello vip", chat="vip", sender="crasher")
+    await ch.say("hello from a friend", chat="vip", sender="friend")
+    sent = await ch.wait_sent(1)
+    await asyncio.sleep(0.5)
+    assert len(ch.sent) == 1 and "hello from a friend" in sent[0].text
+    assert approvals.get(host.conn, approval).status == "denied"
+    assert host.conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
