@@ -220,3 +220,16 @@ async def test_clear_starts_a_fresh_claude_session(chost: Host, api: FakeAnthrop
     await ch.say("who am I?", chat="dm", is_dm=True)
     await ch.wait_sent(3, timeout=60)
     assert "my name is Zed" not in " ".join(api.main_requests()[-1].user_texts())
+
+
+async def test_compact_asks_claude_code_to_compact(chost: Host, api: FakeAnthropic) -> None:
+    wire(chost, "dm", is_dm=True)
+    ch = fake(chost)
+    api.script(Reply.text("noted"))
+    await ch.say("a long story about tea", chat="dm", is_dm=True)
+    await ch.wait_sent(1, timeout=60)
+    before = len(api.messages_requests())
+    await ch.say("/compact", chat="dm", is_dm=True, message_id="c")
+    assert await ch.wait_processed("c", timeout=60) == "done"
+    assert len(api.messages_requests()) > before  # Claude Code summarised the history with the model
+    assert ch.sent[-1].text
