@@ -143,3 +143,30 @@ def allow(ctx: click.Context, chat: str, user: str, deny: bool) -> None:
     person = users.upsert(conn, channel, user)
     (users.deny if deny else users.allow)(conn, group.id, person.id)
     click.echo(f"{'denied' if deny else 'allowed'} {user} in {chat}")
+
+
+@groups.command("set-model")
+@click.argument("group_id")
+@click.option("--provider", required=True, help="mock, claude, openai (any OpenAI-compatible endpoint), …")
+@click.option("--model", help="model name, e.g. llama3.1:8b or claude-sonnet-4-5")
+@click.option("--base-url", help="endpoint for --provider openai, e.g. http://127.0.0.1:11434/v1 (Ollama)")
+@click.pass_context
+def set_model(ctx: click.Context, group_id: str, provider: str, model: str | None, base_url: str | None) -> None:
+    """Choose the model of agent group GROUP_ID (takes effect when its runners next start).
+
+    \b
+    nanoclaw groups set-model family --provider openai --model llama3.1:8b --base-url http://127.0.0.1:11434/v1
+    The key stays on the host (OPENAI_API_KEY); the sandbox never sees it.
+    """
+    from nanoclaw import registry
+
+    _settings, conn = _conn(ctx)
+    if agent_groups.get(conn, group_id) is None:
+        raise click.ClickException(f"no agent group {group_id!r}")
+    installed = registry.names(registry.PROVIDERS)
+    if provider not in installed:
+        raise click.ClickException(f"provider {provider!r} is not installed (installed: {', '.join(installed)})")
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise click.ClickException(f"--base-url must start with http:// or https://, not {base_url!r}")
+    agent_groups.set_model(conn, group_id, provider, model, base_url)
+    click.echo(f"{group_id}: provider {provider}" + (f", model {model}" if model else "") + (f", {base_url}" if base_url else ""))

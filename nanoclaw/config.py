@@ -49,6 +49,7 @@ class Settings:
     max_attempts: int = 3
     max_agent_turns: int = 60
     model_max_retries: int = 3  # retries of a failed model API call before the person is told
+    context_window: int = 32_000  # tokens of history the openai provider sends at most
     retry_backoff: float = 2.0
     doorbell: bool = True
     host_poll_interval: float = 1.0

@@ -19,10 +19,11 @@ class AgentGroup:
     is_admin: bool
     provider: str | None
     model: str | None
+    base_url: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AgentGroup:
-        return cls(row["id"], row["name"], bool(row["is_admin"]), row["provider"], row["model"])
+        return cls(row["id"], row["name"], bool(row["is_admin"]), row["provider"], row["model"], row["base_url"])
 
 
 def validate_id(group_id: str) -> str:
@@ -54,3 +55,10 @@ def get(conn: sqlite3.Connection, group_id: str) -> AgentGroup | None:
 
 def list_all(conn: sqlite3.Connection) -> list[AgentGroup]:
     return [AgentGroup.from_row(r) for r in conn.execute("SELECT * FROM agent_groups ORDER BY id")]
+
+
+def set_model(
+    conn: sqlite3.Connection, group_id: str, provider: str | None, model: str | None, base_url: str | None
+) -> None:
+    conn.execute("UPDATE agent_groups SET provider = ?, model = ?, base_url = ? WHERE id = ?",
+                 (provider, model, base_url, group_id))

@@ -122,8 +122,16 @@ class Host:
         return [registry.load(registry.CHANNELS, n) for n in names]
 
     async def _open_proxy(self, session_id: str) -> None:
-        group = self.sessions.get(session_id).agent_group_id
-        self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group)
+        group_id = self.sessions.get(session_id).agent_group_id
+        group = agent_groups.get(self.conn, group_id)
+        upstream = None
+        if group is not None and (group.provider or self.settings.provider) == "openai":
+            extra = self.settings.extra
+            upstream = Upstream(
+                base_url=group.base_url or extra.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+                auth_token=extra.get("OPENAI_API_KEY") or None,
+            )
+        self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group_id, upstream)
 
     # -- what channels see (ChannelHost) -----------------------------------
 

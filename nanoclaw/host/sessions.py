@@ -159,6 +159,7 @@ class SessionManager:
             is_admin=group.is_admin,
             max_turns=self.settings.max_agent_turns,
             model_max_retries=self.settings.model_max_retries,
+            context_window=self.settings.context_window,
             formatting=self.formatting.get(self._channel_type(session), ""),
         )
         env = {

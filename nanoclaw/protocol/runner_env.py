@@ -23,6 +23,7 @@ class RunnerConfig:
     is_admin: bool = False
     max_turns: int = 60  # bounds a model that loops calling tools
     model_max_retries: int = 3
+    context_window: int = 32_000  # tokens the openai provider may send (history is trimmed to fit)
     formatting: str = ""  # the channel's formatting rules, for the system prompt
 
     def to_env(self) -> dict[str, str]:

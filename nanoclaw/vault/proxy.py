@@ -53,11 +53,13 @@ class EgressProxy:
         self.upstream = upstream
         self.allow_private = allow_private
         self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._upstreams: dict[str, Upstream] = {}
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
 
-    async def open_session(self, session_id: str, agent_group_id: str) -> Path:
-        """Serve a socket for this session (idempotent); returns its path."""
+    async def open_session(self, session_id: str, agent_group_id: str, upstream: Upstream | None = None) -> Path:
+        """Serve a socket for this session (idempotent); returns its path. `upstream` overrides the model API."""
         path = self.socket_dir / f"{session_id}.sock"
+        self._upstreams[session_id] = upstream or self.upstream
         if session_id in self._servers:
             return path
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -180,7 +182,7 @@ class _Connection:
         method = request.method.decode("latin-1")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers]
         if target.startswith("/"):
-            url = self.proxy.upstream.base_url.rstrip("/") + target
+            url = self._upstream.base_url.rstrip("/") + target
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in CREDENTIAL_HEADERS]
             headers += self._credentials()
             kind = "model"
@@ -217,8 +219,12 @@ class _Connection:
             await response.aclose()
             self._audit(method, host, urlsplit(url).path, response.status_code, time.monotonic() - started, kind)
 
+    @property
+    def _upstream(self) -> Upstream:
+        return self.proxy._upstreams.get(self.session_id, self.proxy.upstream)
+
     def _credentials(self) -> list[tuple[str, str]]:
-        upstream = self.proxy.upstream
+        upstream = self._upstream
         if upstream.auth_token:
             return [("authorization", f"Bearer {upstream.auth_token}")]
         if upstream.api_key:

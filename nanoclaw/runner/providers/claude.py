@@ -9,10 +9,10 @@ session_state so a restarted runner resumes the conversation.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from nanoclaw.protocol.formatting import strip_internal
+from nanoclaw.runner.prompt import read_memory, system_prompt
 from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
 
@@ -27,26 +27,6 @@ API_ERRORS = {
     500: "the model API had an internal error (500); try again",
     529: "the model API is overloaded (529); try again shortly",
 }
-
-
-def system_prompt(config: Any, global_memory: str) -> str:
-    name = config.assistant_name
-    parts = [
-        f"You are {name}, a personal assistant. People talk to you from a chat ({config.channel_type or 'chat'}).",
-        "Incoming messages arrive as <messages><message sender=\"…\" time=\"…\" id=\"…\">…</message></messages>. "
-        "Messages with context=\"true\" were said in the chat without addressing you: background only.",
-        "Your final answer is sent to the conversation automatically. Use the send_message tool only for extra "
-        "messages (progress updates, other destinations). Put thoughts that must not be sent in "
-        "<internal>…</internal>.",
-        "Memory: your working directory /workspace/agent is yours and persists; its CLAUDE.md is your memory — "
-        "edit it to remember things. /workspace/global/CLAUDE.md is memory shared by all agents"
-        + (" (you may edit it)." if config.is_admin else " (read-only for you)."),
-    ]
-    if config.formatting:
-        parts.append(f"Formatting rules of this chat: {config.formatting}")
-    if global_memory.strip():
-        parts.append("<global_memory>\n" + global_memory.strip() + "\n</global_memory>")
-    return "\n\n".join(parts)
 
 
 class ClaudeProvider(Provider):
@@ -65,8 +45,7 @@ class ClaudeProvider(Provider):
         from claude_agent_sdk import ClaudeAgentOptions, create_sdk_mcp_server
 
         config = self.context.config
-        global_file = Path("/workspace/global/CLAUDE.md")
-        global_memory = global_file.read_text(errors="replace") if global_file.is_file() else ""
+        global_memory = read_memory("/workspace/global/CLAUDE.md")
         server = create_sdk_mcp_server(name=MCP_SERVER, tools=[self._mcp_tool(t) for t in self.context.tools])
         env = {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
