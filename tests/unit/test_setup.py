@@ -318,7 +318,7 @@ def test_wizard_in_a_real_terminal(tmux: Tmux, user_env: dict[str, str]) -> None
     tmux.type("sk-ant-tooshort")  # invalid: re-asked
     tmux.wait_for("Anthropic keys start with sk-ant- and are about 100 characters long, this one has 15")
     tmux.answer("Anthropic API key (typing is hidden", KEY, count=2)
-    tmux.answer("Provider (claude, mock) [claude]:", "gpt")  # a key was given: claude is the default
+    tmux.answer("Provider (claude, mock, openai) [claude]:", "gpt")  # a key was given: claude is the default
     tmux.answer("Error: 'gpt' is not installed; choose one of: claude, mock", "")
     tmux.answer("Assistant name [Andy]:", "two words")
     tmux.answer("must be a word (letters, digits, - or _)", "Bob")
@@ -339,7 +339,7 @@ def test_wizard_in_a_real_terminal(tmux: Tmux, user_env: dict[str, str]) -> None
     tmux.start(f"{NANOCLAW} setup")
     _sandbox_ok(tmux)
     tmux.answer("Enter keeps the saved key sk-ant-…-END)", "")
-    tmux.answer("Provider (claude, mock) [claude]:", "")
+    tmux.answer("Provider (claude, mock, openai) [claude]:", "")
     tmux.answer("Assistant name [Bob]:", "")
     tmux.answer("Channels to enable, comma-separated [terminal]:", "")
     tmux.answer("Install the service now? [y/N]:", "")
