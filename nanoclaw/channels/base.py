@@ -132,6 +132,15 @@ class Channel(ABC):
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Deliver one message; raise ChannelUnavailable when a retry later may succeed."""
 
+    async def already_sent(self, route: Route, message_id: str) -> str | None:
+        """After a host crash between sending and recording: the platform id if `message_id` did go out.
+
+        Return None when the platform cannot tell; the message is then sent again
+        (at-least-once in that narrow window). Platforms that can look up a message by
+        a client id (or keep a sent log) make delivery exactly-once.
+        """
+        return None
+
     async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
         """Replace the text of a sent message (only when capabilities.edits)."""
         raise NotImplementedError

@@ -53,12 +53,12 @@ class Actions:
         if target_agent is not None:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
-            return Outcome(await self.agents.send(session.id, target_agent, row.text or "", hops))
+            return Outcome(await self.agents.send(session.id, target_agent, row.text or "", hops, row.id))
         assert route is not None
         if route.channel_type == AGENT_CHANNEL:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
-            await self.agents.reply(session.id, route.platform_id, row.text or "", hops)
+            await self.agents.reply(session.id, route.platform_id, row.text or "", hops, row.id)
             return Outcome(None)
         channel = self._channel(route)
         if row.kind == "chat":

@@ -9,7 +9,6 @@ counter stops two agents from talking forever.
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from typing import Awaitable, Callable
 
@@ -57,7 +56,7 @@ class AgentRelay:
         log.info("agent.created", agent=agent_id, by=creator)
         return f"agent {agent_id} created"
 
-    async def send(self, from_session_id: str, target_group: str, text: str, hops: int) -> str:
+    async def send(self, from_session_id: str, target_group: str, text: str, hops: int, row_id: str) -> str:
         """Deliver `text` from a session to agent group `target_group`; returns the target session id."""
         if hops > MAX_HOPS:
             raise DestinationRefused(f"agents exchanged {MAX_HOPS} messages without a person; stopping the loop")
@@ -68,14 +67,14 @@ class AgentRelay:
         target = self.sessions.resolve(target_group, chat.id, None, "shared")
         end = self.sessions.end(target.id)
         route = Route(AGENT_CHANNEL, from_session_id)
-        end.append(id=_msg_id(end), kind="chat", text=text, route=route, sender_id=f"agent:{source.agent_group_id}",
+        end.append(id=f"agent:{row_id}", kind="chat", text=text, route=route, sender_id=f"agent:{source.agent_group_id}",
                    sender_name=f"agent {source.agent_group_id}", payload={"hops": hops})
         end.set_routing(route)
         session_rows.touch(self.conn, target.id)
         await self.wake(target.id)
         return target.id
 
-    async def reply(self, from_session_id: str, to_session_id: str, text: str, hops: int) -> None:
+    async def reply(self, from_session_id: str, to_session_id: str, text: str, hops: int, row_id: str) -> None:
         """An agent's answer goes back into the session that asked, as a new triggering message."""
         if hops > MAX_HOPS:
             raise DestinationRefused(f"agents exchanged {MAX_HOPS} messages without a person; stopping the loop")
@@ -85,11 +84,8 @@ class AgentRelay:
         except KeyError:
             raise DestinationRefused(f"the asking session {to_session_id} no longer exists") from None
         end = self.sessions.end(to_session_id)
-        end.append(id=_msg_id(end), kind="chat", text=text, route=Route(AGENT_CHANNEL, from_session_id),
+        # The id comes from the sender's row: resending after a host crash stores it once.
+        end.append(id=f"agent:{row_id}", kind="chat", text=text, route=Route(AGENT_CHANNEL, from_session_id),
                    sender_id=f"agent:{source.agent_group_id}", sender_name=f"agent {source.agent_group_id}",
                    payload={"hops": hops})
         await self.wake(to_session_id)
-
-
-def _msg_id(end: object) -> str:
-    return "a-" + secrets.token_hex(8)

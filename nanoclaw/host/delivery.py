@@ -128,6 +128,11 @@ class Delivery:
             route, target_agent = acl.resolve(self.conn, session, row)
             if route is not None:
                 channel_type = route.channel_type
+            confirmed = await self._sent_before_a_crash(end, row, route)
+            if confirmed is not None:
+                end.record_delivery(row.seq, "sent", confirmed)
+                return True
+            end.record_delivery(row.seq, "sending")  # the intent, so a crash right after the send is noticed
             outcome = await self.actions.perform(session, end, row, route, target_agent)
         except DestinationRefused as exc:
             log.warning("delivery.refused", session=session_id, seq=row.seq, kind=row.kind, reason=str(exc))
@@ -135,6 +140,7 @@ class Delivery:
             self._answer_runner(end, row, f"Refused: {exc}")
             return True
         except ChannelUnavailable as exc:
+            end.forget_intent(row.seq)
             return self._wait(session_id, channel_type, str(exc))
         except Exception as exc:
             log.error("delivery.failed", session=session_id, seq=row.seq, error=f"{type(exc).__name__}: {exc}")
@@ -147,6 +153,17 @@ class Delivery:
         self._backoff.pop(session_id, None)
         log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
+
+    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None) -> str | None:
+        prior = end.delivery(row.seq)
+        if prior is None or prior["status"] != "sending" or route is None:
+            return None
+        channel = self.channels.get(route.channel_type)
+        if channel is None:
+            return None
+        found = await channel.already_sent(route, row.id)
+        log.info("delivery.crash_recovery", seq=row.seq, confirmed=found is not None)
+        return found
 
     @staticmethod
     def _answer_runner(end: HostEnd, row: OutboundMessage, text: str) -> None:

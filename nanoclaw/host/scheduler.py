@@ -178,7 +178,8 @@ class Scheduler:
         route = self._route(task)
         end = self.sessions.end(session.id)
         seq = end.append(
-            id=f"task:{task.id}:{int(now)}", kind="task", text=task.prompt, route=route,
+            # One id per due slot: a dispatch repeated after a crash is stored once.
+            id=f"task:{task.id}:{int(task.next_run or now)}", kind="task", text=task.prompt, route=route,
             sender_id="scheduler", sender_name="scheduled task", payload={"task_id": task.id},
         )
         if route is not None:

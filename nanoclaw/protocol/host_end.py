@@ -147,10 +147,11 @@ class HostEnd:
     # -- reading outbound --------------------------------------------------
 
     def undelivered(self) -> list[OutboundMessage]:
-        """Outbound rows past the cursor with no `delivered` record, in order."""
+        """Outbound rows past the cursor with no final `delivered` record ('sending' is not final), in order."""
         rows = self.conn.execute(
             "SELECT m.* FROM o.messages_out m WHERE m.seq > ?"
-            " AND NOT EXISTS (SELECT 1 FROM delivered d WHERE d.out_seq = m.seq) ORDER BY m.seq",
+            " AND NOT EXISTS (SELECT 1 FROM delivered d WHERE d.out_seq = m.seq AND d.status != 'sending')"
+            " ORDER BY m.seq",
             (self.out_cursor,),
         ).fetchall()
         return [OutboundMessage.from_row(r) for r in rows]
@@ -162,6 +163,10 @@ class HostEnd:
             "INSERT OR REPLACE INTO delivered (out_seq, status, platform_message_id, error, at) VALUES (?,?,?,?,?)",
             (out_seq, status, platform_message_id, error, time.time()),
         )
+
+    def forget_intent(self, out_seq: int) -> None:
+        """The send did not happen (the channel said so): drop the 'sending' mark."""
+        self.conn.execute("DELETE FROM delivered WHERE out_seq = ? AND status = 'sending'", (out_seq,))
 
     def delivery(self, out_seq: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()

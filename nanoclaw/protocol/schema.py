@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS messages_in (
 );
 CREATE TABLE IF NOT EXISTS delivered (
     out_seq             INTEGER PRIMARY KEY,
-    status              TEXT NOT NULL,           -- sent | refused | failed
+    status              TEXT NOT NULL,           -- sending (intent, before the platform call) | sent | refused | failed
     platform_message_id TEXT,
     error               TEXT,
     at                  REAL NOT NULL

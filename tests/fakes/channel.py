@@ -49,6 +49,7 @@ class FakeChannel(Channel):
         self.typing: list[tuple[Route, bool]] = []
         self.processed_ids: list[tuple[list[str], str]] = []
         self.available = True
+        self.can_look_up = True  # already_sent() answers from the sent log
         self.edits: list[tuple[str, str]] = []
         self.reactions: list[tuple[str, str]] = []
         self._changed = asyncio.Condition()
@@ -62,6 +63,11 @@ class FakeChannel(Channel):
         async with self._changed:
             self._changed.notify_all()
         return SendResult(platform_id)
+
+    async def already_sent(self, route: Route, message_id: str) -> str | None:
+        if not self.can_look_up:
+            return None
+        return next((s.platform_id for s in self.sent if s.id == message_id), None)
 
     async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
         self.edits.append((platform_message_id, text))
