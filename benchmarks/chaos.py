@@ -1,0 +1,165 @@
+"""Chaos: a stream of messages across many chats and agent groups while the host is SIGKILLed and
+restarted at random and runners are killed; afterwards every message must be answered exactly once,
+every one-off task must have run exactly once, and every database must pass integrity_check.
+
+    python -m benchmarks.chaos --json            # 1,000 messages, 20 chats, 5 groups, >= 20 host kills
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import ledger
+from nanoclaw import db
+from nanoclaw.config import Settings
+from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
+from nanoclaw.host.bootstrap import ensure_group_folder, first_run
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def prepare(home: Path, groups: int, chats: int, task_count: int, start: float) -> list[str]:
+    settings = Settings(home=home, provider="mock")
+    conn = db.connect(settings.db_path)
+    first_run(conn, settings)
+    names = ["main"] + [f"g{i}" for i in range(1, groups)]
+    for name in names[1:]:
+        agent_groups.create(conn, name)
+        ensure_group_folder(settings, name)
+    chat_ids = []
+    for i in range(chats):
+        chat = messaging_groups.upsert(conn, "ledger", f"c{i}")
+        wirings.wire(conn, chat.id, names[i % groups], trigger="always", session_mode="shared")
+        chat_ids.append(chat.id)
+    task_ids = []
+    for i in range(task_count):
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + 5 + i * 4))
+        task = tasks.create(conn, agent_group_id=names[i % groups], prompt=f"TASK-{i}", kind="once", spec=at,
+                            timezone="UTC", next_run=start + 5 + i * 4, messaging_group_id=chat_ids[i % chats])
+        task_ids.append(task.id)
+    conn.close()
+    return task_ids
+
+
+def start_host(home: Path, ledger_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "benchmarks.chaos_host", str(home), str(ledger_path)],
+                                stdout=out, stderr=out, start_new_session=True)
+
+
+def runner_pids(host_pid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"nanoclaw.runner" in cmd and not cmd.startswith(b"/usr/bin/bwrap"):
+                pids.append(int(entry))
+    return pids
+
+
+def integrity(home: Path) -> list[str]:
+    bad = []
+    for path in [home / "nanoclaw.db", *home.glob("sessions/*/*/*.db")]:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        conn.close()
+        if result != "ok":
+            bad.append(f"{path}: {result}")
+    return bad
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    workdir = Path(tempfile.mkdtemp(prefix="nanoclaw-chaos-"))
+    home, ledger_path, log = workdir / "home", workdir / "ledger.db", workdir / "host.log"
+    rng = random.Random(args.seed)
+    started = time.time()
+    task_ids = prepare(home, args.groups, args.chats, args.tasks, started)
+    platform = ledger.connect(ledger_path)
+    host = start_host(home, ledger_path, log)
+    host_kills = runner_kills = sent = 0
+    next_kill = time.time() + rng.uniform(0.5, 2.0)
+    deadline = time.time() + args.timeout
+    tokens = [f"MSG-{i:05d}" for i in range(args.messages)]
+    progress(f"{args.messages} messages over {args.chats} chats, {args.groups} groups, {args.tasks} tasks…")
+    while time.time() < deadline:
+        burst = tokens[sent:sent + args.rate // 10]
+        for token in burst:
+            platform.execute("INSERT INTO inbox (msg_id, chat, text) VALUES (?,?,?)",
+                             (token, f"c{rng.randrange(args.chats)}", f"hello {token}"))
+        sent += len(burst)
+        if time.time() >= next_kill and host_kills < args.kills:
+            if rng.random() < 0.3 and (pids := runner_pids(host.pid)):
+                os.kill(rng.choice(pids), signal.SIGKILL)
+                runner_kills += 1
+            os.kill(host.pid, signal.SIGKILL)
+            host.wait()
+            host_kills += 1
+            host = start_host(home, ledger_path, log)
+            next_kill = time.time() + rng.uniform(0.5, 2.5)
+            progress(f"  kill {host_kills}: {sent} sent, {answered(platform)} answered")
+        if sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens):
+            break
+        time.sleep(0.1)
+    host.send_signal(signal.SIGTERM)
+    host.wait(30)
+    counts = {t: 0 for t in tokens}
+    task_counts = {f"TASK-{i}": 0 for i in range(args.tasks)}
+    for (text,) in platform.execute("SELECT text FROM outbox"):
+        for word in text.split():
+            word = word.strip(":,")
+            if word in counts:
+                counts[word] += 1
+            if word in task_counts:
+                task_counts[word] += 1
+    return {
+        "messages": len(tokens), "chats": args.chats, "agent_groups": args.groups,
+        "lost": sum(1 for c in counts.values() if c == 0),
+        "duplicated": sum(1 for c in counts.values() if c > 1),
+        "host_kills": host_kills, "runner_kills": runner_kills,
+        "tasks": args.tasks, "tasks_not_once": sum(1 for c in task_counts.values() if c != 1),
+        "integrity_errors": len(integrity(home)), "seconds": round(time.time() - started, 1),
+        "log": str(log),
+    }
+
+
+def answered(platform: sqlite3.Connection) -> int:
+    return len({w for (t,) in platform.execute("SELECT text FROM outbox") for w in t.split() if w.startswith("MSG-")})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument("--groups", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=8, help="one-off tasks due during the run")
+    parser.add_argument("--kills", type=int, default=22, help="host SIGKILLs")
+    parser.add_argument("--rate", type=int, default=40, help="messages per second")
+    parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>18}: {value}")
+
+
+if __name__ == "__main__":
+    main()
