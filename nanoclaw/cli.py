@@ -219,3 +219,8 @@ main.add_command(logs)
 from nanoclaw.cli_tasks import tasks  # noqa: E402
 
 main.add_command(tasks)
+
+from nanoclaw.cli_backup import backup, restore  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)

@@ -1,0 +1,64 @@
+"""Backup while the host runs, restore onto a fresh home, and the assistant carries on."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.integration.hostproc import NANOCLAW, HostProcess
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NANOCLAW, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_backup_and_restore_onto_a_fresh_home(tmp_path: Path) -> None:
+    old = HostProcess(tmp_path / "old").start()
+    archive = tmp_path / "backups" / "nc.tar.gz"
+    try:
+        assert "hello before" in cli(old.env, "send", "hello before").stdout
+        added = cli(old.env, "tasks", "add", "--cron", "0 7 * * *", "--prompt", "morning news")
+        task_id = added.stdout.split()[1]
+        (old.home / "groups" / "main" / "CLAUDE.md").write_text("# main\n- the owner likes tea\n")
+        session_before = [line for line in cli(old.env, "status").stdout.splitlines() if "session s-" in line]
+        made = cli(old.env, "backup", str(archive))  # online: the host keeps running
+        assert made.returncode == 0, made.stderr
+        assert oct(archive.stat().st_mode & 0o777) == "0o600"
+        refused = cli(old.env, "restore", str(archive))
+        assert refused.returncode == 1 and "stop it before restoring" in refused.stderr
+    finally:
+        old.stop()
+
+    new = HostProcess(tmp_path / "new")
+    restored = cli(new.env, "restore", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    again = cli(new.env, "restore", str(archive))
+    assert again.returncode == 1 and "--force" in again.stderr
+    new.start()
+    try:
+        assert (new.home / "groups" / "main" / "CLAUDE.md").read_text().endswith("- the owner likes tea\n")
+        assert task_id in cli(new.env, "tasks", "list").stdout
+        assert "hello after" in cli(new.env, "send", "hello after").stdout
+        session_after = [line for line in cli(new.env, "status").stdout.splitlines() if "session s-" in line]
+        assert session_before[0].split()[1] == session_after[0].split()[1]  # the same conversation goes on
+    finally:
+        new.stop()
+
+
+def test_a_crafted_archive_cannot_write_outside_the_home(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("nanoclaw-home/nanoclaw.db", b""), ("nanoclaw-home/../../escaped.txt", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    env = {**HostProcess(tmp_path / "home").env}
+    result = cli(env, "restore", str(archive))
+    assert result.returncode == 1 and "outside the destination" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
