@@ -19,6 +19,8 @@ from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route, inbound_id
 
 log = get_logger("nanoclaw.host.router")
+QUARANTINE_NOTICE = ("⚠️ I could not read the earlier history of this conversation (its storage was damaged). "
+                     "It was set aside for the owner to inspect, and we start fresh from here.")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -42,9 +44,9 @@ def triggers(wiring: Wiring, event: InboundEvent, group: MessagingGroup, assista
 
 
 def clean_text(text: str) -> str:
-    """Drop control characters (binary junk) but keep tabs and newlines; replace broken surrogates."""
+    """Drop control characters (binary junk) but keep tabs and newlines (CRLF/CR become LF); replace broken surrogates."""
     text = text.encode("utf-8", "replace").decode("utf-8")
-    return _CONTROL.sub("", text)
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 class Router:
@@ -129,6 +131,9 @@ class Router:
             fired = triggers(wiring, event, group, self.settings.assistant_name)
             session = self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode)
             end = self.sessions.end(session.id)
+            if session.id in self.sessions.quarantined and self.respond is not None:
+                self.sessions.quarantined.discard(session.id)
+                await self.respond(Route(event.channel_type, event.platform_id, thread), QUARANTINE_NOTICE)
             as_command = command is not None and fired
             seq = end.append(
                 id=inbound_id(event.channel_type, event.platform_id, event.message_id),

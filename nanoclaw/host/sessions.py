@@ -49,6 +49,7 @@ class SessionManager:
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self._sessions: dict[str, Session] = {}
+        self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
     def folder(self, session: Session) -> SessionFolder:
         return SessionFolder(self.settings.sessions_dir / session.agent_group_id / session.id)
@@ -83,6 +84,7 @@ class SessionManager:
                     "session.quarantined", session=session_id, error=f"{type(exc).__name__}: {exc}", moved_to=aside
                 )
                 end = HostEnd(folder, doorbell=self.settings.doorbell)
+                self.quarantined.add(session_id)
             self._ends[session_id] = end
         return end
 

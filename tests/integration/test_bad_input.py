@@ -69,8 +69,9 @@ async def test_corrupt_session_db_is_quarantined_and_the_chat_keeps_working(tmp_
         ch = fake(host)
         result = await ch.say("after")
         assert result.accepted
-        sent = await ch.wait_sent(1)
-        assert "after" in sent[0].text
+        sent = await ch.wait_sent(2)
+        assert sent[0].text.startswith("⚠️ I could not read the earlier history")  # the person is told
+        assert "after" in sent[1].text
         assert any(".quarantined-" in p.name for p in (settings.sessions_dir / "main").iterdir())
     finally:
         await host.stop()
@@ -118,3 +119,28 @@ def test_full_disk_refuses_the_message_and_the_host_keeps_running(tmp_path: Path
             assert c.request("status")["ok"]
     finally:
         host.stop()
+
+
+async def test_a_locked_database_is_a_clear_refusal_not_a_crash(tmp_path: Path) -> None:
+    import sqlite3
+
+    host = Host(make_settings(tmp_path / "home"), channels=[FakeChannel])
+    await host.start()
+    try:
+        wire(host, "chat1", trigger="always")
+        host.conn.execute("PRAGMA busy_timeout = 200")  # fail fast for the test; 5 s in real use
+        blocker = sqlite3.connect(host.settings.db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        ch = fake(host)
+        try:
+            result = await ch.say("while locked")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert not result.accepted and "could not store your message" in (result.error or "")
+        assert "locked" in (result.error or "")
+        after = await ch.say("after the lock")
+        assert after.accepted
+        assert "after the lock" in (await ch.wait_sent(1))[0].text
+    finally:
+        await host.stop()

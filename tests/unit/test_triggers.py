@@ -49,7 +49,7 @@ def test_dms_always_trigger_and_platform_mentions_count() -> None:
 
 
 def test_clean_text_keeps_lines_and_drops_binary() -> None:
-    assert clean_text("a\x00b\x07c\td\ne\r") == "abc\td\ne\r"
+    assert clean_text("a\x00b\x07c\td\ne\r\nf\rg") == "abc\td\ne\nf\ng"
     assert clean_text("broken \ud800 surrogate") == "broken ? surrogate"
 
 

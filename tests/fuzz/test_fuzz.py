@@ -1,0 +1,100 @@
+"""Property-based fuzzing of what untrusted input reaches: text from people, rows from runners, tool
+arguments from models, lines on the local socket. NANOCLAW_FUZZ_EXAMPLES=10000 for the nightly size."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import xml.etree.ElementTree as ET
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nanoclaw.host import commands
+from nanoclaw.host.api import LocalApi
+from nanoclaw.host.router import clean_text
+from nanoclaw.protocol.formatting import format_messages, strip_internal
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
+from nanoclaw.runner.agent_tools import AGENT_TOOLS
+from nanoclaw.runner.tools import TOOLS, ToolError, validate
+
+EXAMPLES = int(os.environ.get("NANOCLAW_FUZZ_EXAMPLES", "300"))
+fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@fuzz
+@given(st.lists(st.tuples(st.text(), st.text(), st.one_of(st.none(), st.text()), st.booleans()), max_size=5))
+def test_xml_format_is_well_formed_and_lossless(rows: list[tuple[str, str, str | None, bool]]) -> None:
+    messages = [
+        InboundMessage(2 * i + 2, f"fake:c:{i}", "chat", trigger, clean_text(text), sender_name=clean_text(sender),
+                       route=Route("fake", "c", clean_text(thread) if thread else None))
+        for i, (text, sender, thread, trigger) in enumerate(rows)
+    ]
+    tree = ET.fromstring(format_messages(messages))
+    assert [m.text or "" for m in tree] == [m.text for m in messages]
+    assert [m.get("sender") for m in tree] == [m.sender_name or "unknown" for m in messages]
+
+
+@fuzz
+@given(st.text())
+def test_strip_internal_leaves_no_internal_notes(text: str) -> None:
+    once = strip_internal(text)
+    assert "<internal>" not in once.lower() and strip_internal(once) == once
+
+
+@fuzz
+@given(st.text())
+def test_command_parser_never_fails(text: str) -> None:
+    command = commands.parse(text)
+    assert command is None or command.name in {**commands.HOST_COMMANDS, **commands.PROVIDER_COMMANDS}
+
+
+@fuzz
+@given(st.sampled_from([*TOOLS, *AGENT_TOOLS]), st.dictionaries(st.text(max_size=12), json_values, max_size=5))
+def test_tool_argument_validation_only_ever_refuses_clearly(tool, args: dict) -> None:
+    try:
+        validate(tool.schema, args)
+    except ToolError as exc:
+        assert str(exc)
+
+
+@fuzz
+@given(st.text(), st.binary())
+def test_clean_text_accepts_anything(text: str, raw: bytes) -> None:
+    for value in (text, raw.decode("utf-8", "surrogateescape")):
+        cleaned = clean_text(value)
+        cleaned.encode("utf-8")  # always storable
+        assert "\x00" not in cleaned
+
+
+@fuzz
+@given(st.one_of(st.text(), json_values.map(json.dumps)), st.sampled_from(["chat", "card", "x" * 3]))
+def test_runner_rows_with_junk_payloads_are_read_safely(payload: str, kind: str) -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    row = conn.execute(
+        "SELECT 1 AS seq, 'id' AS id, ? AS kind, NULL AS text, 'fake' AS channel_type, 'c' AS platform_id,"
+        " NULL AS thread_id, NULL AS to_name, NULL AS in_reply_to, ? AS payload, 0 AS created_at", (kind, payload)
+    ).fetchone()
+    message = OutboundMessage.from_row(row)
+    assert isinstance(message.payload, dict)
+
+
+@fuzz
+@given(st.binary(max_size=300))
+def test_local_api_answers_any_line(line: bytes) -> None:
+    api = LocalApi(path=None)  # type: ignore[arg-type]
+
+    async def ping(request: dict, conn: object) -> dict:
+        return {"ok": True}
+
+    api.register("ping", ping)
+    reply = asyncio.run(api._dispatch(line, None))  # type: ignore[arg-type]
+    assert reply is not None and isinstance(reply.get("ok"), bool)
