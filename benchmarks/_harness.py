@@ -42,7 +42,7 @@ class TimingChannel(Channel):
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiters[chat] = future
         start = time.perf_counter()
-        await self.host.receive(InboundEvent("bench", chat, f"m{next(_ids)}", text, "bench", "Bench"))
+        await self.host.receive(InboundEvent(self.type, chat, f"m{next(_ids)}", text, "bench", "Bench"))
         end = await asyncio.wait_for(future, 60)
         return (end - start) * 1000
 
