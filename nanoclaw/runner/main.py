@@ -111,9 +111,11 @@ class Runner:
             await self._wait(min(remaining, self.config.poll_interval))
 
     async def _turn(self, batch: list[InboundMessage]) -> None:
-        # Context rows after the last trigger wait for the next triggering message.
-        last_trigger = max(i for i, m in enumerate(batch) if m.trigger)
-        batch = batch[: last_trigger + 1]
+        # Context rows after the last trigger wait for the next triggering message. After a crash
+        # (attempts > 0) messages go one at a time, so one poisonous message cannot sink the others.
+        triggers = [i for i, m in enumerate(batch) if m.trigger]
+        last = triggers[0] if any(batch[i].attempts for i in triggers) else triggers[-1]
+        batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
         self._ack(self.in_turn, "taken")
         watcher = asyncio.create_task(self._feed_follow_ups())

@@ -229,3 +229,19 @@ async def test_startup_stops_orphan_sandboxes_of_an_earlier_host(tmp_path: Path)
     finally:
         other_home.kill()
         orphan.kill()
+
+
+async def test_a_poisonous_message_does_not_sink_the_ones_batched_with_it(tmp_path: Path) -> None:
+    host, runtime = await make_host(tmp_path, max_attempts=2)
+    try:
+        wire(host, "chat1", trigger="always")
+        ch = fake(host)
+        await ch.say("[mock:sleep=0.5] first", message_id="first")
+        await ch.say("innocent question", message_id="innocent")  # both wait while "first" runs…
+        await ch.say("[mock:crash] poison", message_id="poison")  # …and are batched with the poison
+        assert await ch.wait_processed("poison", timeout=30) == "failed"
+        assert await ch.wait_processed("innocent", timeout=30) == "done"
+        answered = " ".join(s.text for s in ch.sent)
+        assert "innocent question" in answered and "could not process your message" in answered
+    finally:
+        await host.stop()
