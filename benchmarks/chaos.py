@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             host = start_host(home, ledger_path, log)
             next_kill = time.time() + rng.uniform(0.5, 2.5)
             progress(f"  kill {host_kills}: {sent} sent, {answered(platform)} answered")
-        if sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens):
+        if (sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens)
+                and answered(platform, "TASK-") >= args.tasks):
             break
         time.sleep(0.1)
     host.send_signal(signal.SIGTERM)
@@ -132,13 +133,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "duplicated": sum(1 for c in counts.values() if c > 1),
         "host_kills": host_kills, "runner_kills": runner_kills,
         "tasks": args.tasks, "tasks_not_once": sum(1 for c in task_counts.values() if c != 1),
+        "tasks_missing": sum(1 for c in task_counts.values() if c == 0),
         "integrity_errors": len(integrity(home)), "seconds": round(time.time() - started, 1),
         "log": str(log),
     }
 
 
-def answered(platform: sqlite3.Connection) -> int:
-    return len({w for (t,) in platform.execute("SELECT text FROM outbox") for w in t.split() if w.startswith("MSG-")})
+def answered(platform: sqlite3.Connection, prefix: str = "MSG-") -> int:
+    return len({w for (t,) in platform.execute("SELECT text FROM outbox") for w in t.split() if w.startswith(prefix)})
 
 
 def main() -> None:
