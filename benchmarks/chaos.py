@@ -75,7 +75,8 @@ def runner_pids(host_pid: int) -> list[int]:
 def integrity(home: Path) -> list[str]:
     bad = []
     for path in [home / "nanoclaw.db", *home.glob("sessions/*/*/*.db")]:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # Read-write like the next host would: a killed writer's WAL needs recovery, which mode=ro refuses.
+        conn = sqlite3.connect(path)
         result = conn.execute("PRAGMA integrity_check").fetchone()[0]
         conn.close()
         if result != "ok":

@@ -17,7 +17,7 @@ from nanoclaw.host.actions import Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
-from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
 
 log = get_logger("nanoclaw.host.delivery")
 
@@ -83,15 +83,17 @@ class Delivery:
     async def _drain_once(self, session_id: str) -> None:
         end = self.sessions.end(session_id)
         # Replies first, then acks: a client waiting for "processed" has its answer by then.
+        # The acks are read before the replies: the runner writes a reply before its ack, so
+        # every reply an ack in hand speaks for is already visible below.
+        acks = end.new_acks()
         if session_id not in self._waiting:
             for row in end.undelivered():
                 if not await self._deliver(session_id, end, row):
                     break
                 end.out_cursor = row.seq
-        await self._follow_acks(session_id, end)
+        await self._follow_acks(session_id, end, acks)
 
-    async def _follow_acks(self, session_id: str, end: HostEnd) -> None:
-        acks = end.new_acks()
+    async def _follow_acks(self, session_id: str, end: HostEnd, acks: list[Ack]) -> None:
         if not acks:
             return
         by_status: dict[str, list[int]] = {}
