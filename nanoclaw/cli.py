@@ -224,3 +224,7 @@ from nanoclaw.cli_backup import backup, restore  # noqa: E402
 
 main.add_command(backup)
 main.add_command(restore)
+
+from nanoclaw.cli_sandbox import sandbox  # noqa: E402
+
+main.add_command(sandbox)

@@ -19,6 +19,7 @@ from nanoclaw import envfile, registry
 from nanoclaw.cli_options import home_option
 from nanoclaw.config import Settings, credentials_path
 from nanoclaw.errors import ConfigError, NanoClawError
+from nanoclaw.sandbox import detect
 
 MIN_FREE_BYTES = 1024**3
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -37,7 +38,7 @@ def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]
     host = _host(settings)
     host_running = host.ok and host.detail.startswith("running")
     return [
-        _python(), _config(settings, load_error), runtime_check(settings), _home(settings), _disk(settings),
+        _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings), _home(settings), _disk(settings),
         _database(settings), _secret_files(settings),
         _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
         host, _service(settings),
@@ -53,12 +54,21 @@ def _python() -> Check:
 
 def runtime_check(settings: Settings) -> Check:
     """The sandbox runtime can start sandboxes here (also used by `nanoclaw setup`)."""
-    try:
-        cls = registry.load(registry.RUNTIMES, settings.runtime)
-    except LookupError as exc:
-        return Check("sandbox", False, str(exc), "set NANOCLAW_RUNTIME to an installed runtime")
-    result = cls.check()
-    return Check(f"sandbox ({settings.runtime})", result.ok, result.detail, result.fix)
+    name = settings.runtime or detect.detect()
+    how = "" if settings.runtime else "detected (NANOCLAW_RUNTIME chooses another): "
+    result = detect.check(name)
+    return Check(f"sandbox ({name})", result.ok, how + result.detail, result.fix)
+
+
+def _other_runtimes(settings: Settings) -> Check:
+    chosen = settings.runtime or detect.detect()
+    others = [n for n in registry.names(registry.RUNTIMES) if n != chosen]
+    usable = [n for n in others if detect.check(n).ok]
+    unusable = [n for n in others if n not in usable]
+    detail = f"also usable: {', '.join(usable) or 'none'}"
+    if unusable:
+        detail += f"; not usable here: {', '.join(unusable)}"
+    return Check("other runtimes", True, detail)
 
 
 def _home(settings: Settings) -> Check:

@@ -8,7 +8,7 @@ import click
 
 from nanoclaw import db
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, messaging_groups, wirings
+from nanoclaw.db import agent_groups, group_mounts, messaging_groups, wirings
 from nanoclaw.errors import NanoClawError
 
 
@@ -31,6 +31,7 @@ def groups(ctx: click.Context) -> None:
     nanoclaw groups                                   list everything
     nanoclaw groups add family --name "Family helper"
     nanoclaw groups wire telegram:-100123 family --trigger mention
+    nanoclaw groups mount family ~/Pictures/holidays
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_groups)
@@ -45,6 +46,8 @@ def list_groups(ctx: click.Context) -> None:
     for g in agent_groups.list_all(conn):
         extra = " admin" if g.is_admin else ""
         click.echo(f"  {g.id:<16} {g.name}{extra}  provider={g.provider or 'default'}")
+        for m in group_mounts.for_group(conn, g.id):
+            click.echo(f"  {'':<16}   /workspace/extra/{m.name} ← {m.host_path} ({'rw' if m.writable else 'ro'})")
     click.echo("wired chats:")
     for w in wirings.list_all(conn):
         chat = messaging_groups.get(conn, w.messaging_group_id)
@@ -170,3 +173,40 @@ def set_model(ctx: click.Context, group_id: str, provider: str, model: str | Non
         raise click.ClickException(f"--base-url must start with http:// or https://, not {base_url!r}")
     agent_groups.set_model(conn, group_id, provider, model, base_url)
     click.echo(f"{group_id}: provider {provider}" + (f", model {model}" if model else "") + (f", {base_url}" if base_url else ""))
+
+
+@groups.command("mount")
+@click.argument("group_id")
+@click.argument("path")
+@click.option("--writable", is_flag=True, help="read-write (only where the allow-list entry is writable)")
+@click.option("--name", help="name under /workspace/extra/ [default: the folder's name]")
+@click.pass_context
+def mount(ctx: click.Context, group_id: str, path: str, writable: bool, name: str | None) -> None:
+    """Give GROUP_ID the host folder PATH at /workspace/extra/NAME, from its next start.
+
+    PATH must be in the mount allow-list, ~/.config/nanoclaw/mount-allowlist.json
+    (see docs/security.md); folders holding keys (.ssh, .aws, *.pem, …) never are.
+    """
+    from nanoclaw.host.admin import grant_mount
+    from nanoclaw.sandbox.mounts import Allowlist
+
+    settings, conn = _conn(ctx)
+    try:
+        allowlist = Allowlist.load(settings.mount_allowlist, protected=(settings.home,))
+        granted = grant_mount(conn, allowlist, group_id, path, writable=writable, name=name)
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{group_id}: /workspace/extra/{granted.name} ← {granted.host_path} "
+               f"({'read-write' if granted.writable else 'read-only'}), from its next start")
+
+
+@groups.command("unmount")
+@click.argument("group_id")
+@click.argument("name")
+@click.pass_context
+def unmount(ctx: click.Context, group_id: str, name: str) -> None:
+    """Take the folder mounted as /workspace/extra/NAME away from GROUP_ID."""
+    _settings, conn = _conn(ctx)
+    if not group_mounts.remove(conn, group_id, name):
+        raise click.ClickException(f"{group_id} has no mount named {name!r} (see nanoclaw groups list)")
+    click.echo(f"{group_id}: /workspace/extra/{name} removed, from its next start")

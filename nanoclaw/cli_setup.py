@@ -28,6 +28,7 @@ from nanoclaw.cli_options import home_option
 from nanoclaw.cli_doctor import run_checks, runtime_check, settings_or_defaults
 from nanoclaw.config import Settings, credentials_path
 from nanoclaw.errors import ConfigError, NanoClawError
+from nanoclaw.sandbox import detect
 
 KEY_VAR = "ANTHROPIC_API_KEY"
 KEY_URL = "https://console.anthropic.com/settings/keys"
@@ -122,25 +123,23 @@ class Wizard:
     # -- steps -------------------------------------------------------------------
 
     def sandbox(self, runtime: str | None) -> tuple[str, bool]:
+        """The runtime given, saved earlier, or detected; no question (`--runtime` chooses another)."""
         _step(1, "Sandbox")
         installed = registry.names(registry.RUNTIMES)
-        asked = False
-        if runtime is None and self.interactive and len(installed) > 1:
-            runtime = click.prompt("Sandbox runtime", type=click.Choice(installed), default=self.current.runtime)
-            asked = True
-        runtime = runtime or self.current.runtime
+        chosen = bool(runtime)
+        runtime = runtime or self.current.runtime or detect.detect()
         if runtime not in installed:
             raise click.ClickException(f"sandbox runtime {runtime!r} is not installed (installed: {', '.join(installed)})")
         check = runtime_check(self.current.with_overrides(runtime=runtime))
         if check.ok:
             _done(f"{check.name} works: {check.detail}")
-            return runtime, asked
+            return runtime, chosen
         _note(f"{check.name}: {check.detail}")
         click.echo(f"    fix: {check.fix}")
         click.echo("    Agents cannot run until this is fixed; `nanoclaw doctor` checks it again.")
         if self.interactive and not click.confirm("  Continue the setup anyway?", default=True):
             raise click.ClickException("setup stopped: fix the sandbox, then run `nanoclaw setup` again")
-        return runtime, asked
+        return runtime, chosen
 
     def model(self, provider: str | None, key_stdin: bool) -> str:
         _step(2, "Model")
@@ -299,7 +298,7 @@ class Wizard:
             "NANOCLAW_PROVIDER": answers.provider,
             "NANOCLAW_CHANNELS": ",".join(answers.channels),
         }
-        if answers.runtime_asked or answers.runtime != Settings().runtime:
+        if answers.runtime_asked or (self.current.runtime and answers.runtime != self.current.runtime):
             values["NANOCLAW_RUNTIME"] = answers.runtime
         settings = self.current.with_overrides(
             assistant_name=answers.assistant_name, provider=answers.provider,

@@ -38,11 +38,19 @@ def credentials_path(env: Mapping[str, str] | None = None) -> Path:
 class Settings:
     home: Path = field(default_factory=lambda: Path("~/.nanoclaw").expanduser())
     assistant_name: str = "Andy"
-    runtime: str = "bwrap"
+    runtime: str = ""  # empty: the first that works here (bwrap, podman, docker on Linux; apple on macOS)
     provider: str = ""  # empty: claude when a key is configured, else mock
     model: str = ""
     channels: str = ""  # extra channels to start even without their env vars, comma-separated
     max_sandboxes: int = 8
+    # Limits of one sandbox (bwrap: rlimits; podman/docker: cgroup limits).
+    sandbox_memory_mb: int = 2048
+    sandbox_pids: int = 512
+    sandbox_cpus: float = 1.0
+    sandbox_cpu_seconds: int = 3600  # CPU time of one process in the sandbox
+    sandbox_file_mb: int = 1024  # largest file an agent may write
+    turn_timeout: float = 1800.0  # wall time of one agent turn before its runner is stopped
+    sandbox_image: str = ""  # podman/docker; empty: localhost/nanoclaw-agent:latest
     idle_timeout: float = 300.0
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
@@ -89,6 +97,10 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def mount_allowlist(self) -> Path:
+        return user_config_dir() / "mount-allowlist.json"
 
     @property
     def config_file(self) -> Path:

@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Settings:
     """Fast intervals so failure paths take seconds, not minutes."""
     values: dict[str, object] = dict(
-        home=home, provider="mock", doorbell=doorbell, idle_timeout=30.0, heartbeat_interval=0.2,
+        home=home, provider="mock", runtime="bwrap", doorbell=doorbell, idle_timeout=30.0, heartbeat_interval=0.2,
         heartbeat_timeout=3.0, retry_backoff=0.2, host_poll_interval=0.2 if doorbell else 0.1,
         runner_poll_interval=0.1 if not doorbell else 0.5, max_attempts=3,
     )

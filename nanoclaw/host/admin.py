@@ -1,21 +1,34 @@
-"""Admin-only actions the `main` agent takes from chat: list groups and chats, wire a chat ("join the Family Chat")."""
+"""Admin-only actions the `main` agent takes from chat: list groups and chats, wire a chat ("join the Family
+Chat"), give a group one of the owner's folders (within the mount allow-list)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
-from nanoclaw.db import agent_groups, messaging_groups, wirings
+from nanoclaw.db import agent_groups, group_mounts, messaging_groups, wirings
+from nanoclaw.db.group_mounts import GroupMount
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError, DestinationRefused
+from nanoclaw.sandbox.mounts import Allowlist, MountRefused, mount_name
 
-ADMIN_ACTIONS = ("list_groups", "wire_group")
+ADMIN_ACTIONS = ("list_groups", "wire_group", "add_mount", "remove_mount")
+
+
+def grant_mount(conn: sqlite3.Connection, allowlist: Allowlist, group_id: str, path: str, *,
+                writable: bool = False, name: str | None = None) -> GroupMount:
+    """Give an agent group one of the owner's folders at /workspace/extra/<name>, if the allow-list lets it."""
+    if agent_groups.get(conn, group_id) is None:
+        raise DestinationRefused(f"no agent group {group_id!r}")
+    resolved = allowlist.check(path, writable=writable)
+    return group_mounts.add(conn, group_id, mount_name(name, resolved), str(resolved), writable)
 
 
 class AdminActions:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, allowlist: Callable[[], Allowlist]) -> None:
         self.conn = conn
+        self.allowlist = allowlist
 
     def handle(self, session: Session, action: str, payload: dict[str, Any]) -> str:
         group = agent_groups.get(self.conn, session.agent_group_id)
@@ -23,7 +36,24 @@ class AdminActions:
             raise DestinationRefused(f"{action} is only for the admin agent group")
         if action == "list_groups":
             return self._list()
+        if action == "add_mount":
+            return self._add_mount(payload)
+        if action == "remove_mount":
+            target, name = str(payload.get("agent_group") or ""), str(payload.get("name") or "")
+            if not group_mounts.remove(self.conn, target, name):
+                raise DestinationRefused(f"{target} has no mount named {name!r}")
+            return f"Removed /workspace/extra/{name} from {target} (from its next start)."
         return self._wire(payload)
+
+    def _add_mount(self, payload: dict[str, Any]) -> str:
+        target = str(payload.get("agent_group") or "")
+        try:
+            mount = grant_mount(self.conn, self.allowlist(), target, str(payload.get("path") or ""),
+                                writable=bool(payload.get("writable")), name=payload.get("name"))
+        except (MountRefused, ConfigError) as exc:
+            raise DestinationRefused(str(exc)) from exc
+        mode = "read-write" if mount.writable else "read-only"
+        return f"{mount.host_path} is mounted {mode} at /workspace/extra/{mount.name} for {target} (from its next start)."
 
     def _list(self) -> str:
         chats = []
@@ -33,7 +63,10 @@ class AdminActions:
             wired = [w.agent_group_id for w in wirings.for_messaging_group(self.conn, chat.id)]
             chats.append({"chat": f"{chat.channel_type}:{chat.platform_id}", "name": chat.name, "dm": chat.is_dm,
                           "wired_to": wired, "sender_policy": chat.sender_policy})
-        groups = [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)]
+        groups = [{"id": g.id, "name": g.name, "admin": g.is_admin,
+                   "mounts": {m.name: m.host_path + ("" if m.writable else " (ro)")
+                              for m in group_mounts.for_group(self.conn, g.id)}}
+                  for g in agent_groups.list_all(self.conn)]
         return json.dumps({"agent_groups": groups, "chats": chats})
 
     def _wire(self, payload: dict[str, Any]) -> str:

@@ -40,6 +40,8 @@ from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox.base import Runtime
 from nanoclaw.protocol.messages import Route
+from nanoclaw.sandbox import detect
+from nanoclaw.sandbox.mounts import Allowlist
 from nanoclaw.vault.proxy import EgressProxy, Upstream
 
 log = get_logger("nanoclaw.host")
@@ -58,14 +60,13 @@ class Host:
         provider = settings.default_provider(providers)
         if provider not in providers:
             raise ConfigError(f"provider {provider!r} is not installed (installed: {', '.join(sorted(providers))})")
-        self.settings = settings = settings.with_overrides(provider=provider)
+        runtime_name = settings.runtime or (runtime.name if runtime else detect.detect())
+        self.settings = settings = settings.with_overrides(provider=provider, runtime=runtime_name)
         bootstrap.ensure_home(settings)
         self.conn = db.connect(settings.db_path)
         bootstrap.first_run(self.conn, settings)
         self.label = "nc-" + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
-        self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime)(
-            settings.state_dir, settings.logs_dir / "runners"
-        )
+        self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime).from_settings(settings)
         self.api = LocalApi(settings.socket_path)
         self.sessions = SessionManager(settings, self.conn)
         self.channels: dict[str, Channel] = {}
@@ -99,7 +100,7 @@ class Host:
                                    default_timezone=settings.timezone or None)
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
-        admin = AdminActions(self.conn)
+        admin = AdminActions(self.conn, lambda: Allowlist.load(settings.mount_allowlist, protected=(settings.home,)))
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished

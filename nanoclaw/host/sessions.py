@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, destinations, sessions
+from nanoclaw.db import agent_groups, destinations, group_mounts, sessions
 from nanoclaw.db.sessions import Session
+from nanoclaw.errors import ConfigError
 from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import (
@@ -24,7 +25,8 @@ from nanoclaw.protocol.folder import (
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
-from nanoclaw.sandbox.base import Mount, SandboxSpec
+from nanoclaw.sandbox.base import Limits, Mount, SandboxSpec
+from nanoclaw.sandbox.mounts import MOUNT_ROOT, Allowlist, MountRefused
 
 log = get_logger("nanoclaw.host.sessions")
 CLAUDE_CONFIG_DIR = "/home/agent/.claude"
@@ -121,6 +123,26 @@ class SessionManager:
             if self.get(session_id).agent_group_id == agent_group_id:
                 end.set_destinations(self._destinations(agent_group_id))
 
+    def _extra_mounts(self, group_id: str) -> list[Mount]:
+        """The owner's folders granted to the group, checked again now: the allow-list or a link may have changed."""
+        granted = group_mounts.for_group(self.conn, group_id)
+        if not granted:
+            return []
+        try:
+            allowlist = Allowlist.load(self.settings.mount_allowlist, protected=(self.settings.home,))
+        except ConfigError as exc:
+            log.error("mounts.allowlist_invalid", error=str(exc))
+            return []
+        mounts = []
+        for m in granted:
+            try:
+                path = allowlist.check(m.host_path, writable=m.writable)
+            except MountRefused as exc:
+                log.warning("mounts.refused", group=group_id, name=m.name, reason=str(exc))
+                continue
+            mounts.append(Mount(path, f"{MOUNT_ROOT}/{m.name}", writable=m.writable, own=False))
+        return mounts
+
     def sandbox_spec(self, session: Session, label: str) -> SandboxSpec:
         """Mounts and environment of DESIGN §5 for one runner."""
         folder = self.folder(session)
@@ -145,6 +167,7 @@ class SessionManager:
             Mount(self._claude_dir(group.id), CLAUDE_CONFIG_DIR, writable=True),
         ]
         copy_skills(group_dir)
+        mounts += self._extra_mounts(group.id)
         proxy = self.proxy_socket(session.id, group.id)
         if proxy is not None:
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
@@ -180,6 +203,11 @@ class SessionManager:
             env=env,
             mounts=mounts,
             cwd=SANDBOX_AGENT,
+            limits=Limits(
+                memory_mb=self.settings.sandbox_memory_mb, pids=self.settings.sandbox_pids,
+                cpus=self.settings.sandbox_cpus, cpu_seconds=self.settings.sandbox_cpu_seconds,
+                file_mb=self.settings.sandbox_file_mb,
+            ),
         )
 
     def _claude_dir(self, group_id: str) -> Path:

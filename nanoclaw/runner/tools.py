@@ -296,6 +296,19 @@ TOOLS: list[Tool] = [
                                "description": "who may talk: everyone, listed people, or ask the owner first"}},
           "required": ["chat"]},
          _host_action("wire_group"), admin_only=True),
+    Tool("add_mount", "Give an agent group one of the owner's folders at /workspace/extra/<name> (from its next "
+         "start), if the owner's mount allow-list permits it. Admin only.",
+         {"type": "object", "properties": {
+             "agent_group": _text("Agent group id.", 40), "path": _text("Absolute host path, or ~/...", 1000),
+             "writable": {"type": "boolean", "description": "Read-write (only if the allow-list says so)."},
+             "name": _text("Name under /workspace/extra/ (default: the folder's name).", 40)},
+          "required": ["agent_group", "path"]},
+         _host_action("add_mount"), admin_only=True),
+    Tool("remove_mount", "Take a folder back from an agent group (by its name under /workspace/extra/). Admin only.",
+         {"type": "object", "properties": {"agent_group": _text("Agent group id.", 40),
+                                           "name": _text("The mount's name.", 40)},
+          "required": ["agent_group", "name"]},
+         _host_action("remove_mount"), admin_only=True),
     Tool("list_destinations", "List where you can send messages: the current conversation and named destinations.",
          {"type": "object", "properties": {}}, list_destinations),
 ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from nanoclaw.config import Settings
 
 
 @dataclass(frozen=True)
@@ -13,13 +16,27 @@ class Mount:
     source: Path
     target: str
     writable: bool = False
+    own: bool = True  # NanoClaw's own folder: a root host may give it to the sandbox user; not the owner's folders
 
 
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 2048
     pids: int = 512
-    wall_seconds: float | None = None
+    cpus: float = 1.0
+    cpu_seconds: int = 3600  # per process; a runaway loop is killed, the runner restarts
+    file_mb: int = 1024  # largest file a sandbox may write
+
+
+@dataclass
+class Launch:
+    """How to start one sandbox as a child process (tests start probes the same way)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    preexec: Callable[[], None] | None = None
+    pass_fds: tuple[int, ...] = ()
+    cleanup: Callable[[], None] = lambda: None  # after the sandbox ended
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,18 @@ class Runtime(ABC):
     name: ClassVar[str]
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """The runtime as the host uses it: its state and runner logs under the home."""
+        return cls(settings.state_dir, settings.logs_dir / "runners")  # type: ignore[call-arg]
+
+    @classmethod
     @abstractmethod
     def check(cls) -> RuntimeCheck:
         """Whether this runtime can run here, and if not, how to fix it."""
+
+    @abstractmethod
+    def launch(self, spec: SandboxSpec) -> Launch:
+        """The command, environment and set-up that start `spec` (the caller closes pass_fds)."""
 
     @abstractmethod
     async def start(self, spec: SandboxSpec) -> SandboxProcess:

@@ -13,13 +13,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from nanoclaw.errors import SandboxUnavailable
-from nanoclaw.sandbox.base import Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
+from nanoclaw.sandbox import limits, seccomp
+from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
+from nanoclaw.sandbox.ownership import SANDBOX_UID, hand_over
 
 INSTALL_HINT = "install bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap)"
 LABEL_VAR = "NANOCLAW_SANDBOX_LABEL"
-SANDBOX_UID = 1000
 # bwrap's own process (pid 1 inside, readable at /proc/1/environ) keeps the
 # environment it was started with, so it is started with almost none.
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
@@ -29,12 +31,15 @@ _ETC = ("ld.so.cache", "ssl", "ca-certificates", "localtime", "alternatives", "n
 
 
 class BwrapProcess(SandboxProcess):
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None]) -> None:
         self.proc = proc
         self.pid = proc.pid
+        self.cleanup = cleanup
 
     async def wait(self) -> int:
-        return await self.proc.wait()
+        code = await self.proc.wait()
+        self.cleanup()
+        return code
 
     def kill(self) -> None:
         # --die-with-parent and the PID namespace take everything inside down with bwrap.
@@ -52,6 +57,7 @@ class BwrapRuntime(Runtime):
         self.state_dir = state_dir
         self.log_dir = log_dir
         self._etc = self._write_identity_files()
+        self._seccomp = seccomp.write_filter(state_dir / "seccomp.bpf")
 
     @classmethod
     def check(cls) -> RuntimeCheck:
@@ -78,18 +84,43 @@ class BwrapRuntime(Runtime):
         (etc / "hostname").write_text("nanoclaw\n")
         return etc
 
-    def command(self, spec: SandboxSpec) -> list[str]:
+    def launch(self, spec: SandboxSpec) -> Launch:
         exe = shutil.which("bwrap")
         if not exe:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}")
-        args = [
-            exe, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "nanoclaw",
+        if os.getuid() == 0:
+            hand_over(spec)
+        seccomp_fd = os.open(self._seccomp, os.O_RDONLY)
+        scope = limits.systemd_scope(spec.limits)
+        cgroup = None if scope else limits.make_cgroup(f"nanoclaw-{spec.label}", spec.name, spec.limits)
+        rlimits = limits.rlimits(spec.limits, contained=bool(scope or cgroup))
+        argv = [*scope, exe, *self._arguments(spec, seccomp_fd)]
+
+        def cleanup() -> None:
+            if cgroup is not None:
+                cgroup.remove()
+
+        return Launch(argv, dict(LAUNCH_ENV), limits.preexec(cgroup, rlimits), (seccomp_fd,), cleanup)
+
+    def _arguments(self, spec: SandboxSpec, seccomp_fd: int) -> list[str]:
+        if os.getuid() == 0:
+            # No user namespace: inside it, uid 1000 would be the host's uid 0, which passes
+            # root-only kernel checks (/proc/sys writes). setpriv drops to a plain uid instead.
+            args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+            command = [_setpriv(), "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_UID), "--clear-groups",
+                       "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *spec.argv]
+        else:
+            args = ["--unshare-all", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+            command = list(spec.argv)
+        args += [
+            "--die-with-parent", "--new-session", "--hostname", "nanoclaw",
             "--clearenv", "--setenv", LABEL_VAR, spec.label,
             "--ro-bind", "/usr", "/usr",
             # tmpfs first: the project (and its venv) may itself live under /tmp.
-            "--tmpfs", "/tmp", "--tmpfs", "/home/agent",
+            "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/home",
+            "--perms", "1777", "--tmpfs", "/home/agent", "--perms", "0755", "--dir", "/etc",
         ]
+        made = {"/", "/tmp", "/home", "/home/agent", "/etc"}
         for path in _SYSTEM_LINKS:
             if os.path.islink(path):
                 args += ["--symlink", os.readlink(path), path]
@@ -101,32 +132,38 @@ class BwrapRuntime(Runtime):
         for name in ("passwd", "group", "hostname"):
             args += ["--ro-bind", str(self._etc / name), f"/etc/{name}"]
         for path in _python_paths():
-            args += ["--ro-bind", path, path]
+            args += [*_parents(path, made), "--ro-bind", path, path]
+            made.add(path)
         args += ["--proc", "/proc", "--dev", "/dev"]
         for m in spec.mounts:
-            args += ["--bind" if m.writable else "--ro-bind", str(m.source), m.target]
+            args += [*_parents(m.target, made), "--bind" if m.writable else "--ro-bind", str(m.source), m.target]
+            made.add(m.target)
         for key, value in spec.env.items():
             args += ["--setenv", key, value]
-        args += ["--chdir", spec.cwd, "--", *spec.argv]
+        # The filter applies to the runner and everything it starts, after bwrap has set up.
+        args += ["--seccomp", str(seccomp_fd), "--chdir", spec.cwd, "--", *command]
         return args
 
     async def start(self, spec: SandboxSpec) -> SandboxProcess:
-        args = self.command(spec)
-        stderr = subprocess.DEVNULL
+        launch = self.launch(spec)
+        out = subprocess.DEVNULL
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
+            out = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True,
-                env=LAUNCH_ENV,
+                *launch.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
             )
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, subprocess.SubprocessError) as exc:
+            launch.cleanup()
             raise SandboxUnavailable(f"cannot start bwrap: {exc}; {INSTALL_HINT}") from exc
         finally:
-            if stderr is not subprocess.DEVNULL:
-                stderr.close()
-        return BwrapProcess(proc)
+            for fd in launch.pass_fds:
+                os.close(fd)
+            if out is not subprocess.DEVNULL:
+                out.close()
+        return BwrapProcess(proc, launch.cleanup)
 
     def stop_orphans(self, label: str) -> int:
         marker = f"\0{LABEL_VAR}\0{label}\0".encode()
@@ -146,6 +183,23 @@ class BwrapRuntime(Runtime):
                 except ProcessLookupError:
                     pass
         return stopped
+
+
+def _parents(target: str, made: set[str]) -> list[str]:
+    """Create the folders above a mount point 0755: bwrap makes them 0700, closed to the sandbox user."""
+    args: list[str] = []
+    for parent in reversed(Path(target).parents):
+        if str(parent) not in made:
+            made.add(str(parent))
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def _setpriv() -> str:
+    exe = shutil.which("setpriv", path="/usr/bin:/bin")
+    if not exe:
+        raise SandboxUnavailable("setpriv is missing; install util-linux: sudo apt-get install util-linux")
+    return exe
 
 
 def _python_paths() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,33 @@ async def test_denied_and_unlisted_senders_never_reach_the_agent(host: Host) -> 
     assert len(ch.sent) == 1 and "hello from a friend" in sent[0].text
     assert approvals.get(host.conn, approval).status == "denied"
     assert host.conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
+
+
+async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
+    host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    photos, secrets = tmp_path / "owner" / "photos", tmp_path / "owner" / ".ssh"
+    photos.mkdir(parents=True)
+    secrets.mkdir()
+    (photos / "beach.txt").write_text("a day at the beach")
+    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(tmp_path / "owner")]}))
+    agent_groups.create(host.conn, "family")
+    ensure_group_folder(host.settings, "family")
+    wire(host, "admin-dm", is_dm=True)
+    wire(host, "fam", group="family", trigger="always")
+    ch = fake(host)
+
+    await ch.say(tool("add_mount", agent_group="family", path=str(secrets)), chat="admin-dm", is_dm=True)
+    assert "'.ssh' is blocked" in (await ch.wait_sent(1))[0].text
+    await ch.say(tool("add_mount", agent_group="family", path=str(photos), writable=True), chat="admin-dm", is_dm=True)
+    assert "may only be mounted read-only" in (await ch.wait_sent(2))[1].text
+    await ch.say(tool("add_mount", agent_group="family", path=str(photos)), chat="admin-dm", is_dm=True)
+    assert (await ch.wait_sent(3))[2].text.endswith("mounted read-only at /workspace/extra/photos for family "
+                                                    "(from its next start).")
+
+    await ch.say("[mock:read=/workspace/extra/photos/beach.txt]", chat="fam")
+    assert "a day at the beach" in (await ch.wait_sent(4))[3].text
+    await ch.say(tool("add_mount", agent_group="family", path=str(tmp_path / "owner")), chat="fam")
+    assert (await ch.wait_sent(5))[4].text == "Error: no tool add_mount"

@@ -202,8 +202,9 @@ async def test_stale_heartbeat_gets_the_runner_killed(tmp_path: Path) -> None:
 
 async def test_startup_stops_orphan_sandboxes_of_an_earlier_host(tmp_path: Path) -> None:
     import dataclasses
-    import subprocess
     import sys
+
+    from tests.security.probe import popen_sandbox
 
     settings = make_settings(tmp_path / "home")
     first = Host(settings, channels=[FakeChannel])
@@ -211,10 +212,9 @@ async def test_startup_stops_orphan_sandboxes_of_an_earlier_host(tmp_path: Path)
     spec = first.sessions.sandbox_spec(session, first.label)
     orphan_spec = dataclasses.replace(spec, argv=[sys.executable, "-c", "import time; time.sleep(60)"])
     # Started outside any host (its parent is this test): what a crashed host would leave behind.
-    orphan = subprocess.Popen(first.runtime.command(orphan_spec), start_new_session=True)
-    other_home = subprocess.Popen(
-        first.runtime.command(dataclasses.replace(orphan_spec, label="nc-someone-else")), start_new_session=True
-    )
+    orphan = popen_sandbox(first.runtime, orphan_spec, start_new_session=True)
+    other_home = popen_sandbox(first.runtime, dataclasses.replace(orphan_spec, label="nc-someone-else"),
+                               start_new_session=True)
     try:
         await asyncio.sleep(0.3)
         await first.stop()

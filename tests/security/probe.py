@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from typing import Any
 
 from nanoclaw.host.app import Host
-from nanoclaw.sandbox.bwrap import LAUNCH_ENV
+from nanoclaw.sandbox.base import Runtime, SandboxSpec
 
 
 def run_in_sandbox(host: Host, session_id: str, code: str, timeout: float = 30) -> dict[str, Any]:
     """The probe prints one JSON object; returns it."""
     spec = host.sessions.sandbox_spec(host.sessions.get(session_id), host.label)
     spec = dataclasses.replace(spec, argv=[sys.executable, "-I", "-c", textwrap.dedent(code)])
-    out = subprocess.run(host.runtime.command(spec), capture_output=True, text=True, timeout=timeout, env=LAUNCH_ENV)
+    out = run_sandbox(host.runtime, spec, timeout)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def popen_sandbox(runtime: Runtime, spec: SandboxSpec, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start a sandbox the way the runtime starts runners, without a host around it."""
+    launch = runtime.launch(spec)
+    try:
+        return subprocess.Popen(launch.argv, env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
+                                text=True, **kwargs)
+    finally:
+        for fd in launch.pass_fds:
+            os.close(fd)
+
+
+def run_sandbox(runtime: Runtime, spec: SandboxSpec, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    proc = popen_sandbox(runtime, spec, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 def session_for(host: Host, group: str = "main", chat: str | None = None) -> str:

@@ -67,10 +67,11 @@ def test_global_memory_is_read_only_except_for_main(host: Host, family: str) -> 
         print(json.dumps(result))
     """
     seen = run_in_sandbox(host, family, probe)
-    assert seen["/workspace/global/CLAUDE.md"] == "Read-only file system"
+    blocked = ("Read-only file system", "Permission denied")  # the mount, or the owner (root hosts) first
+    assert seen["/workspace/global/CLAUDE.md"] in blocked
     assert seen["/workspace/agent/notes.md"] == "written"
-    assert seen["/workspace/inbound.db"] == "Read-only file system"
-    assert seen["/workspace/inbound.db-wal"] == "Read-only file system"
+    assert seen["/workspace/inbound.db"] in blocked
+    assert seen["/workspace/inbound.db-wal"] in blocked
     assert seen["rm"] != "removed"
     admin = run_in_sandbox(host, session_for(host), probe)
     assert admin["/workspace/global/CLAUDE.md"] == "written"

@@ -16,7 +16,7 @@ def load(tmp_path: Path, env: dict[str, str], **kw: object) -> Settings:
 
 def test_defaults(tmp_path: Path) -> None:
     s = load(tmp_path, {})
-    assert (s.assistant_name, s.trigger, s.runtime, s.max_sandboxes, s.doorbell) == ("Andy", "@Andy", "bwrap", 8, True)
+    assert (s.assistant_name, s.trigger, s.runtime, s.max_sandboxes, s.doorbell) == ("Andy", "@Andy", "", 8, True)
     assert s.default_provider({"mock", "claude"}) == "mock"
 
 

@@ -40,7 +40,7 @@ def test_precedence_defaults_credentials_config_dotenv_env_overrides(tmp_path: P
     assert s.max_sandboxes == 4  # ./.env > config.env
     assert s.idle_timeout == 20.0  # environment > ./.env
     assert s.log_level == "WARNING"  # explicit override > environment
-    assert s.runtime == "bwrap"  # default
+    assert s.runtime == ""  # default: detected at start
     assert s.extra["ANTHROPIC_API_KEY"] == "from-credentials"
     assert s.default_provider({"mock", "claude"}) == "mock"  # config.env says mock although a key is set
 

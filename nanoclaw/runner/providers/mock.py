@@ -12,6 +12,7 @@ directives in the message text:
   [mock:say=TEXT]        send TEXT mid-turn, before the final answer
   [mock:send=NAME|TEXT]  send TEXT to the destination NAME
   [mock:tool=NAME:JSON]  call NanoClaw tool NAME with JSON arguments; the answer is its result
+  [mock:read=PATH]       answer with the file's start, as seen inside the sandbox
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class MockProvider(Provider):
                 elif verb == "send":
                     name, _, text = arg.partition("|")
                     await self._tool("send_message", {"text": text, "to": name})
+                elif verb == "read":
+                    try:
+                        reply = open(arg).read(4000)
+                    except OSError as exc:
+                        reply = f"Error: {exc.strerror}"
                 elif verb == "tool":
                     name, _, raw = arg.partition(":")
                     reply = await self._tool(name, json.loads(raw or "{}"))
