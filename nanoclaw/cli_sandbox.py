@@ -6,6 +6,7 @@ import click
 
 from nanoclaw import registry
 from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.config import Settings
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.sandbox import detect
 
@@ -31,7 +32,8 @@ def list_runtimes(ctx: click.Context) -> None:
 
 
 @sandbox.command()
-@click.option("--runtime", type=click.Choice(["podman", "docker"]), help="[default: podman if installed]")
+@click.option("--runtime", type=click.Choice(["podman", "docker", "apple"]),
+              help="[default: the configured one if it uses images, else podman]")
 @click.option("--base", help="base image with python3 ≥ 3.11 and its venv module "
                              "[default: docker.io/library/python:3.11-slim-bookworm]")
 @click.option("--tag", help="[default: localhost/nanoclaw-agent:latest, what the runtime uses]")
@@ -48,15 +50,32 @@ def build(ctx: click.Context, runtime: str | None, base: str | None, tag: str | 
     nanoclaw sandbox build
     nanoclaw sandbox build --runtime docker --base python:3.12-slim
     """
-    from nanoclaw.sandbox.image import build_image
-    from nanoclaw.sandbox.oci import DEFAULT_IMAGE, DockerRuntime, PodmanRuntime
+    from nanoclaw.sandbox.image import build_group_image, build_image, group_image
+    from nanoclaw.sandbox.oci import DEFAULT_IMAGE
 
     settings = load_settings(ctx)
-    runtime = runtime or ("docker" if settings.runtime == "docker" else "podman")
-    cls = PodmanRuntime if runtime == "podman" else DockerRuntime
+    runtime = runtime or (settings.runtime if settings.runtime in ("docker", "apple") else "podman")
+    cls = registry.load(registry.RUNTIMES, runtime)
     tag = tag or settings.sandbox_image or DEFAULT_IMAGE
     try:
         build_image(cls.cli(), tag, base=base, progress=click.echo)
+        for group, packages in _groups_with_packages(settings):
+            build_group_image(cls.cli(), tag, group_image(tag, group), packages, progress=click.echo)
     except SandboxUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"image {tag} is ready; use it with NANOCLAW_RUNTIME={runtime}")
+
+
+def _groups_with_packages(settings: Settings) -> list[tuple[str, list[str]]]:
+    """Agent groups whose own image (their approved packages) must follow a rebuilt agent image."""
+    if not settings.db_path.exists():
+        return []
+    from nanoclaw import db
+    from nanoclaw.db import agent_groups, group_packages
+
+    conn = db.connect(settings.db_path)
+    try:
+        found = [(g.id, group_packages.for_group(conn, g.id)) for g in agent_groups.list_all(conn)]
+    finally:
+        conn.close()
+    return [(group, packages) for group, packages in found if packages]

@@ -33,6 +33,14 @@ def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Set
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def podman_image() -> str:
+    """The agent image of the podman runtime, built once per source version (tests/oci_image.py)."""
+    from tests.oci_image import ensure_agent_image
+
+    return ensure_agent_image()
+
+
 @pytest.fixture(params=[True, False], ids=["doorbell", "poll"])
 def doorbell(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)

@@ -80,9 +80,10 @@ def ensure_agent_image() -> str:
     return tag
 
 
-def _remove_older(keep: str) -> None:
-    listed = subprocess.run([*podman(), "images", "--format", "{{.Repository}}:{{.Tag}}"],
+def _remove_older(keep: str, spare: int = 3) -> None:
+    """Drop test images but the newest few: another checkout's test run may be using one right now."""
+    listed = subprocess.run([*podman(), "images", "--sort", "created", "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True).stdout.split()
-    old = [t for t in listed if t.startswith("localhost/nanoclaw-agent:test-") and t != keep]
-    if old:
-        subprocess.run([*podman(), "rmi", "--force", *old], capture_output=True)
+    ours = [t for t in listed if t.startswith("localhost/nanoclaw-agent:test-") and t != keep]
+    if len(ours) > spare - 1:
+        subprocess.run([*podman(), "rmi", "--force", *ours[spare - 1:]], capture_output=True)

@@ -6,11 +6,12 @@ Channels without a capability get a text fallback where one makes sense.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sqlite3
 import stat
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Channel, FileAttachment, OutgoingMessage, render_text
 from nanoclaw.db import questions
@@ -20,7 +21,7 @@ from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.messages import OutboundMessage, Route
 
-SystemHandler = Callable[[Session, str, dict[str, Any]], str]
+SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
 MAX_TEXT = 200_000
 MAX_FILE = 50 * 1024 * 1024
 
@@ -48,7 +49,8 @@ class Actions:
         if row.text is not None and len(row.text) > MAX_TEXT:
             raise DestinationRefused(f"message of {len(row.text)} characters exceeds {MAX_TEXT}")
         if row.kind == "system":
-            return Outcome(self._system(session, row))
+            result = self._system(session, row)
+            return Outcome(await result if inspect.isawaitable(result) else result)
         hops = self._hops(end, row)
         if target_agent is not None:
             if row.kind != "chat":
@@ -136,7 +138,7 @@ class Actions:
         await channel.react(route, target, emoji)
         return None
 
-    def _system(self, session: Session, row: OutboundMessage) -> str | None:
+    def _system(self, session: Session, row: OutboundMessage) -> str | Awaitable[str]:
         action = row.payload.get("action")
         handler = self.system.get(action) if isinstance(action, str) else None
         if handler is None:

@@ -31,6 +31,7 @@ from nanoclaw.host.agents import AgentRelay
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
+from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
 from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
@@ -67,6 +68,8 @@ class Host:
         bootstrap.first_run(self.conn, settings)
         self.label = "nc-" + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
         self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime).from_settings(settings)
+        if not self.runtime.doorbells:
+            self.settings = settings = settings.with_overrides(doorbell=False)  # sessions poll instead
         self.api = LocalApi(settings.socket_path)
         self.sessions = SessionManager(settings, self.conn)
         self.channels: dict[str, Channel] = {}
@@ -104,10 +107,16 @@ class Host:
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
+        self.delivery.turn_changed = self.supervisor.turn_changed
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
         self.router.gate = self.gate
+        self.packages = PackageRequests(self.conn, self.runtime, self._send_card, self._say, self.gate.admin_route,
+                                        self.supervisor.retire_group)
+        self.actions.register_system("install_packages", self.packages.request)
+        self.gate.deciders["install_packages"] = self.packages.decide
+        self.sessions.image_for = self.packages.image_for
         self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
         self.router.respond = self._say
         self.started_at = time.time()

@@ -34,6 +34,8 @@ class Delivery:
         self.actions = actions
         # Called when a scheduled task's message is finished: (session, seq, status, reply text).
         self.task_finished: Callable[[str, int, str, str | None], None] | None = None
+        # Called when a session's runner takes a turn (True) or finishes one (False): the turn time limit.
+        self.turn_changed: Callable[[str, bool], None] | None = None
         self.delivered_count = 0
         self._running: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
@@ -101,6 +103,11 @@ class Delivery:
             by_status.setdefault(ack.status, []).append(ack.in_seq)
         finished = set(by_status.get("done", [])) | set(by_status.get("failed", []))
         by_status["taken"] = [s for s in by_status.get("taken", []) if s not in finished]
+        if self.turn_changed is not None:
+            if finished:
+                self.turn_changed(session_id, False)
+            if by_status["taken"]:
+                self.turn_changed(session_id, True)
         for status, seqs in by_status.items():
             if not seqs or status not in ("taken", "done", "failed"):
                 continue

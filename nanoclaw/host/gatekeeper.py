@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db import approvals, messaging_groups, users, wirings
+from nanoclaw.db.approvals import Approval
 from nanoclaw.db.messaging_groups import MessagingGroup
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -28,6 +29,8 @@ class Gatekeeper:
     def __init__(self, conn: sqlite3.Connection, send_card: Card, reroute: Callable[[InboundEvent], Awaitable[object]]) -> None:
         self.conn = conn
         self.send_card = send_card
+        # What an approval of each kind does; other components add theirs (e.g. install_packages).
+        self.deciders: dict[str, Callable[[Approval, bool], Awaitable[str]]] = {"sender": self._decide_sender}
         self.reroute = reroute
 
     async def admit(self, chat: MessagingGroup, event: InboundEvent) -> str:
@@ -73,8 +76,13 @@ class Gatekeeper:
         approval = approvals.decide(self.conn, approval_id, "approved" if approve else "denied", by)
         if approval is None:
             return f"{approval_id} is not open (already decided, expired or unknown)."
-        if approval.kind != "sender":
-            return f"{approval_id} is not a sender approval."
+        decider = self.deciders.get(approval.kind)
+        if decider is None:
+            return f"{approval_id} is a {approval.kind} request, which this host does not handle."
+        return await decider(approval, approve)
+
+    async def _decide_sender(self, approval: Approval, approve: bool) -> str:
+        approval_id = approval.id
         chat_id, user_id = int(approval.payload["chat"]), int(approval.payload["user"])
         if not approve:
             users.deny(self.conn, chat_id, user_id)

@@ -50,6 +50,7 @@ class SessionManager:
         self._ends: dict[str, HostEnd] = {}
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
+        self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self._sessions: dict[str, Session] = {}
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
@@ -203,6 +204,7 @@ class SessionManager:
             env=env,
             mounts=mounts,
             cwd=SANDBOX_AGENT,
+            image=self.image_for(group.id),
             limits=Limits(
                 memory_mb=self.settings.sandbox_memory_mb, pids=self.settings.sandbox_pids,
                 cpus=self.settings.sandbox_cpus, cpu_seconds=self.settings.sandbox_cpu_seconds,

@@ -27,6 +27,8 @@ class LiveRunner:
     started_at: float
     stale: bool = False
     stopping: bool = False
+    turn_since: float | None = None  # when the host saw it take the turn it is working on
+    why_killed: str | None = None
     last_activity: float = 0.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -119,7 +121,7 @@ class Supervisor:
         self.on_activity(runner.session_id)  # what it wrote last
         if not self._closing:
             crashed = code != 0 or runner.stale
-            reason = "it stopped responding" if runner.stale else f"the agent process failed (exit {code})"
+            reason = runner.why_killed or f"the agent process failed (exit {code})"
             await self._handle_exit(runner.session_id, crashed=crashed, reason=reason)
             await self._start_queued()
 
@@ -195,8 +197,34 @@ class Supervisor:
             age = min(beat_age, now - runner.started_at)
             if age > self.settings.heartbeat_timeout and not runner.stale:
                 log.warning("runner.stale", session=runner.session_id, seconds=round(age, 1))
-                runner.stale = True
-                runner.process.kill()
+                self._stop_stale(runner, "it stopped responding")
+            turn = now - runner.turn_since if runner.turn_since is not None else 0.0
+            if turn > self.settings.turn_timeout and not runner.stale:
+                log.warning("runner.turn_timeout", session=runner.session_id, seconds=round(turn, 1))
+                self._stop_stale(runner, f"it worked longer than the limit of {self.settings.turn_timeout:g} s")
+
+    @staticmethod
+    def _stop_stale(runner: LiveRunner, why: str) -> None:
+        runner.stale = True
+        runner.why_killed = why
+        runner.process.kill()
+
+    def turn_changed(self, session_id: str, working: bool) -> None:
+        """The wall-time limit of a turn counts from when the host saw the runner take it."""
+        runner = self.live.get(session_id)
+        if runner is None:
+            return
+        if not working:
+            runner.turn_since = None
+        elif runner.turn_since is None:
+            runner.turn_since = time.monotonic()
+
+    def retire_group(self, group_id: str) -> None:
+        """Ask the group's live runners to exit when idle, so their next start picks up a new image."""
+        for runner in list(self.live.values()):
+            if self.sessions.get(runner.session_id).agent_group_id == group_id and not runner.stopping:
+                runner.stopping = True
+                self.sessions.end(runner.session_id).request_stop()
 
     def kill(self, session_id: str) -> bool:
         runner = self.live.get(session_id)

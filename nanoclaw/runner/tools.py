@@ -296,6 +296,14 @@ TOOLS: list[Tool] = [
                                "description": "who may talk: everyone, listed people, or ask the owner first"}},
           "required": ["chat"]},
          _host_action("wire_group"), admin_only=True),
+    Tool("install_packages", "Ask the owner to add Debian packages (apt names) to your sandbox. Returns at once; "
+         "if the owner approves, they are there from your next start (podman/docker runtimes only).",
+         {"type": "object", "properties": {
+             "packages": {"type": "array", "items": {"type": "string", "maxLength": 63}, "minItems": 1,
+                          "maxItems": 20, "description": "Debian package names, e.g. ['ripgrep', 'ffmpeg']."},
+             "reason": _text("One line for the owner: what you need them for.", 500)},
+          "required": ["packages"]},
+         _host_action("install_packages")),
     Tool("add_mount", "Give an agent group one of the owner's folders at /workspace/extra/<name> (from its next "
          "start), if the owner's mount allow-list permits it. Admin only.",
          {"type": "object", "properties": {

@@ -50,6 +50,7 @@ class SandboxSpec:
     mounts: list[Mount]
     cwd: str
     limits: Limits = field(default_factory=Limits)
+    image: str | None = None  # image runtimes: this instead of their default (a group's own packages)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class SandboxProcess(ABC):
 
 class Runtime(ABC):
     name: ClassVar[str]
+    doorbells: ClassVar[bool] = True  # FIFOs reach the sandbox (not across a VM boundary)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -57,3 +57,35 @@ def _run(args: list[str], failure: str, show: Progress | None = None) -> None:
             show("  " + line.rstrip())
     if proc.wait() != 0:
         raise SandboxUnavailable(f"{failure}:\n" + "\n".join(tail))
+
+
+GROUP_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+ARG PACKAGES
+USER 0
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${PACKAGES} \\
+ && rm -rf /var/lib/apt/lists/*
+USER 1000:1000
+"""
+
+
+def group_image(base: str, group_id: str) -> str:
+    """The tag of an agent group's own image: the agent image plus the packages the owner approved."""
+    repo = base.rsplit(":", 1)[0] if ":" in base.rsplit("/", 1)[-1] else base
+    return f"{repo}-{group_id}:latest"
+
+
+def build_group_image(cli: list[str], base: str, tag: str, packages: list[str], progress: Progress = print) -> None:
+    """`base` plus Debian `packages` (the build fetches them: it runs with the host's network)."""
+    with tempfile.TemporaryDirectory(prefix="nanoclaw-group-image-") as tmp:
+        (Path(tmp) / "Dockerfile").write_text(GROUP_DOCKERFILE)
+        args = [*cli, "build", "--tag", tag, "--build-arg", f"BASE={base}",
+                "--build-arg", f"PACKAGES={' '.join(packages)}"]
+        if Path(cli[0]).name in ("podman", "docker"):
+            args += ["--network", "host"]
+        if Path(cli[0]).name == "podman":
+            args += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+        progress(f"image {tag}: {base} + {', '.join(packages)}…")
+        _run([*args, tmp], f"could not build {tag}", show=progress)

@@ -81,8 +81,8 @@ class OciRuntime(Runtime):
     def check(cls) -> RuntimeCheck:
         try:
             cli = cls.cli()
-        except SandboxUnavailable as exc:
-            return RuntimeCheck(False, str(exc), cls.install_hint())
+        except SandboxUnavailable:
+            return RuntimeCheck(False, f"{cls.cli_name} not found on PATH", cls.install_hint())
         probe = subprocess.run([*cli, "version", "--format", "{{.Client.Version}}"],
                                capture_output=True, text=True, timeout=30)
         if probe.returncode != 0:
@@ -126,7 +126,7 @@ class OciRuntime(Runtime):
         argv = list(spec.argv)
         if argv and argv[0] == sys.executable:  # the spec names the host's interpreter; the image has its own
             argv[0] = IMAGE_PYTHON
-        args += ["--workdir", spec.cwd, self.image, *argv]
+        args += ["--workdir", spec.cwd, spec.image or self.image, *argv]
         return args
 
     def _user_mapping(self) -> list[str]:

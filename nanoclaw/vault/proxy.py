@@ -72,7 +72,7 @@ class EgressProxy:
                 writer.close()
 
         self._servers[session_id] = await asyncio.start_unix_server(serve, path=str(path))
-        os.chmod(path, 0o600)  # the sandbox user maps to the host's user, so 0600 suffices
+        os.chmod(path, 0o600)  # only the host and the sandbox user (a root host hands it over at start)
         return path
 
     async def close_session(self, session_id: str) -> None:

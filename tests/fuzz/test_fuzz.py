@@ -1,5 +1,5 @@
 """Property-based fuzzing of what untrusted input reaches: text from people, rows from runners, tool
-arguments from models, lines on the local socket. NANOCLAW_FUZZ_EXAMPLES=10000 for the nightly size."""
+arguments from models, lines on the local socket, paths asked of the mount allow-list. NANOCLAW_FUZZ_EXAMPLES=10000 for the nightly size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import sqlite3
+import tempfile
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 from nanoclaw.runner.agent_tools import AGENT_TOOLS
 from nanoclaw.runner.tools import TOOLS, ToolError, validate
+from nanoclaw.sandbox.mounts import Allowlist, MountRefused
 
 EXAMPLES = int(os.environ.get("NANOCLAW_FUZZ_EXAMPLES", "300"))
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,3 +101,46 @@ def test_local_api_answers_any_line(line: bytes) -> None:
     api.register("ping", ping)
     reply = asyncio.run(api._dispatch(line, None))  # type: ignore[arg-type]
     assert reply is not None and isinstance(reply.get("ok"), bool)
+
+
+_TREE: dict[str, object] = {}
+
+
+def _mount_tree() -> tuple[Path, Allowlist]:
+    """A small owner's tree with secrets, allowed roots and links, built once per process."""
+    if not _TREE:
+        root = Path(tempfile.mkdtemp(prefix="nanoclaw-fuzz-mounts-"))
+        for folder in ("home/projects/a/b", "home/projects/.ssh", "home/photos/2024", "home/.aws", "home/.env.local",
+                       "home/keys/deploy.pem", "nanoclaw-home/groups", "config/nanoclaw"):
+            (root / folder).mkdir(parents=True)
+        (root / "home/photos/to-ssh").symlink_to(root / "home/projects/.ssh")
+        (root / "home/photos/up").symlink_to(root / "home")
+        (root / "home/photos/loop").symlink_to(root / "home/photos/loop")
+        allowed = root / "config/nanoclaw/mount-allowlist.json"
+        allowed.write_text(json.dumps({"allowed": [str(root / "home/photos"), {"path": str(root / "home/projects/a"),
+                                                                                "writable": True}]}))
+        _TREE.update(root=root, allowlist=Allowlist.load(allowed, protected=(root / "nanoclaw-home",)))
+    return _TREE["root"], _TREE["allowlist"]  # type: ignore[return-value]
+
+
+_PIECES = st.sampled_from(["home", "photos", "projects", "a", "b", ".ssh", ".aws", ".env.local", "keys",
+                           "deploy.pem", "2024", "to-ssh", "up", "loop", "..", ".", "", "nanoclaw-home",
+                           "config", "nanoclaw", "groups", "x y", "\u00e9", "*", "~"])
+
+
+@fuzz
+@given(st.lists(_PIECES, max_size=7), st.booleans(), st.booleans())
+def test_mount_allow_list_grants_only_allowed_unblocked_folders(pieces: list[str], absolute: bool, writable: bool) -> None:
+    root, allowlist = _mount_tree()
+    raw = (str(root) + "/" if absolute else "") + "/".join(pieces)
+    try:
+        granted = allowlist.check(raw, writable=writable)
+    except MountRefused as exc:
+        assert str(exc)
+        return
+    real = Path(os.path.realpath(granted))
+    assert real == granted and real.is_dir()
+    roots = [root / "home/photos", root / "home/projects/a"]
+    assert any(real == r or r in real.parents for r in roots)
+    assert not writable or root / "home/projects/a" in (real, *real.parents)
+    assert not {".ssh", ".aws", ".env.local", "deploy.pem"} & set(real.parts)

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks import latency, load, throughput
+from benchmarks import cold_start, latency, load, throughput
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -21,3 +21,12 @@ async def test_throughput_and_load_report() -> None:
     assert tp["context_messages"] == 200 and tp["messages_per_s"] > 0
     result = await load.run(argparse.Namespace(chats_per_channel=1, seconds=1.0))
     assert result["messages"] > 0 and result["status_p99_ms"] is not None
+
+
+async def test_cold_start_reports_each_runtime_and_why_one_is_not_usable() -> None:
+    result = await cold_start.run(argparse.Namespace(samples=2, runtime=["bwrap", "podman", "docker"]))
+    assert result["baseline_n"] == 2
+    for name in ("bwrap", "podman"):
+        assert result["runtimes"][name]["usable"] is True and result["runtimes"][name]["cold_n"] == 2
+    docker = result["runtimes"]["docker"]
+    assert docker["usable"] is True or docker["why"]  # no docker engine here: the reason is in the report

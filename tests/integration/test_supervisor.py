@@ -186,6 +186,22 @@ async def test_always_failing_message_gives_up_and_tells_the_person(tmp_path: Pa
         await host.stop()
 
 
+async def test_a_turn_over_its_wall_time_limit_is_stopped_and_the_person_told(tmp_path: Path) -> None:
+    host, runtime = await make_host(tmp_path, turn_timeout=1.5, max_attempts=1)
+    try:
+        wire(host, "chat1", trigger="always")
+        ch = fake(host)
+        started = time.monotonic()
+        await ch.say("[mock:sleep=60] think forever", message_id="forever")  # responsive: heartbeats go on
+        assert await ch.wait_processed("forever", timeout=30) == "failed"
+        assert time.monotonic() - started < 10
+        assert "worked longer than the limit of 1.5 s" in ch.sent[-1].text
+        await ch.say("and now a quick one", message_id="quick")  # the next turn starts its own clock
+        assert await ch.wait_processed("quick", timeout=30) == "done"
+    finally:
+        await host.stop()
+
+
 async def test_stale_heartbeat_gets_the_runner_killed(tmp_path: Path) -> None:
     host, runtime = await make_host(tmp_path, heartbeat_timeout=1.0, max_attempts=2)
     try:

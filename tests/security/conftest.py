@@ -16,13 +16,6 @@ RUNTIMES = ["bwrap", "podman"]
 JAIL_LIMITS = dict(sandbox_memory_mb=256, sandbox_pids=64, sandbox_cpu_seconds=2, sandbox_file_mb=8)
 
 
-@pytest.fixture(scope="session")
-def podman_image() -> str:
-    from tests.oci_image import ensure_agent_image
-
-    return ensure_agent_image()
-
-
 @pytest.fixture(params=RUNTIMES)
 def runtime_name(request: pytest.FixtureRequest) -> str:
     name = str(request.param)

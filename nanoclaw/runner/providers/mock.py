@@ -61,7 +61,8 @@ class MockProvider(Provider):
                     await self._tool("send_message", {"text": text, "to": name})
                 elif verb == "read":
                     try:
-                        reply = open(arg).read(4000)
+                        with open(arg, "rb") as f:
+                            reply = f.read(4000).decode(errors="replace")
                     except OSError as exc:
                         reply = f"Error: {exc.strerror}"
                 elif verb == "tool":
