@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from nanoclaw.db import messaging_groups, wirings
 from nanoclaw.host.app import Host
 
 _ids = itertools.count(1)
+# Benchmarks never touch the owner's ~/.config/nanoclaw (vault key, CA, policies).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="nanoclaw-bench-config-")
 
 
 class TimingChannel(Channel):
@@ -48,7 +51,7 @@ class TimingChannel(Channel):
 
 
 def make_host(home: Path, **overrides: Any) -> Host:
-    values: dict[str, Any] = dict(home=home, provider="mock", log_level="WARNING")
+    values: dict[str, Any] = dict(home=home, provider="mock", log_level="WARNING", web_port=0)
     values.update(overrides)
     return Host(Settings(**values), channels=[TimingChannel])
 

@@ -31,7 +31,7 @@ def progress(text: str) -> None:
 
 
 def prepare(home: Path, groups: int, chats: int, task_count: int, start: float) -> list[str]:
-    settings = Settings(home=home, provider="mock")
+    settings = Settings(home=home, provider="mock", web_port=0)
     conn = db.connect(settings.db_path)
     first_run(conn, settings)
     names = ["main"] + [f"g{i}" for i in range(1, groups)]
@@ -87,6 +87,7 @@ def integrity(home: Path) -> list[str]:
 def run(args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="nanoclaw-chaos-"))
     home, ledger_path, log = workdir / "home", workdir / "ledger.db", workdir / "host.log"
+    os.environ["XDG_CONFIG_HOME"] = str(workdir / "config")  # the hosts never touch the owner's config
     rng = random.Random(args.seed)
     started = time.time()
     task_ids = prepare(home, args.groups, args.chats, args.tasks, started)

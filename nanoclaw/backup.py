@@ -2,8 +2,10 @@
 
 Databases are copied with SQLite's online backup API (consistent while the host
 writes); memory folders, Claude Code's per-group state and config.env are copied
-as files. Sockets, locks, logs and runtime scratch are left out. The archive
-holds conversations and memory: it is written mode 0600.
+as files, and so is the vault's encrypted secrets file — without its key,
+which you keep apart (restoring secrets needs both). Sockets, locks, logs and
+runtime scratch are left out. The archive holds conversations and memory: it
+is written mode 0600.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 
 from nanoclaw.errors import NanoClawError
 
-SKIP_STATE = {"proxy", "bwrap-etc"}
+SKIP_STATE = {"proxy", "bwrap-etc", "vault-certs", "ca-bundle.pem", "seccomp.bpf", "seccomp-oci.json"}
+VAULT_FILE = "vault.json"  # the vault's encrypted secrets; its key (vault.key) is never in an archive
 
 
-def backup(home: Path, archive: Path) -> dict[str, int]:
+def backup(home: Path, archive: Path, config_dir: Path | None = None) -> dict[str, int]:
     """Write `archive` (.tar.gz) from `home`; returns counts of what went in."""
     if not (home / "nanoclaw.db").is_file():
         raise NanoClawError(f"{home} is not a NanoClaw home (no nanoclaw.db)")
@@ -45,6 +48,9 @@ def backup(home: Path, archive: Path) -> dict[str, int]:
         if (home / "config.env").is_file():
             shutil.copy2(home / "config.env", snapshot / "config.env")
             counts["files"] += 1
+        if config_dir is not None and (config_dir / VAULT_FILE).is_file():
+            shutil.copy2(config_dir / VAULT_FILE, snapshot / VAULT_FILE)
+            counts["files"] += 1
         (snapshot / "BACKUP").write_text(f"nanoclaw backup of {home} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
         archive.parent.mkdir(parents=True, exist_ok=True)
         partial = archive.with_name(archive.name + ".partial")
@@ -65,7 +71,7 @@ def _copy_db(source: Path, target: Path) -> None:
         src.close()
 
 
-def restore(archive: Path, home: Path, force: bool = False) -> dict[str, int]:
+def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | None = None) -> dict[str, int]:
     """Unpack `archive` into `home`, which must be empty (or `force`, which moves the old home aside).
 
     The archive is unpacked and checked first; the home is touched only once that worked.
@@ -91,6 +97,15 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict[str, int]:
             home.rename(home.with_name(f"{home.name}.before-restore-{int(time.time())}"))
         elif home.exists():
             home.rmdir()
+        vault = unpacked / VAULT_FILE
+        restored_vault = 0
+        if vault.is_file():
+            if config_dir is not None and not (config_dir / VAULT_FILE).exists():
+                config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                shutil.copy2(vault, config_dir / VAULT_FILE)
+                (config_dir / VAULT_FILE).chmod(0o600)
+                restored_vault = 1
+            vault.unlink()
         unpacked.rename(home)
     home.chmod(0o700)
-    return {"databases": len(list(home.glob("sessions/*/*/*.db"))) + 1}
+    return {"databases": len(list(home.glob("sessions/*/*/*.db"))) + 1, "vault": restored_vault}

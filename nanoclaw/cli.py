@@ -228,3 +228,7 @@ main.add_command(restore)
 from nanoclaw.cli_sandbox import sandbox  # noqa: E402
 
 main.add_command(sandbox)
+
+from nanoclaw.cli_secrets import secrets  # noqa: E402
+
+main.add_command(secrets)

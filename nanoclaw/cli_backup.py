@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.config import user_config_dir
 from nanoclaw.errors import NanoClawError
 
 
@@ -24,7 +25,7 @@ def backup(ctx: click.Context, archive: Path) -> None:
 
     settings = load_settings(ctx)
     try:
-        counts = do_backup(settings.home, archive)
+        counts = do_backup(settings.home, archive, config_dir=user_config_dir())
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backed up {counts['databases']} databases and {counts['files']} files to {archive}")
@@ -48,7 +49,10 @@ def restore(ctx: click.Context, archive: Path, force: bool) -> None:
     except HostNotRunning:
         pass
     try:
-        counts = do_restore(archive, settings.home, force=force)
+        counts = do_restore(archive, settings.home, force=force, config_dir=user_config_dir())
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored {counts['databases']} databases into {settings.home}; start it with: nanoclaw run")
+    if counts["vault"]:
+        click.echo(f"the vault's secrets went to {user_config_dir()}; they decrypt only with the vault.key "
+                   "you kept from the old machine")

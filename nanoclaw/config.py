@@ -67,6 +67,8 @@ class Settings:
     timezone: str = ""  # default timezone of scheduled tasks; empty: the host's
     # Let sandboxes reach loopback/private addresses through the proxy (local model servers, tests).
     egress_allow_private: bool = False
+    egress_approval_timeout: float = 600.0
+    web_port: int = 8700  # the host's local web server on 127.0.0.1 (credential forms; 0 = any free port)  # how long a request an `approve` rule holds waits for the owner
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

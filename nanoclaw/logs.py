@@ -52,6 +52,14 @@ def setup(level: str = "INFO", file: Path | None = None) -> None:
         handlers=[handler],
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    quiet_http_clients()
+
+
+def quiet_http_clients() -> None:
+    """httpx/httpcore log request and response headers at DEBUG (with the vault's injected secrets):
+    never below WARNING, whatever NanoClaw's own level. Our egress audit events say what happened."""
+    for name in ("httpx", "httpcore", "h11", "hpack"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _fmt(value: Any) -> str:

@@ -25,12 +25,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Settings:
     """Fast intervals so failure paths take seconds, not minutes."""
     values: dict[str, object] = dict(
-        home=home, provider="mock", runtime="bwrap", doorbell=doorbell, idle_timeout=30.0, heartbeat_interval=0.2,
+        home=home, provider="mock", runtime="bwrap", doorbell=doorbell, web_port=0, idle_timeout=30.0, heartbeat_interval=0.2,
         heartbeat_timeout=3.0, retry_backoff=0.2, host_poll_interval=0.2 if doorbell else 0.1,
         runner_poll_interval=0.1 if not doorbell else 0.5, max_attempts=3,
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def private_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own ~/.config/nanoclaw (vault key, CA, allow-list): none touch the machine's."""
+    config = tmp_path_factory.mktemp("xdg-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config / "nanoclaw"
 
 
 @pytest.fixture(scope="session")

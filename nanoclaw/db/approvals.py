@@ -67,6 +67,12 @@ def decide(conn: sqlite3.Connection, approval_id: str, status: str, by: str) -> 
     return Approval.from_row(row) if row else None
 
 
+def mark_expired(conn: sqlite3.Connection, approval_id: str, by: str = "timeout") -> bool:
+    """Close one approval that ran out of time (whatever its clock says); False if it was decided first."""
+    return conn.execute("UPDATE approvals SET status = 'expired', decided_by = ? WHERE id = ? AND status = 'open'",
+                        (by, approval_id)).rowcount > 0
+
+
 def expire(conn: sqlite3.Connection, all_open: bool = False) -> int:
     where = "status = 'open'" + ("" if all_open else " AND expires_at <= ?")
     params: tuple[float, ...] = () if all_open else (time.time(),)

@@ -23,6 +23,8 @@ from nanoclaw.protocol.messages import OutboundMessage, Route
 
 SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
 MAX_TEXT = 200_000
+# A system handler returns this when it answers the waiting tool later itself (Delivery.answer_later).
+DEFERRED = "deferred"
 MAX_FILE = 50 * 1024 * 1024
 
 
@@ -36,7 +38,7 @@ class Actions:
         self.conn = conn
         self.channels = channels
         self.agents = agents
-        self.system: dict[str, SystemHandler] = {"create_agent": self._create_agent}
+        self.system: dict[str, SystemHandler] = {}
 
     def register_system(self, action: str, handler: SystemHandler) -> None:
         """Handle outbound `system` rows with this action (the result text goes back to the tool)."""
@@ -144,13 +146,6 @@ class Actions:
         if handler is None:
             raise DestinationRefused(f"unknown system action {action!r}")
         return handler(session, action, row.payload)
-
-    def _create_agent(self, session: Session, action: str, payload: dict[str, Any]) -> str:
-        return self.agents.create_agent(
-            session.id, str(payload.get("id", "")), str(payload.get("name") or payload.get("id")),
-            str(payload.get("instructions", "")),
-        )
-
 
 def read_outbox_file(end: HostEnd, relative: str) -> tuple[str, bytes]:
     """Read a file the runner put in outbox/, refusing links and paths that leave it."""

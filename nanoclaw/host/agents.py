@@ -10,11 +10,13 @@ counter stops two agents from talking forever.
 from __future__ import annotations
 
 import sqlite3
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, destinations, messaging_groups
+from nanoclaw.db import agent_groups, approvals, destinations, messaging_groups
+from nanoclaw.db.approvals import Approval
 from nanoclaw.db import sessions as session_rows
+from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError, DestinationRefused
 from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.host.sessions import SessionManager
@@ -36,12 +38,15 @@ class AgentRelay:
         self.sessions = sessions
         self.wake = wake
 
-    def create_agent(self, creator_session_id: str, agent_id: str, name: str, instructions: str) -> str:
-        """Create agent group `agent_id` and destinations both ways; returns a status for the creator."""
+    def create_agent(self, creator_session_id: str, agent_id: str, name: str, instructions: str,
+                     approved: bool = False) -> str:
+        """Create agent group `agent_id` and destinations both ways; returns a status for the creator.
+
+        The admin group may; another group only with the owner's approval (AgentRequests)."""
         creator = self.sessions.get(creator_session_id).agent_group_id
         group = agent_groups.get(self.conn, creator)
-        if group is None or not group.is_admin:
-            raise DestinationRefused("only the admin agent group may create agents (approvals come later)")
+        if group is None or not (group.is_admin or approved):
+            raise DestinationRefused("only the admin agent group may create agents without the owner's approval")
         try:
             if agent_groups.get(self.conn, agent_id) is None:
                 agent_groups.create(self.conn, agent_id, name)
@@ -89,3 +94,43 @@ class AgentRelay:
                    sender_id=f"agent:{source.agent_group_id}", sender_name=f"agent {source.agent_group_id}",
                    payload={"hops": hops})
         await self.wake(to_session_id)
+
+
+class AgentRequests:
+    """create_agent from a non-admin group: a card asks the owner; the admin group creates directly."""
+
+    def __init__(self, conn: sqlite3.Connection, relay: AgentRelay, send_card: Callable[..., Awaitable[object]],
+                 admin_route: Callable[[], Route | None]) -> None:
+        self.conn = conn
+        self.relay = relay
+        self.send_card = send_card
+        self.admin_route = admin_route
+
+    async def request(self, session: Session, action: str, payload: dict[str, Any]) -> str:
+        agent_id = str(payload.get("id", ""))
+        name = str(payload.get("name") or agent_id)
+        instructions = str(payload.get("instructions", ""))
+        group = agent_groups.get(self.conn, session.agent_group_id)
+        if group is not None and group.is_admin:
+            return self.relay.create_agent(session.id, agent_id, name, instructions)
+        admin = self.admin_route()
+        if admin is None:
+            raise DestinationRefused("there is no admin chat to ask the owner in")
+        approval = approvals.create(self.conn, "create_agent", session.agent_group_id,
+                                    {"session": session.id, "id": agent_id, "name": name,
+                                     "instructions": instructions[:20000]}, 24 * 3600)
+        text = (f"Agent group {session.agent_group_id} wants to create an agent {agent_id!r} ({name}):\n"
+                f"{instructions[:500]}\n(/approve {approval.id} · /deny {approval.id})")
+        await self.send_card(admin, "New agent", text, ("Approve", "Deny"), approval.id)
+        return f"Asked the owner to approve creating agent {agent_id} ({approval.id}); it does not exist yet."
+
+    async def decide(self, approval: Approval, approve: bool) -> str:
+        p = approval.payload
+        if not approve:
+            return f"Denied: {approval.subject} does not get agent {p.get('id')} ({approval.id})."
+        try:
+            result = self.relay.create_agent(str(p["session"]), str(p["id"]), str(p["name"]),
+                                             str(p.get("instructions", "")), approved=True)
+        except (DestinationRefused, KeyError) as exc:
+            return f"Could not create it: {exc} ({approval.id})."
+        return f"Approved ({approval.id}): {result} for {approval.subject}."

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from nanoclaw import db, registry
 from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage
-from nanoclaw.config import Settings
+from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups
 from nanoclaw.db import approvals as approvals_db
 from nanoclaw.db import sessions as session_rows
@@ -27,10 +27,11 @@ from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
 from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
-from nanoclaw.host.agents import AgentRelay
+from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
+from nanoclaw.host.egress_approvals import EgressApprovals
 from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
@@ -43,7 +44,11 @@ from nanoclaw.sandbox.base import Runtime
 from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
 from nanoclaw.sandbox.mounts import Allowlist
+from nanoclaw.vault.ca import CertificateAuthority
+from nanoclaw.vault.collect import CredentialDesk
+from nanoclaw.vault.policy import POLICY_FILE
 from nanoclaw.vault.proxy import EgressProxy, Upstream
+from nanoclaw.vault.store import SecretStore
 
 log = get_logger("nanoclaw.host")
 
@@ -90,7 +95,11 @@ class Host:
                 auth_token=settings.extra.get("ANTHROPIC_AUTH_TOKEN") or None,
             ),
             allow_private=settings.egress_allow_private,
+            vault=SecretStore.open(user_config_dir()),
+            policy_path=user_config_dir() / POLICY_FILE,
+            ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
         )
+        self.sessions.ca_files = (ca.cert_path, ca.bundle(settings.state_dir / "ca-bundle.pem"))
         self._proxy_sockets: dict[str, Path] = {}
         self.supervisor.prepare = self._open_proxy
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)
@@ -117,6 +126,17 @@ class Host:
         self.actions.register_system("install_packages", self.packages.request)
         self.gate.deciders["install_packages"] = self.packages.decide
         self.sessions.image_for = self.packages.image_for
+        self.egress_approvals = EgressApprovals(self.conn, self._send_card, self.delivery.edit_host_message,
+                                                self.gate.admin_route, settings.egress_approval_timeout)
+        self.proxy.approve = self.egress_approvals.ask
+        self.gate.deciders["egress"] = self.egress_approvals.decide
+        assert self.proxy.vault is not None
+        self.credentials = CredentialDesk(self.proxy.vault, lambda sid: self.sessions.end(sid).routing(),
+                                          self._send_card, self.delivery.answer_later, port=settings.web_port)
+        self.actions.register_system("request_credential", self.credentials.request)
+        agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
+        self.actions.register_system("create_agent", agent_requests.request)
+        self.gate.deciders["create_agent"] = agent_requests.decide
         self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
         self.router.respond = self._say
         self.started_at = time.time()
@@ -160,9 +180,10 @@ class Host:
     async def _say(self, route: Route, text: str) -> None:
         await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
 
-    async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...], card_id: str) -> None:
-        await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
-                                                title=title, buttons=buttons, card_id=card_id))
+    async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
+                         card_id: str) -> str | None:
+        return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
+                                                       title=title, buttons=buttons, card_id=card_id))
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
@@ -180,6 +201,10 @@ class Host:
         await self.api.start()
         for channel in self.channels.values():
             await channel.start()
+        await self.credentials.start()
+        swept = await self.egress_approvals.sweep()  # their requests died with the earlier process
+        if swept:
+            log.info("startup.egress_approvals_closed", count=swept)
         closed = self.questions.close_all_open() + approvals_db.expire(self.conn)
         if closed:
             log.info("startup.questions_expired", count=closed)
@@ -217,6 +242,7 @@ class Host:
             except Exception as exc:
                 log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
         await self.delivery.stop()
+        await self.credentials.stop()
         await self.proxy.stop()
         await self.api.stop()
         self.sessions.close()

@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 from nanoclaw.channels.base import Channel, OutgoingMessage, render_text
 from nanoclaw.errors import ChannelUnavailable, DestinationRefused
 from nanoclaw.host import acl
-from nanoclaw.host.actions import Actions
+from nanoclaw.host.actions import DEFERRED, Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
@@ -156,7 +156,7 @@ class Delivery:
             end.record_delivery(row.seq, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             return True
         end.record_delivery(row.seq, "sent", outcome.platform_message_id)
-        if row.kind == "system":
+        if row.kind == "system" and outcome.platform_message_id != DEFERRED:
             self._answer_runner(end, row, outcome.platform_message_id or "done")
         self.delivered_count += 1
         self._backoff.pop(session_id, None)
@@ -173,6 +173,12 @@ class Delivery:
         found = await channel.already_sent(route, row.id)
         log.info("delivery.crash_recovery", seq=row.seq, confirmed=found is not None)
         return found
+
+    def answer_later(self, session_id: str, request_id: str, text: str) -> None:
+        """The answer to a system action whose handler returned DEFERRED (the tool still waits for it)."""
+        end = self.sessions.end(session_id)
+        end.append(id=f"reply:{request_id}", kind="system", text=text, trigger=False, payload={"reply_to": request_id})
+        end.ring()
 
     @staticmethod
     def _answer_runner(end: HostEnd, row: OutboundMessage, text: str) -> None:
@@ -201,20 +207,37 @@ class Delivery:
         self._retry[session_id] = asyncio.get_running_loop().call_later(delay, retry)
         return False
 
-    async def say(self, message: OutgoingMessage) -> None:
-        """A message from the host itself; kept in memory and retried when its channel cannot take it now."""
+    async def say(self, message: OutgoingMessage) -> str | None:
+        """A message from the host itself; kept in memory and retried when its channel cannot take it now.
+
+        Returns its platform message id when it went out now (to edit it later)."""
         channel = self.channels.get(message.route.channel_type)
         if channel is None:
             log.warning("host_message.no_channel", channel=message.route.channel_type)
-            return
+            return None
         if not channel.capabilities.cards and message.buttons:
             message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
         try:
-            await channel.send(message)
+            return (await channel.send(message)).platform_message_id
         except ChannelUnavailable:
             self._host_outbox.setdefault(message.route.channel_type, []).append(message)
         except Exception as exc:
             log.warning("host_message.failed", channel=message.route.channel_type, error=str(exc))
+        return None
+
+    async def edit_host_message(self, route: Route, platform_message_id: str, text: str) -> None:
+        """Change a host message (a card that expired); a new message where the channel cannot edit."""
+        channel = self.channels.get(route.channel_type)
+        if channel is None:
+            return
+        try:
+            if channel.capabilities.edits:
+                await channel.edit(route, platform_message_id, text)
+            else:
+                await channel.send(OutgoingMessage(route=route, kind="system", text=text,
+                                                   id=f"edit-{platform_message_id}"))
+        except Exception as exc:
+            log.warning("host_message.edit_failed", channel=route.channel_type, error=str(exc))
 
     async def _flush_host_outbox(self, channel_type: str) -> None:
         waiting, self._host_outbox[channel_type] = self._host_outbox.get(channel_type, []), []

@@ -17,6 +17,8 @@ from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import (
     SANDBOX_AGENT,
+    SANDBOX_CA_BUNDLE,
+    SANDBOX_CA_CERT,
     SANDBOX_GLOBAL,
     SANDBOX_PROXY_SOCKET,
     SANDBOX_WORKSPACE,
@@ -51,6 +53,7 @@ class SessionManager:
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
+        self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
@@ -172,6 +175,11 @@ class SessionManager:
         proxy = self.proxy_socket(session.id, group.id)
         if proxy is not None:
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
+        trust: dict[str, str] = {}
+        if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
+            mounts += [Mount(self.ca_files[0], SANDBOX_CA_CERT), Mount(self.ca_files[1], SANDBOX_CA_BUNDLE)]
+            trust = {"SSL_CERT_FILE": SANDBOX_CA_BUNDLE, "REQUESTS_CA_BUNDLE": SANDBOX_CA_BUNDLE,
+                     "CURL_CA_BUNDLE": SANDBOX_CA_BUNDLE, "NODE_EXTRA_CA_CERTS": SANDBOX_CA_CERT}
         config = RunnerConfig(
             workspace=SANDBOX_WORKSPACE,
             provider=group.provider or self.settings.provider or "mock",
@@ -195,6 +203,7 @@ class SessionManager:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "CLAUDE_CONFIG_DIR": CLAUDE_CONFIG_DIR,
+            **trust,
             **config.to_env(),
         }
         return SandboxSpec(

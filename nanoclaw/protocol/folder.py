@@ -15,6 +15,8 @@ SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_AGENT = "/workspace/agent"
 SANDBOX_GLOBAL = "/workspace/global"
 SANDBOX_PROXY_SOCKET = "/run/nanoclaw/proxy.sock"  # the host's proxy, bridged to 127.0.0.1 by the runner
+SANDBOX_CA_CERT = "/etc/nanoclaw/ca.pem"  # the vault's CA (certificate only)
+SANDBOX_CA_BUNDLE = "/etc/nanoclaw/ca-bundle.pem"  # the system's roots plus that CA
 
 
 @dataclass(frozen=True)

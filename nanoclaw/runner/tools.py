@@ -64,6 +64,7 @@ class ToolContext:
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]
+CREDENTIAL_WAIT = 660.0  # the form's ten minutes, and some
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,15 @@ async def send_to_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
     return f"Message sent to agent {agent}; its reply will arrive as a new message."
 
 
+async def request_credential(ctx: ToolContext, args: dict[str, Any]) -> str:
+    return await ctx.call_host("request_credential", dict(args), timeout=CREDENTIAL_WAIT)
+
+
 async def create_agent(ctx: ToolContext, args: dict[str, Any]) -> str:
     payload = {"id": args["id"], "name": args.get("name") or args["id"], "instructions": args.get("instructions", "")}
     result = await ctx.call_host("create_agent", payload)
+    if result.startswith("Asked the owner"):
+        return result
     return f"{result}. Reach it with send_to_agent(agent='{args['id']}')."
 
 
@@ -256,12 +263,12 @@ TOOLS: list[Tool] = [
                                            "text": _text("What to tell or ask it.")}, "required": ["agent", "text"]},
          send_to_agent),
     Tool("create_agent", "Create a new agent (its own folder, memory and instructions) that you can then talk to "
-         "with send_to_agent. Admin only.",
+         "with send_to_agent. Outside the admin group the owner approves it first.",
          {"type": "object", "properties": {"id": _text("Short id: lowercase letters, digits, - or _.", 40),
                                            "name": _text("Display name.", 100),
                                            "instructions": _text("Its CLAUDE.md: who it is and what it does.", 20000)},
           "required": ["id", "instructions"]},
-         create_agent, admin_only=True),
+         create_agent),
     Tool("schedule_task", "Schedule a prompt to run later or repeatedly in this conversation (its result is sent "
          "here). Give exactly one of cron, interval_seconds or at.",
          {"type": "object", "properties": {"prompt": _text("What to do when it runs.", 20000), **_SCHEDULE},
@@ -296,6 +303,17 @@ TOOLS: list[Tool] = [
                                "description": "who may talk: everyone, listed people, or ask the owner first"}},
           "required": ["chat"]},
          _host_action("wire_group"), admin_only=True),
+    Tool("request_credential", "Ask the person for a credential (API key, token) you need. They enter it in a "
+         "form; it goes into NanoClaw's vault and is added to your requests to that host automatically - you "
+         "never see it. Waits for them; returns saved, rejected, failed: …, or expired.",
+         {"type": "object", "properties": {
+             "name": _text("Short name, e.g. github.", 64),
+             "host_pattern": _text("Host it is for, e.g. api.github.com or *.example.com.", 200),
+             "header_name": _text("Request header that carries it (default Authorization).", 64),
+             "value_format": _text("Header value with {value}, default 'Bearer {value}'.", 200),
+             "description": _text("For the person: what it is and where to get it.", 1000)},
+          "required": ["name", "host_pattern", "description"]},
+         request_credential),
     Tool("install_packages", "Ask the owner to add Debian packages (apt names) to your sandbox. Returns at once; "
          "if the owner approves, they are there from your next start (podman/docker runtimes only).",
          {"type": "object", "properties": {

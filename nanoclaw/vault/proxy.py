@@ -6,7 +6,10 @@ Speaks HTTP/1.1 (h11). Three kinds of request arrive on a socket:
   model API with the real credential injected; the sandbox only ever holds a
   placeholder. Responses stream back unbuffered (SSE).
 * absolute-form (`GET http://host/path`): plain HTTP proxying.
-* `CONNECT host:port`: a tunnel, for HTTPS_PROXY (interception comes with the vault).
+* `CONNECT host:port`: a tunnel, for HTTPS_PROXY. When the vault holds a secret
+  for that host, the proxy terminates TLS itself (a certificate from the vault's
+  CA, which sandboxes trust), adds the secret's header to each request, and
+  redacts the value should the upstream echo it back.
 
 Destinations on loopback, private or link-local addresses are refused unless
 allowed, so a sandbox cannot reach the host's own services through the proxy.
@@ -18,17 +21,24 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import h11
 import httpx
 
-from nanoclaw.logs import get_logger
+from nanoclaw.errors import ConfigError
+from nanoclaw.logs import get_logger, quiet_http_clients
+from nanoclaw.vault.ca import CertificateAuthority
+from nanoclaw.vault.policy import Decision, Policy
+from nanoclaw.vault.store import SecretStore
 
 log = get_logger("nanoclaw.vault.proxy")
+quiet_http_clients()  # also for hosts whose logging someone else configured (tests, embedding)
 
 MAX_BODY = 32 * 1024 * 1024
 HOP_BY_HOP = {
@@ -48,10 +58,18 @@ class Upstream:
 
 
 class EgressProxy:
-    def __init__(self, socket_dir: Path, upstream: Upstream, *, allow_private: bool = False) -> None:
+    def __init__(self, socket_dir: Path, upstream: Upstream, *, allow_private: bool = False,
+                 vault: SecretStore | None = None, ca: CertificateAuthority | None = None,
+                 policy_path: Path | None = None) -> None:
         self.socket_dir = socket_dir
         self.upstream = upstream
         self.allow_private = allow_private
+        self.vault = vault
+        self.ca = ca
+        self.policy_path = policy_path
+        # Holds a request until the owner decides: (session, group, method, host, path, rule) → approved?
+        self.approve: Callable[[str, str, str, str, str, str], Awaitable[bool]] | None = None
+        self._policy: tuple[tuple[int, int] | None, Policy | ConfigError] = (None, Policy())
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._upstreams: dict[str, Upstream] = {}
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
@@ -86,6 +104,41 @@ class EgressProxy:
             await self.close_session(session_id)
         await self._client.aclose()
 
+    def policy(self) -> Policy:
+        """The egress policy, reloaded when its file changed; raises ConfigError while the file is invalid."""
+        if self.policy_path is None:
+            return self._policy[1] if isinstance(self._policy[1], Policy) else Policy()
+        try:
+            st = self.policy_path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._policy[0]:
+            try:
+                self._policy = (stamp, Policy.load(self.policy_path))
+            except ConfigError as exc:
+                log.error("egress.policy_invalid", error=str(exc))
+                self._policy = (stamp, exc)
+        current = self._policy[1]
+        if isinstance(current, ConfigError):
+            raise current
+        return current
+
+    def judge(self, group: str, host: str, method: str, path: str) -> Decision:
+        try:
+            return self.policy().decide(group, host, method, path)
+        except ConfigError as exc:  # fail closed: an unreadable policy lets nothing out
+            return Decision("deny", "invalid-policy", f"the egress policy file is invalid ({exc})")
+
+    def intercepts(self, group: str, host: str) -> bool:
+        if self.ca is None:
+            return False
+        try:
+            inspects = self.policy().inspects(group, host)
+        except ConfigError:
+            inspects = False
+        return inspects or (self.vault is not None and self.vault.wants(host, group))
+
     async def destination_allowed(self, host: str, port: int) -> str | None:
         """None if the proxy may connect there, else why not."""
         if self.allow_private:
@@ -112,27 +165,31 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER)
+        self.origin: str | None = None  # https://host[:port] once a CONNECT is intercepted
 
     async def run(self) -> None:
         try:
-            while True:
-                request = await self._next_event()
-                if not isinstance(request, h11.Request):
-                    return
-                if request.method == b"CONNECT":
-                    await self._connect(request)
-                    return
-                body = await self._body()
-                await self._forward(request, body)
-                if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
-                    return
-                self.conn.start_next_cycle()
+            await self._serve()
         except (h11.RemoteProtocolError, ValueError) as exc:
             await self._error(400, f"malformed request: {exc}")
-        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
+        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError, ssl.SSLError):
             pass
         finally:
             self.writer.close()
+
+    async def _serve(self) -> None:
+        while True:
+            request = await self._next_event()
+            if not isinstance(request, h11.Request):
+                return
+            if request.method == b"CONNECT" and self.origin is None:
+                await self._connect(request)
+                return
+            body = await self._body()
+            await self._forward(request, body)
+            if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+                return
+            self.conn.start_next_cycle()
 
     async def _next_event(self) -> h11.Event:
         while True:
@@ -162,8 +219,9 @@ class _Connection:
         if data:
             self.writer.write(data)
 
-    async def _error(self, status: int, text: str, method: str = "", host: str = "") -> None:
-        self._audit(method, host, "", status, 0.0, decision="refused" if status == 403 else "error")
+    async def _error(self, status: int, text: str, method: str = "", host: str = "", path: str = "") -> None:
+        decision = {403: "refused", 429: "rate-limited"}.get(status, "error")
+        self._audit(method, host, path, status, 0.0, decision=decision)
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         body = (text + "\n").encode()
@@ -181,7 +239,18 @@ class _Connection:
         target = request.target.decode("latin-1")
         method = request.method.decode("latin-1")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers]
-        if target.startswith("/"):
+        secrets: list[tuple[str, str]] = []
+        if self.origin is not None:  # inside an intercepted CONNECT: the vault's secrets go in here
+            url = self.origin + (target if target.startswith("/") else "/")
+            parts = urlsplit(url)
+            if not await self._admitted(parts.hostname or "", method, parts.path):
+                return
+            assert self.proxy.vault is not None
+            secrets = self.proxy.vault.for_request(parts.hostname or "", method, parts.path, self.group)
+            injected = {name.lower() for name, _ in secrets}
+            headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in injected] + secrets
+            kind = "vault" if secrets else "intercepted"
+        elif target.startswith("/"):
             url = self._upstream.base_url.rstrip("/") + target
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in CREDENTIAL_HEADERS]
             headers += self._credentials()
@@ -194,6 +263,8 @@ class _Connection:
             refusal = await self.proxy.destination_allowed(parts.hostname, parts.port or 80)
             if refusal:
                 await self._error(403, f"NanoClaw egress refused: {refusal}", method, parts.hostname)
+                return
+            if not await self._admitted(parts.hostname, method, parts.path):
                 return
             url = target
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP]
@@ -209,10 +280,17 @@ class _Connection:
             out_headers = [(k, v) for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP]
             if "content-length" in response.headers and not response.headers.get("content-encoding"):
                 out_headers.append(("content-length", response.headers["content-length"]))
+            redact = Redactor([value for _, value in secrets] + [v.split(" ", 1)[-1] for _, v in secrets])
+            if secrets:  # decoded and maybe shortened: length and encoding no longer hold
+                out_headers = [(k, redact.text(v)) for k, v in out_headers
+                               if k.lower() not in ("content-length", "content-encoding")]
             self._send(h11.Response(status_code=response.status_code, headers=out_headers))
-            async for chunk in response.aiter_raw():
-                self._send(h11.Data(data=chunk))
+            chunks = response.aiter_raw() if not secrets else response.aiter_bytes()
+            async for chunk in chunks:
+                self._send(h11.Data(data=redact.feed(chunk)))
                 await self.writer.drain()  # unbuffered: each SSE event reaches the sandbox now
+            if tail := redact.flush():
+                self._send(h11.Data(data=tail))
             self._send(h11.EndOfMessage())
             await self.writer.drain()
         finally:
@@ -243,6 +321,12 @@ class _Connection:
         if refusal:
             await self._error(403, f"NanoClaw egress refused: {refusal}", "CONNECT", host)
             return
+        if self.proxy.intercepts(self.group, host):
+            assert self.proxy.ca is not None
+            await self._intercept(host, int(port_text), self.proxy.ca)
+            return
+        if not await self._admitted(host, "CONNECT", ""):
+            return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_text)), 30)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -257,10 +341,78 @@ class _Connection:
         await asyncio.gather(_pipe(self.reader, up_writer), _pipe(up_reader, self.writer))
         log.debug("egress.tunnel_closed", session=self.session_id, host=host, seconds=round(time.monotonic() - started, 1))
 
+    async def _admitted(self, host: str, method: str, path: str) -> bool:
+        """The group's egress policy on this request; answers it (403, 429) when it may not go."""
+        decision = self.proxy.judge(self.group, host, method, path)
+        if decision.action == "allow":
+            return True
+        if decision.action == "approve" and self.proxy.approve is not None:
+            approved = await self.proxy.approve(self.session_id, self.group, method, host, path, decision.rule)
+            self._audit(method, host, path, 0, 0.0, f"approval-{'granted' if approved else 'refused'}")
+            if approved:
+                return True
+            await self._error(403, f"NanoClaw egress refused: the owner did not approve {method} {host}{path} "
+                                    f"(rule {decision.rule})", method, host, path)
+            return False
+        if decision.action == "limited":
+            await self._error(429, f"NanoClaw egress: {decision.why} for {host} (rule {decision.rule}); "
+                                   "try again later", method, host, path)
+            return False
+        why = decision.why or f"{method} {host}{path} is not allowed for this agent (rule {decision.rule})"
+        await self._error(403, f"NanoClaw egress refused: {why}", method, host, path)
+        return False
+
+    async def _intercept(self, host: str, port: int, ca: CertificateAuthority) -> None:
+        """Be the TLS server for `host` (our CA's certificate), then serve its requests with secrets added."""
+        self._send(h11.Response(status_code=200, headers=[]))
+        await self.writer.drain()
+        if self.conn.trailing_data[0]:
+            return  # the client did not wait for our answer: not a TLS client we can serve
+        try:
+            await self.writer.start_tls(ca.server_context(host))
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            log.info("egress.tls_refused", session=self.session_id, host=host, error=type(exc).__name__)
+            return
+        self._audit("CONNECT", host, "", 200, 0.0, "intercept")
+        self.origin = f"https://{host}" + ("" if port == 443 else f":{port}")
+        self.conn = h11.Connection(h11.SERVER)
+        await self._serve()
+
     def _audit(self, method: str, host: str, path: str, status: int, seconds: float, decision: str) -> None:
         log.info("egress.request", session=self.session_id, agent_group=self.group, method=method or "?",
                  host=host or "?", path=path[:200] or "-", status=status, decision=decision,
                  ms=round(seconds * 1000))
+
+
+class Redactor:
+    """Replaces secret values in a byte stream, also when one is split across chunks."""
+
+    MARK = b"[redacted by NanoClaw]"
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = sorted({v.encode() for v in values if len(v) >= 4}, key=len, reverse=True)
+        self.keep = max((len(v) for v in self.values), default=1) - 1
+        self.carry = b""
+
+    def text(self, value: str) -> str:
+        return self._replace(value.encode()).decode(errors="replace")
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self.values:
+            return chunk
+        data = self._replace(self.carry + chunk)
+        cut = max(0, len(data) - self.keep)
+        self.carry = data[cut:]
+        return data[:cut]
+
+    def flush(self) -> bytes:
+        tail, self.carry = self._replace(self.carry), b""
+        return tail
+
+    def _replace(self, data: bytes) -> bytes:
+        for value in self.values:
+            data = data.replace(value, self.MARK)
+        return data
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -19,7 +19,7 @@ class HostProcess:
     def __init__(self, home: Path, *extra: str, env: dict[str, str] | None = None, wrapper: list[str] | None = None) -> None:
         self.home = home
         self.extra = list(extra)
-        self.env = {**os.environ, "NANOCLAW_HOME": str(home), "NANOCLAW_IDLE_TIMEOUT": "30", **(env or {})}
+        self.env = {**os.environ, "NANOCLAW_HOME": str(home), "NANOCLAW_IDLE_TIMEOUT": "30", "NANOCLAW_WEB_PORT": "0", **(env or {})}
         self.wrapper = wrapper or []
         self.proc: subprocess.Popen[bytes] | None = None
 

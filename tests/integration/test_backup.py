@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -27,17 +29,28 @@ def test_backup_and_restore_onto_a_fresh_home(tmp_path: Path) -> None:
         task_id = added.stdout.split()[1]
         (old.home / "groups" / "main" / "CLAUDE.md").write_text("# main\n- the owner likes tea\n")
         session_before = [line for line in cli(old.env, "status").stdout.splitlines() if "session s-" in line]
+        added = subprocess.run([NANOCLAW, "secrets", "add", "demo", "--host", "api.example.test"], env=old.env,
+                               input="sk-canary-backup", capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
         made = cli(old.env, "backup", str(archive))  # online: the host keeps running
         assert made.returncode == 0, made.stderr
+        assert b"sk-canary-backup" not in gzip.decompress(archive.read_bytes())  # the vault goes in encrypted
+        with tarfile.open(archive) as tar:
+            names = tar.getnames()
+        assert "nanoclaw-home/vault.json" in names and not any(n.endswith("vault.key") for n in names)
         assert oct(archive.stat().st_mode & 0o777) == "0o600"
         refused = cli(old.env, "restore", str(archive))
         assert refused.returncode == 1 and "stop it before restoring" in refused.stderr
     finally:
         old.stop()
 
-    new = HostProcess(tmp_path / "new")
+    new = HostProcess(tmp_path / "new", env={"XDG_CONFIG_HOME": str(tmp_path / "new-config")})
     restored = cli(new.env, "restore", str(archive))
     assert restored.returncode == 0, restored.stderr
+    assert "decrypt only with the vault.key" in restored.stdout
+    old_config = Path(old.env["XDG_CONFIG_HOME"]) / "nanoclaw"
+    shutil.copy2(old_config / "vault.key", tmp_path / "new-config" / "nanoclaw" / "vault.key")  # kept apart
+    assert "demo" in subprocess.run([NANOCLAW, "secrets", "list"], env=new.env, capture_output=True, text=True).stdout
     again = cli(new.env, "restore", str(archive))
     assert again.returncode == 1 and "--force" in again.stderr
     new.start()

@@ -106,17 +106,28 @@ async def test_agents_created_from_chat_answer_each_other(host: Host) -> None:
     assert "find the boiling point of water" in sent[1].text
 
 
-async def test_non_admin_agents_cannot_create_agents(host: Host) -> None:
-    agent_groups.create(host.conn, "family")
+async def test_a_non_admin_agent_creates_an_agent_only_with_the_owners_approval(host: Host) -> None:
+    from nanoclaw.db import approvals
     from nanoclaw.host.bootstrap import ensure_group_folder
 
+    agent_groups.create(host.conn, "family")
     ensure_group_folder(host.settings, "family")
     wire(host, "fam", group="family", trigger="always")
     ch = fake(host)
     await ch.say(tool("create_agent", id="spy", instructions="x"), chat="fam")
-    sent = await ch.wait_sent(1)
-    assert sent[0].text == "Error: no tool create_agent"  # a non-admin agent is not even offered the tool
+    asked = (await ch.wait_sent(1))[0].text
+    assert asked.startswith("Asked the owner to approve creating agent spy (oa-")
+    assert agent_groups.get(host.conn, "spy") is None  # nothing before the owner says so
+    first = asked.split("(")[1].split(")")[0]
+    assert "Denied" in await host.gate.decide(first, False, "owner")
     assert agent_groups.get(host.conn, "spy") is None
+    await ch.say(tool("create_agent", id="helper", instructions="You help."), chat="fam")
+    second = (await ch.wait_sent(2))[1].text.split("(")[1].split(")")[0]
+    assert approvals.get(host.conn, second).kind == "create_agent"  # type: ignore[union-attr]
+    assert "agent helper created" in await host.gate.decide(second, True, "owner")
+    assert agent_groups.get(host.conn, "helper") is not None
+    await ch.say(tool("send_to_agent", agent="helper", text="hello helper"), chat="fam")
+    assert "Message sent to agent helper" in (await ch.wait_sent(3))[2].text
 
 
 async def test_turn_that_asked_is_retried_when_the_runner_dies_after_the_answer(host: Host) -> None:

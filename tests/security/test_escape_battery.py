@@ -482,3 +482,43 @@ def test_a_granted_folder_swapped_for_a_link_to_secrets_is_not_mounted(jail: Hos
     shared.symlink_to(tmp_path / "owner" / ".ssh")  # checked again at every start, links resolved
     seen = probe(jail, family, "out['extra'] = os.path.exists('/workspace/extra/shared')")
     assert seen["extra"] is False
+
+
+# --- The one way out: the proxy socket -----------------------------------------------------------
+
+PROXY_PROBE = """
+def ask(request):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect('/run/nanoclaw/proxy.sock')
+    s.sendall(request.encode())
+    data = b''
+    while b'\\r\\n\\r\\n' not in data:
+        chunk = s.recv(4096)
+        if not chunk: break
+        data += chunk
+    s.close()
+    return data.split(b'\\r\\n')[0].decode()
+"""
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "[::1]", "localhost"])
+async def test_the_proxy_refuses_the_hosts_own_and_private_addresses(jail: Host, family: str, target: str) -> None:
+    import asyncio
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    await jail.supervisor.prepare(family)  # the session's proxy socket, as before a runner starts
+    try:
+        seen = await asyncio.to_thread(probe, jail, family, PROXY_PROBE + f"""
+out['connect'] = ask('CONNECT {target}:{port} HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n\\r\\n')
+out['get'] = ask('GET http://{target}:{port}/secret HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n\\r\\n')
+""")
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    finally:
+        server.close()
+    assert seen["connect"].startswith("HTTP/1.1 403") and seen["get"].startswith("HTTP/1.1 403"), seen

@@ -1,0 +1,186 @@
+"""Credential collection: an agent asks for a secret it needs, the person types it into a form, the agent
+learns only whether it was saved.
+
+`request_credential` posts a card in the conversation's own chat with a
+one-time link to a form on the host's local web server (127.0.0.1): the link
+works once, for a limited time, and the form carries a CSRF token. The value
+goes straight into the vault; the pending request never holds it, and the
+agent's tool gets one of: saved, rejected, failed: …, expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from nanoclaw.db.sessions import Session
+from nanoclaw.errors import DestinationRefused, NanoClawError
+from nanoclaw.host.actions import DEFERRED
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import Route
+from nanoclaw.vault.store import SecretRule, SecretStore, VaultError, validate
+
+log = get_logger("nanoclaw.vault.collect")
+
+TTL = 600.0
+SendCard = Callable[[Route, str, str, tuple[str, ...], str], Awaitable[str | None]]
+
+
+@dataclass
+class Pending:
+    rule: SecretRule
+    description: str
+    session_id: str
+    request_id: str
+    csrf: str
+    expires_at: float
+    done: asyncio.Future[str] = field(repr=False)
+
+
+class CredentialDesk:
+    def __init__(self, store: SecretStore, route_of: Callable[[str], Route | None], send_card: SendCard,
+                 answer: Callable[[str, str, str], None], *, host: str = "127.0.0.1", port: int = 8700,
+                 ttl: float = TTL) -> None:
+        self.store = store
+        self.route_of = route_of
+        self.send_card = send_card
+        self.answer = answer
+        self.bind = (host, port)
+        self.ttl = ttl
+        self.port = port
+        self._pending: dict[str, Pending] = {}
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the web form ---------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/credentials/{token}", self._form)
+        app.router.add_post("/credentials/{token}", self._submit)
+        runner = web.AppRunner(app, access_log=None)  # paths hold tokens: no access log
+        await runner.setup()
+        site = web.TCPSite(runner, *self.bind)
+        try:
+            await site.start()
+        except OSError as exc:  # another program (or NanoClaw home) has the port: everything else still works
+            log.error("web.unavailable", port=self.bind[1], error=exc.strerror or str(exc))
+            await runner.cleanup()
+            return
+        self._runner = runner
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        for pending in list(self._pending.values()):
+            self._finish(pending, "failed: the host stopped")
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def link(self, token: str) -> str:
+        return f"http://{self.bind[0]}:{self.port}/credentials/{token}"
+
+    async def _form(self, request: web.Request) -> web.Response:
+        pending = self._live(request.match_info["token"])
+        if pending is None:
+            return _page(410, "This link was used already or has expired.")
+        rule = pending.rule
+        body = (f"<h1>{html.escape(rule.name)}</h1><p>{html.escape(pending.description)}</p>"
+                f"<p>It will be sent as <code>{html.escape(rule.header)}</code> on requests to "
+                f"<code>{html.escape(rule.host)}</code>; the assistant never sees it.</p>"
+                f"<form method='post'><input type='hidden' name='csrf' value='{pending.csrf}'>"
+                "<input type='password' name='value' autocomplete='off' autofocus required> "
+                "<button name='action' value='save'>Save</button> "
+                "<button name='action' value='reject' formnovalidate>Refuse</button></form>")
+        return _page(200, body)
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        pending = self._live(token)
+        if pending is None:
+            return _page(410, "This link was used already or has expired.")
+        form = await request.post()
+        if not hmac.compare_digest(str(form.get("csrf", "")), pending.csrf):
+            log.warning("credential.bad_csrf", name=pending.rule.name)
+            return _page(403, "This form is not valid any more; ask the assistant for a new link.")
+        self._pending.pop(token, None)  # one use, whatever happens next
+        if form.get("action") == "reject":
+            self._finish(pending, "rejected")
+            return _page(200, "Refused. The assistant was told.")
+        try:
+            value = str(form.get("value", ""))
+            if pending.rule.name in {r.name for r in self.store.rules()}:
+                self.store.rotate(pending.rule.name, value)
+            else:
+                self.store.add(pending.rule, value)
+        except NanoClawError as exc:
+            self._finish(pending, f"failed: {exc}")
+            return _page(400, f"Not saved: {html.escape(str(exc))}")
+        self._finish(pending, "saved")
+        return _page(200, "Saved in NanoClaw's vault. You can close this page.")
+
+    def _live(self, token: str) -> Pending | None:
+        pending = self._pending.get(token)
+        if pending is None or pending.expires_at < time.time():
+            return None
+        return pending
+
+    def _finish(self, pending: Pending, status: str) -> None:
+        if not pending.done.done():
+            pending.done.set_result(status)
+        log.info("credential.finished", name=pending.rule.name, status=status.split(":")[0])
+
+    # -- the agent's side -------------------------------------------------------
+
+    async def request(self, session: Session, action: str, payload: dict[str, Any]) -> str:
+        """The tool call: post the card with the link; the tool's answer comes when the person acts."""
+        rule = SecretRule(str(payload.get("name", "")), str(payload.get("host_pattern", "")),
+                          str(payload.get("header_name") or "Authorization"),
+                          str(payload.get("value_format") or "Bearer {value}"), groups=(session.agent_group_id,))
+        try:
+            validate(rule, "placeholder")
+        except VaultError as exc:
+            raise DestinationRefused(str(exc)) from exc
+        if self._runner is None:
+            raise DestinationRefused(f"the host's web server is not running (port {self.bind[1]} was taken); "
+                                     "the owner can set NANOCLAW_WEB_PORT")
+        route = self.route_of(session.id)
+        request_id = payload.get("request_id")
+        if route is None or not isinstance(request_id, str):
+            raise DestinationRefused("this conversation has no chat to ask in")
+        token = secrets.token_urlsafe(24)
+        pending = Pending(rule, str(payload.get("description", ""))[:1000], session.id, request_id,
+                          secrets.token_urlsafe(24), time.time() + self.ttl,
+                          asyncio.get_running_loop().create_future())
+        self._pending[token] = pending
+        text = (f"The assistant needs a credential: {rule.name} (for {rule.host}).\n"
+                f"{pending.description}\nEnter it here, on this computer: {self.link(token)}\n"
+                f"The link works once, for {self.ttl / 60:g} minutes. The assistant never sees the value.")
+        await self.send_card(route, "Credential needed", text, (), f"cred-{request_id}")
+        task = asyncio.create_task(self._wait(token, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info("credential.requested", name=rule.name, host=rule.host, session=session.id)
+        return DEFERRED
+
+    async def _wait(self, token: str, pending: Pending) -> None:
+        try:
+            status = await asyncio.wait_for(asyncio.shield(pending.done), max(0.0, pending.expires_at - time.time()))
+        except asyncio.TimeoutError:
+            self._pending.pop(token, None)
+            status = "expired"
+            log.info("credential.finished", name=pending.rule.name, status="expired")
+        self.answer(pending.session_id, pending.request_id, status)
+
+
+def _page(status: int, body: str) -> web.Response:
+    return web.Response(status=status, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+                        text=f"<!doctype html><meta charset='utf-8'><title>NanoClaw</title>{body}")
