@@ -103,6 +103,7 @@ class Host:
         self._proxy_sockets: dict[str, Path] = {}
         self.supervisor.prepare = self._open_proxy
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)
+        self.sessions.proxy_token = self.proxy.token
         self.router = Router(
             settings, self.conn, self.sessions, self.supervisor.wake,
             {name: ch.capabilities for name, ch in self.channels.items()},

@@ -52,6 +52,7 @@ class SessionManager:
         self._ends: dict[str, HostEnd] = {}
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
+        self.proxy_token: Callable[[str], str | None] = lambda _session: None
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
@@ -175,6 +176,7 @@ class SessionManager:
         proxy = self.proxy_socket(session.id, group.id)
         if proxy is not None:
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
+        token = self.proxy_token(session.id)
         trust: dict[str, str] = {}
         if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
             mounts += [Mount(self.ca_files[0], SANDBOX_CA_CERT), Mount(self.ca_files[1], SANDBOX_CA_BUNDLE)]
@@ -204,6 +206,7 @@ class SessionManager:
             "PYTHONDONTWRITEBYTECODE": "1",
             "CLAUDE_CONFIG_DIR": CLAUDE_CONFIG_DIR,
             **trust,
+            **({"NANOCLAW_PROXY_TOKEN": token} if token else {}),
             **config.to_env(),
         }
         return SandboxSpec(

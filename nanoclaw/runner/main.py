@@ -173,9 +173,14 @@ async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
 
         _server, port = await start_bridge(SANDBOX_PROXY_SOCKET)
         url = f"http://127.0.0.1:{port}"
-        os.environ.update({"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": url, "HTTP_PROXY": url,
-                           "https_proxy": url, "http_proxy": url, "NO_PROXY": "127.0.0.1,localhost",
+        # The session's token is the proxy's credential and, on the model gateway, the "API key".
+        token = os.environ.get("NANOCLAW_PROXY_TOKEN", "")
+        proxy = f"http://nanoclaw:{token}@127.0.0.1:{port}" if token else url
+        os.environ.update({"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy,
+                           "https_proxy": proxy, "http_proxy": proxy, "NO_PROXY": "127.0.0.1,localhost",
                            "no_proxy": "127.0.0.1,localhost"})
+        if token:
+            os.environ["ANTHROPIC_API_KEY"] = token
     return await Runner(config, end).run()
 
 

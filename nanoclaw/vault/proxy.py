@@ -19,8 +19,11 @@ Each request is logged as one audit event, never with header values or bodies.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import ipaddress
 import os
+import secrets
 import ssl
 import time
 from dataclasses import dataclass
@@ -72,12 +75,14 @@ class EgressProxy:
         self._policy: tuple[tuple[int, int] | None, Policy | ConfigError] = (None, Policy())
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._upstreams: dict[str, Upstream] = {}
+        self._tokens: dict[str, str] = {}
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
 
     async def open_session(self, session_id: str, agent_group_id: str, upstream: Upstream | None = None) -> Path:
         """Serve a socket for this session (idempotent); returns its path. `upstream` overrides the model API."""
         path = self.socket_dir / f"{session_id}.sock"
         self._upstreams[session_id] = upstream or self.upstream
+        self._tokens.setdefault(session_id, secrets.token_urlsafe(24))
         if session_id in self._servers:
             return path
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -93,7 +98,12 @@ class EgressProxy:
         os.chmod(path, 0o600)  # only the host and the sandbox user (a root host hands it over at start)
         return path
 
+    def token(self, session_id: str) -> str | None:
+        """The session's proxy token: its sandbox sends it with every request (also as the model API key)."""
+        return self._tokens.get(session_id)
+
     async def close_session(self, session_id: str) -> None:
+        self._tokens.pop(session_id, None)
         server = self._servers.pop(session_id, None)
         if server is not None:
             server.close()
@@ -182,6 +192,8 @@ class _Connection:
             request = await self._next_event()
             if not isinstance(request, h11.Request):
                 return
+            if self.origin is None and not await self._authenticated(request):
+                return
             if request.method == b"CONNECT" and self.origin is None:
                 await self._connect(request)
                 return
@@ -220,7 +232,8 @@ class _Connection:
             self.writer.write(data)
 
     async def _error(self, status: int, text: str, method: str = "", host: str = "", path: str = "") -> None:
-        decision = {403: "refused", 429: "rate-limited"}.get(status, "error")
+        decision = {403: "refused", 429: "rate-limited", 401: "unauthenticated", 407: "unauthenticated"}.get(
+            status, "error")
         self._audit(method, host, path, status, 0.0, decision=decision)
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
@@ -253,7 +266,7 @@ class _Connection:
         elif target.startswith("/"):
             url = self._upstream.base_url.rstrip("/") + target
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in CREDENTIAL_HEADERS]
-            headers += self._credentials()
+            headers += self._credentials(method, urlsplit(url).path)
             kind = "model"
         else:
             parts = urlsplit(target)
@@ -301,8 +314,14 @@ class _Connection:
     def _upstream(self) -> Upstream:
         return self.proxy._upstreams.get(self.session_id, self.proxy.upstream)
 
-    def _credentials(self) -> list[tuple[str, str]]:
+    def _credentials(self, method: str, path: str) -> list[tuple[str, str]]:
+        """The model API's key: a vault secret for its host wins over the key from the settings."""
         upstream = self._upstream
+        if self.proxy.vault is not None:
+            parts = urlsplit(upstream.base_url)
+            from_vault = self.proxy.vault.for_request(parts.hostname or "", method, path, self.group)
+            if from_vault:
+                return [(name.lower(), value) for name, value in from_vault]
         if upstream.auth_token:
             return [("authorization", f"Bearer {upstream.auth_token}")]
         if upstream.api_key:
@@ -340,6 +359,31 @@ class _Connection:
         self._audit("CONNECT", host, "", 200, 0.0, "tunnel")
         await asyncio.gather(_pipe(self.reader, up_writer), _pipe(up_reader, self.writer))
         log.debug("egress.tunnel_closed", session=self.session_id, host=host, seconds=round(time.monotonic() - started, 1))
+
+    async def _authenticated(self, request: h11.Request) -> bool:
+        """The session's token: as the model API key on the gateway, as proxy credentials otherwise."""
+        token = self.proxy.token(self.session_id)
+        if token is None:
+            return True
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        target = request.target.decode("latin-1")
+        if target.startswith("/"):
+            offered = [headers.get("x-api-key", ""), headers.get("authorization", "").removeprefix("Bearer ")]
+            status, text = 401, "NanoClaw gateway: this request does not carry the session's token"
+        else:
+            raw = headers.get("proxy-authorization", "")
+            offered = [raw.removeprefix("Bearer ")]
+            if raw.startswith("Basic "):
+                try:
+                    offered.append(base64.b64decode(raw[6:]).decode().partition(":")[2])
+                except (ValueError, UnicodeDecodeError):
+                    pass
+            status, text = 407, "NanoClaw proxy: wrong or missing session token (Proxy-Authorization)"
+        if any(hmac.compare_digest(candidate.encode(), token.encode()) for candidate in offered if candidate):
+            return True
+        log.warning("egress.unauthenticated", session=self.session_id, agent_group=self.group)
+        await self._error(status, text, request.method.decode("latin-1"))
+        return False
 
     async def _admitted(self, host: str, method: str, path: str) -> bool:
         """The group's egress policy on this request; answers it (403, 429) when it may not go."""

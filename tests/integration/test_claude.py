@@ -4,6 +4,7 @@ through the host's gateway, which injects the real key."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -234,3 +235,26 @@ async def test_compact_asks_claude_code_to_compact(chost: Host, api: FakeAnthrop
     assert await ch.wait_processed("c", timeout=60) == "done"
     assert len(api.messages_requests()) > before  # Claude Code summarised the history with the model
     assert ch.sent[-1].text
+
+
+async def test_the_model_key_can_live_in_the_vault_and_never_leaks(
+    tmp_path: Path, api: FakeAnthropic, private_config_dir: Path
+) -> None:
+    from urllib.parse import urlsplit
+
+    from nanoclaw.vault.store import SecretRule, SecretStore
+
+    vault_key = "sk-ant-canary-from-the-vault"
+    host_name = urlsplit(api.base_url).hostname or "127.0.0.1"
+    SecretStore.open(private_config_dir).add(SecretRule("anthropic", host_name, "x-api-key", "{value}"), vault_key)
+    host = Host(claude_settings(tmp_path / "home", api), channels=[FakeChannel])
+    await host.start()
+    try:
+        api.script(Reply.text("keyed by the vault"))
+        wire(host, "chat1", trigger="always")
+        await fake(host).say("hello")
+        assert (await fake(host).wait_sent(1, timeout=60))[0].text == "keyed by the vault"
+    finally:
+        await host.stop()
+    assert set(api.headers_seen("x-api-key")) == {vault_key}  # the vault's rule wins over the settings' key
+    assert vault_key not in json.dumps([r.body for r in api.requests])  # nor in any transcript sent

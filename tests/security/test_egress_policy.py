@@ -70,11 +70,12 @@ async def get(host: Host, port: int, *paths: str) -> list[str]:
     session = session_for(host, "family", chat="fam")
     await host.supervisor.prepare(session)
     out = await asyncio.to_thread(run_in_sandbox, host, session, f"""
-import json, socket
+import json, os, socket
 lines = []
 for path in {list(paths)!r}:
     s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect('/run/nanoclaw/proxy.sock')
-    s.sendall(f'GET http://127.0.0.1:{port}{{path}} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n'.encode())
+    auth = 'Proxy-Authorization: Basic ' + __import__('base64').b64encode(('nanoclaw:' + os.environ['NANOCLAW_PROXY_TOKEN']).encode()).decode()
+    s.sendall(f'GET http://127.0.0.1:{port}{{path}} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n{{auth}}\\r\\nConnection: close\\r\\n\\r\\n'.encode())
     data = b''
     while (chunk := s.recv(65536)): data += chunk
     head, _, body = data.partition(b'\\r\\n\\r\\n')

@@ -514,11 +514,28 @@ async def test_the_proxy_refuses_the_hosts_own_and_private_addresses(jail: Host,
     await jail.supervisor.prepare(family)  # the session's proxy socket, as before a runner starts
     try:
         seen = await asyncio.to_thread(probe, jail, family, PROXY_PROBE + f"""
-out['connect'] = ask('CONNECT {target}:{port} HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n\\r\\n')
-out['get'] = ask('GET http://{target}:{port}/secret HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n\\r\\n')
+auth = 'Proxy-Authorization: Bearer ' + os.environ['NANOCLAW_PROXY_TOKEN'] + '\\r\\n'
+out['connect'] = ask('CONNECT {target}:{port} HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n' + auth + '\\r\\n')
+out['get'] = ask('GET http://{target}:{port}/secret HTTP/1.1\\r\\nHost: {target}:{port}\\r\\n' + auth + '\\r\\n')
 """)
         with pytest.raises(BlockingIOError):
             server.accept()
     finally:
         server.close()
     assert seen["connect"].startswith("HTTP/1.1 403") and seen["get"].startswith("HTTP/1.1 403"), seen
+
+
+async def test_the_proxy_wants_the_sessions_own_token(jail: Host, family: str) -> None:
+    import asyncio
+
+    other = session_for(jail)
+    await jail.supervisor.prepare(other)
+    await jail.supervisor.prepare(family)
+    stolen = jail.proxy.token(other)  # another session's token is worth nothing here
+    seen = await asyncio.to_thread(probe, jail, family, PROXY_PROBE + f"""
+out['none'] = ask('CONNECT example.com:443 HTTP/1.1\\r\\nHost: example.com:443\\r\\n\\r\\n')
+out['stolen'] = ask('CONNECT example.com:443 HTTP/1.1\\r\\nHost: example.com:443\\r\\nProxy-Authorization: Bearer {stolen}\\r\\n\\r\\n')
+out['gateway'] = ask('POST /v1/messages HTTP/1.1\\r\\nHost: x\\r\\nx-api-key: {stolen}\\r\\ncontent-length: 2\\r\\n\\r\\n{{}}')
+""")
+    assert seen["none"].startswith("HTTP/1.1 407") and seen["stolen"].startswith("HTTP/1.1 407"), seen
+    assert seen["gateway"].startswith("HTTP/1.1 401"), seen

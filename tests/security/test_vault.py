@@ -82,7 +82,8 @@ HTTPS_PROBE = """
 import json, os, socket, ssl
 s = socket.socket(socket.AF_UNIX); s.settimeout(20)
 s.connect('/run/nanoclaw/proxy.sock')
-s.sendall(b'CONNECT localhost:{port} HTTP/1.1\\r\\nHost: localhost:{port}\\r\\n\\r\\n')
+s.sendall(b'CONNECT localhost:{port} HTTP/1.1\\r\\nHost: localhost:{port}\\r\\nProxy-Authorization: Bearer '
+          + os.environ['NANOCLAW_PROXY_TOKEN'].encode() + b'\\r\\n\\r\\n')
 assert s.recv(4096).startswith(b'HTTP/1.1 200')
 tls = ssl.create_default_context(cafile=os.environ['SSL_CERT_FILE']).wrap_socket(s, server_hostname='localhost')
 tls.sendall(b'GET /v1/things?x=1 HTTP/1.1\\r\\nHost: localhost\\r\\nAuthorization: Bearer forged-by-agent\\r\\n'

@@ -54,7 +54,9 @@ class OpenAIProvider(Provider):
         import httpx
 
         base = os.environ.get("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # the gateway, whatever the provider
-        self._client = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30.0, read=300.0), trust_env=False)
+        token = os.environ.get("NANOCLAW_PROXY_TOKEN")  # the gateway swaps it for the real key
+        self._client = httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30.0, read=300.0), trust_env=False,
+                                         headers={"Authorization": f"Bearer {token}"} if token else None)
 
     async def close(self) -> None:
         if self._client is not None:
