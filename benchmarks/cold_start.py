@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import subprocess
 import sys
 import time
 from typing import Any
 
-from benchmarks._harness import channel, emit, make_host, progress, summary, temp_home, wire
+from benchmarks._harness import emit, progress, summary
+from benchmarks.latency import cold
 from nanoclaw import registry
 from nanoclaw.sandbox import detect
 
@@ -34,24 +34,6 @@ def baseline(samples: int) -> list[float]:
         subprocess.run([sys.executable, "-I", "-c", "import nanoclaw.runner.main"], check=True)
         times.append((time.perf_counter() - start) * 1000)
     return times
-
-
-async def cold(runtime: str, samples: int, **overrides: Any) -> list[float]:
-    home = temp_home()
-    host = make_host(home, runtime=runtime, max_sandboxes=samples + 2, **overrides)
-    await host.start()
-    try:
-        ch = channel(host)
-        wire(host, "warmup")
-        await ch.round_trip("warmup")  # page cache and image layers warm, as on a running host
-        times = []
-        for i in range(samples):
-            wire(host, f"cold{i}")
-            times.append(await ch.round_trip(f"cold{i}"))
-        return times
-    finally:
-        await host.stop()
-        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def image_for(runtime: str) -> str:
@@ -87,7 +69,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             runtimes[name] = {"usable": False, "why": check.detail}
             continue
         progress(f"{name}: cold starts ({args.samples})…")
-        figures: dict[str, Any] = {"usable": True, **summary("cold", await cold(name, args.samples, **overrides))}
+        figures: dict[str, Any] = {"usable": True,
+                                   **summary("cold", await cold(args.samples, runtime=name, **overrides))}
         figures["ratio_to_baseline_p50"] = round(figures["cold_p50_ms"] / max(result["baseline_p50_ms"], 1e-3), 2)
         runtimes[name] = figures
     result["runtimes"] = runtimes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+from typing import Any
 
 from benchmarks._harness import channel, emit, make_host, progress, summary, temp_home, wire
 
@@ -31,9 +32,9 @@ async def warm(samples: int, doorbell: bool, **intervals: float) -> list[float]:
         shutil.rmtree(home.parent, ignore_errors=True)
 
 
-async def cold(samples: int) -> list[float]:
+async def cold(samples: int, **overrides: Any) -> list[float]:
     home = temp_home()
-    host = make_host(home, max_sandboxes=samples + 2)
+    host = make_host(home, max_sandboxes=samples + 2, **overrides)
     await host.start()
     try:
         ch = channel(host)

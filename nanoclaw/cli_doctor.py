@@ -17,7 +17,7 @@ import click
 
 from nanoclaw import envfile, registry
 from nanoclaw.cli_options import home_option
-from nanoclaw.config import Settings, credentials_path
+from nanoclaw.config import Settings, credentials_path, user_config_dir
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect
 
@@ -39,7 +39,7 @@ def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]
     host_running = host.ok and host.detail.startswith("running")
     return [
         _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings), _home(settings), _disk(settings),
-        _database(settings), _secret_files(settings),
+        _database(settings), _secret_files(settings), _vault(settings),
         _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
         host, _service(settings),
     ]
@@ -146,7 +146,9 @@ def _disk(settings: Settings) -> Check:
 def _secret_files(settings: Settings) -> Check:
     """The credentials file and config.env must be readable by their owner only."""
     found = []
-    for path in (credentials_path(), settings.config_file):
+    config = user_config_dir()
+    for path in (credentials_path(), settings.config_file, config / "vault.key", config / "vault.json",
+                 config / "ca.key"):
         if not path.is_file():
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -154,6 +156,25 @@ def _secret_files(settings: Settings) -> Check:
             return Check("key files", False, f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}")
         found.append(f"{path} ({mode:o})")
     return Check("key files", True, ", ".join(found) if found else "none yet (nanoclaw setup writes them)")
+
+
+def _vault(settings: Settings) -> Check:
+    """The vault's secrets decrypt, and the egress policy and mount allow-list (hand-edited JSON) are valid."""
+    from nanoclaw.sandbox.mounts import Allowlist
+    from nanoclaw.vault.policy import POLICY_FILE, Policy
+    from nanoclaw.vault.store import SecretStore
+
+    config = user_config_dir()
+    try:
+        store = SecretStore.open(config)
+        store.values()  # every secret must decrypt with this vault.key
+        Policy.load(config / POLICY_FILE)
+        allowlist = Allowlist.load(settings.mount_allowlist)
+    except NanoClawError as exc:
+        return Check("vault", False, str(exc), f"fix or move aside the file named above (in {config})")
+    policy = "egress policy set" if (config / POLICY_FILE).exists() else "no egress policy (all public hosts allowed)"
+    return Check("vault", True, f"{len(store.rules())} secrets; {policy}; "
+                                f"{len(allowlist.allowed)} folders in the mount allow-list")
 
 
 def _running_provider(settings: Settings) -> str | None:

@@ -37,6 +37,7 @@ class Launch:
     preexec: Callable[[], None] | None = None
     pass_fds: tuple[int, ...] = ()
     cleanup: Callable[[], None] = lambda: None  # after the sandbox ended
+    cwd: str | None = None  # where the launcher runs (podman's monitor drops an `oom` file there)
 
 
 @dataclass(frozen=True)

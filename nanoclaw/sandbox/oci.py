@@ -101,7 +101,8 @@ class OciRuntime(Runtime):
     def launch(self, spec: SandboxSpec) -> Launch:
         if os.getuid() == 0:
             hand_over(spec)
-        return Launch(self.command(spec), dict(os.environ))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return Launch(self.command(spec), dict(os.environ), cwd=str(self.state_dir))
 
     def command(self, spec: SandboxSpec) -> list[str]:
         limits = spec.limits
@@ -150,7 +151,7 @@ class OciRuntime(Runtime):
             await asyncio.to_thread(subprocess.run, [*self.cli(), "rm", "--force",
                                                       self.container_name(spec)], capture_output=True)
             proc = await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                *args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, cwd=launch.cwd,
             )
         except FileNotFoundError as exc:
             raise SandboxUnavailable(f"cannot start {self.cli_name}: {exc}; {self.install_hint()}") from exc

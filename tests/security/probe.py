@@ -28,7 +28,7 @@ def popen_sandbox(runtime: Runtime, spec: SandboxSpec, **kwargs: Any) -> subproc
     launch = runtime.launch(spec)
     try:
         return subprocess.Popen(launch.argv, env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
-                                text=True, **kwargs)
+                                cwd=launch.cwd, text=True, **kwargs)
     finally:
         for fd in launch.pass_fds:
             os.close(fd)

@@ -52,7 +52,7 @@ def test_fresh_machine_passes(user_env: dict[str, str]) -> None:
     code, out = doctor()
     assert code == 0, out
     names = [ln.split(":")[0][5:] for ln in out.splitlines() if ln[:4] in ("ok  ", "warn", "FAIL")]
-    assert names == ["python", "config", "sandbox (bwrap)", "other runtimes", "home", "disk", "database", "key files", "model",
+    assert names == ["python", "config", "sandbox (bwrap)", "other runtimes", "home", "disk", "database", "key files", "vault", "model",
                      "channels", "host", "service"]
 
 
@@ -159,3 +159,20 @@ def test_running_claude_host_gets_its_key_tested(user_env: dict[str, str], tmp_p
     # Not running: the key is only checked to be set, nothing goes over the network.
     code, out = doctor()
     assert "reachability is tested while the host runs" in line_of(out, "model")
+
+
+def test_a_broken_egress_policy_or_tampered_vault_fails_the_vault_check(user_env: dict[str, str]) -> None:
+    from nanoclaw.config import user_config_dir
+    from nanoclaw.vault.store import SecretRule, SecretStore
+
+    config = user_config_dir()
+    SecretStore.open(config).add(SecretRule("demo", "api.example.test"), "sk-canary-doctor")
+    code, out = doctor()
+    assert code == 0 and "1 secrets" in line_of(out, "vault") and "sk-canary" not in out
+    (config / "egress-policy.json").write_text('{"default": "sometimes"}')
+    code, out = doctor()
+    assert code == 1 and "'sometimes' is not one of allow, deny, approve" in line_of(out, "vault")
+    (config / "egress-policy.json").unlink()
+    (config / "vault.key").write_bytes(b"A" * 43 + b"=")  # a different key: nothing decrypts
+    code, out = doctor()
+    assert code == 1 and "does not decrypt" in line_of(out, "vault")
