@@ -8,6 +8,7 @@ the file named by NANOCLAW_ENV_FILE), the process environment, explicit override
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -160,6 +161,16 @@ class Settings:
             return self.provider
         has_key = any(self.extra.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
         return "claude" if has_key and "claude" in available else "mock"
+
+
+def read_json_file(path: Path) -> Any:
+    """A hand-edited JSON settings file (allow-list, egress policy), with the line and column of a mistake."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _read_env_file(path: Path, literal: bool = False) -> dict[str, str]:

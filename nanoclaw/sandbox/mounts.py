@@ -15,12 +15,12 @@ home and config and anything that contains them.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanoclaw.config import read_json_file
 from nanoclaw.errors import ConfigError, NanoClawError
 
 ALLOWLIST_FILE = "mount-allowlist.json"
@@ -55,12 +55,7 @@ class Allowlist:
         protected = tuple(Path(os.path.realpath(p)) for p in (*protected, path.parent))
         if not path.is_file():
             return cls(protected=protected)
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        data = read_json_file(path)
         if not isinstance(data, dict) or not isinstance(data.get("allowed", []), list):
             raise ConfigError(f'{path}: expected {{"allowed": [{{"path": "...", "writable": false}}], "blocked": [...]}}')
         roots = []

@@ -19,13 +19,13 @@ with a rule that names a method or path); a tunnel is judged as `CONNECT`.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nanoclaw.config import read_json_file
 from nanoclaw.errors import ConfigError
 
 POLICY_FILE = "egress-policy.json"
@@ -74,12 +74,7 @@ class Policy:
         """The policy at `path`; allow-everything (the proxy's private-address refusal still holds) if absent."""
         if not path.is_file():
             return cls()
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        data = read_json_file(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected an object with default, rules and groups")
         groups = {}

@@ -38,6 +38,7 @@ from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger, quiet_http_clients
 from nanoclaw.vault.ca import CertificateAuthority
 from nanoclaw.vault.policy import Decision, Policy
+from nanoclaw.vault.redact import Redactor
 from nanoclaw.vault.store import SecretStore
 
 log = get_logger("nanoclaw.vault.proxy")
@@ -426,37 +427,6 @@ class _Connection:
         log.info("egress.request", session=self.session_id, agent_group=self.group, method=method or "?",
                  host=host or "?", path=path[:200] or "-", status=status, decision=decision,
                  ms=round(seconds * 1000))
-
-
-class Redactor:
-    """Replaces secret values in a byte stream, also when one is split across chunks."""
-
-    MARK = b"[redacted by NanoClaw]"
-
-    def __init__(self, values: list[str]) -> None:
-        self.values = sorted({v.encode() for v in values if len(v) >= 4}, key=len, reverse=True)
-        self.keep = max((len(v) for v in self.values), default=1) - 1
-        self.carry = b""
-
-    def text(self, value: str) -> str:
-        return self._replace(value.encode()).decode(errors="replace")
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not self.values:
-            return chunk
-        data = self._replace(self.carry + chunk)
-        cut = max(0, len(data) - self.keep)
-        self.carry = data[cut:]
-        return data[:cut]
-
-    def flush(self) -> bytes:
-        tail, self.carry = self._replace(self.carry), b""
-        return tail
-
-    def _replace(self, data: bytes) -> bytes:
-        for value in self.values:
-            data = data.replace(value, self.MARK)
-        return data
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
