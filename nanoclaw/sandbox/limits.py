@@ -51,10 +51,11 @@ class Cgroup:
 
     def remove(self) -> None:
         for d in self.dirs:
-            try:
-                d.rmdir()
-            except OSError:
-                pass  # still busy or already gone; the next start of this name retries
+            for folder in (d, d.parent):  # the home's group folder goes with its last sandbox
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # still busy (or other sandboxes of the home): the next start retries
 
 
 def systemd_scope(limits: Limits) -> list[str]:

@@ -11,7 +11,7 @@ import textwrap
 from typing import Any
 
 from nanoclaw.host.app import Host
-from nanoclaw.sandbox.base import Runtime, SandboxSpec
+from nanoclaw.sandbox.base import Launch, Runtime, SandboxSpec
 
 
 def run_in_sandbox(host: Host, session_id: str, code: str, timeout: float = 30) -> dict[str, Any]:
@@ -25,7 +25,10 @@ def run_in_sandbox(host: Host, session_id: str, code: str, timeout: float = 30) 
 
 def popen_sandbox(runtime: Runtime, spec: SandboxSpec, **kwargs: Any) -> subprocess.Popen[str]:
     """Start a sandbox the way the runtime starts runners, without a host around it."""
-    launch = runtime.launch(spec)
+    return _popen(runtime.launch(spec), **kwargs)
+
+
+def _popen(launch: Launch, **kwargs: Any) -> subprocess.Popen[str]:
     try:
         return subprocess.Popen(launch.argv, env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
                                 cwd=launch.cwd, text=True, **kwargs)
@@ -35,11 +38,14 @@ def popen_sandbox(runtime: Runtime, spec: SandboxSpec, **kwargs: Any) -> subproc
 
 
 def run_sandbox(runtime: Runtime, spec: SandboxSpec, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = popen_sandbox(runtime, spec, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    launch = runtime.launch(spec)
+    proc = _popen(launch, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:
         proc.kill()
+        proc.wait()
+        launch.cleanup()  # e.g. the sandbox's cgroup
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
