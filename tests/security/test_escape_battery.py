@@ -111,6 +111,9 @@ def test_reading_the_vault_key_and_credentials(jail: Host, family: str, tmp_path
         (config / name).write_text("sk-ant-very-secret")
     for name in ("credentials.env", "vault.key", "ca.key"):
         assert read_attempt(jail, family, str(config / name)) == "ENOENT"
+    assert jail.proxy.ca is not None  # the host's real CA key, made at its start
+    assert (jail.proxy.ca.config_dir / "ca.key").is_file()
+    assert read_attempt(jail, family, str(jail.proxy.ca.config_dir / "ca.key")) == "ENOENT"
     found = probe(jail, family, """
 found = []
 for top in ("/workspace", "/home", "/tmp", "/etc", "/opt"):
