@@ -21,6 +21,7 @@ from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHan
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups
 from nanoclaw.db import approvals as approvals_db
+from nanoclaw.db import host_outbox as host_outbox_db
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
@@ -203,6 +204,8 @@ class Host:
         for channel in self.channels.values():
             await channel.start()
         await self.credentials.start()
+        for channel_type in host_outbox_db.channels(self.conn):  # what an earlier process could not send
+            await self.delivery.flush_host_outbox(channel_type)
         swept = await self.egress_approvals.sweep()  # their requests died with the earlier process
         if swept:
             log.info("startup.egress_approvals_closed", count=swept)

@@ -12,6 +12,7 @@ from typing import Callable, Mapping
 
 from nanoclaw.channels.base import Channel, OutgoingMessage, render_text
 from nanoclaw.errors import ChannelUnavailable, DestinationRefused
+from nanoclaw.db import host_outbox
 from nanoclaw.host import acl
 from nanoclaw.host.actions import DEFERRED, Actions
 from nanoclaw.host.sessions import SessionManager
@@ -42,7 +43,7 @@ class Delivery:
         self._waiting: dict[str, str] = {}  # session → channel type it waits for
         self._backoff: dict[str, float] = {}
         self._retry: dict[str, asyncio.TimerHandle] = {}
-        self._host_outbox: dict[str, list[OutgoingMessage]] = {}
+        self._flushing: set[str] = set()
 
     def kick(self, session_id: str) -> None:
         """Look at the session's outbound side soon; calls coalesce while a drain runs."""
@@ -58,8 +59,8 @@ class Delivery:
             await asyncio.shield(self._running[session_id])
 
     def channel_ready(self, channel_type: str) -> None:
-        if self._host_outbox.get(channel_type):
-            asyncio.ensure_future(self._flush_host_outbox(channel_type))
+        if channel_type not in self._flushing:
+            asyncio.ensure_future(self.flush_host_outbox(channel_type))
         for session_id, waiting_for in list(self._waiting.items()):
             if waiting_for == channel_type:
                 self._backoff.pop(session_id, None)
@@ -218,12 +219,16 @@ class Delivery:
         if not channel.capabilities.cards and message.buttons:
             message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
         try:
-            return (await channel.send(message)).platform_message_id
+            result = (await channel.send(message)).platform_message_id
         except ChannelUnavailable:
-            self._host_outbox.setdefault(message.route.channel_type, []).append(message)
+            host_outbox.keep(self.conn, message)  # in the DB: a card survives a host restart too
+            log.info("host_message.deferred", channel=message.route.channel_type)
+            return None
         except Exception as exc:
             log.warning("host_message.failed", channel=message.route.channel_type, error=str(exc))
-        return None
+            return None
+        host_outbox.sent(self.conn, message.id)
+        return result
 
     async def edit_host_message(self, route: Route, platform_message_id: str, text: str) -> None:
         """Change a host message (a card that expired); a new message where the channel cannot edit."""
@@ -239,10 +244,16 @@ class Delivery:
         except Exception as exc:
             log.warning("host_message.edit_failed", channel=route.channel_type, error=str(exc))
 
-    async def _flush_host_outbox(self, channel_type: str) -> None:
-        waiting, self._host_outbox[channel_type] = self._host_outbox.get(channel_type, []), []
-        for message in waiting:
-            await self.say(message)
+    async def flush_host_outbox(self, channel_type: str) -> None:
+        """Send the host messages that waited for this channel, oldest first; stop at the first that waits again."""
+        self._flushing.add(channel_type)
+        try:
+            for message in host_outbox.waiting(self.conn, channel_type):
+                await self.say(message)
+                if message.id in {m.id for m in host_outbox.waiting(self.conn, channel_type)}:
+                    break  # still unavailable: the next channel_ready tries again
+        finally:
+            self._flushing.discard(channel_type)
 
     async def notify_failure(self, session_id: str, messages: list[InboundMessage], reason: str) -> None:
         """Tell the person the host gave up on their messages (not through the runner: it is failing)."""

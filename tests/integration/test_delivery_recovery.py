@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nanoclaw.channels.base import OutgoingMessage
 from nanoclaw.host.app import Host
 from nanoclaw.protocol.runner_end import RunnerEnd
-from tests.conftest import fake, wire
+from tests.conftest import fake, make_settings, wire
+from tests.fakes.channel import FakeChannel
 
 pytestmark = pytest.mark.sandbox
 
@@ -44,3 +47,33 @@ async def test_a_platform_that_cannot_tell_gets_it_again_rather_than_never(host:
     session_id, seq = await crashed_mid_send(host, ch, "at least once")
     await host.delivery.drain(session_id)
     assert [s.text for s in ch.sent].count("at least once") == 2
+
+
+async def test_a_host_card_waiting_for_its_channel_survives_a_host_restart(tmp_path: Path) -> None:
+    from nanoclaw.protocol.messages import Route
+
+    settings = make_settings(tmp_path / "home")
+    host = Host(settings, channels=[FakeChannel])
+    await host.start()
+    try:
+        down = fake(host)
+        down.available = False
+        await host._send_card(Route("fake", "admin-dm"), "New sender", "approve bob? /approve oa-ab12cd34",
+                              ("Approve", "Deny"), "oa-ab12cd34")
+        assert down.sent == []
+    finally:
+        await host.stop()  # the card has not gone out: an in-memory queue would lose it here
+    again = Host(settings, channels=[FakeChannel])
+    await again.start()
+    try:
+        sent = fake(again).sent
+        assert len(sent) == 1 and "approve bob? /approve oa-ab12cd34" in sent[0].text
+        assert again.conn.execute("SELECT count(*) FROM host_outbox").fetchone()[0] == 0
+    finally:
+        await again.stop()
+    third = Host(settings, channels=[FakeChannel])
+    await third.start()
+    try:
+        assert fake(third).sent == []  # sent once, not again
+    finally:
+        await third.stop()
