@@ -54,6 +54,16 @@ class Answers:
     runtime_asked: bool = False
 
 
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+def check_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise click.BadParameter(f"{value!r} is not an http(s) URL, e.g. http://localhost:11434/v1")
+    return value
+
+
 def mask(secret: str) -> str:
     """Enough of a key to recognise it, not enough to use it."""
     return f"{secret[:7]}…{secret[-4:]}" if len(secret) >= 16 else "…"
@@ -183,7 +193,25 @@ class Wizard:
                         f"printf '%s' \"$KEY\" | nanoclaw setup --non-interactive --key-stdin") if "key" in str(exc) else ""
                 raise click.ClickException(f"provider: {exc.message}.{hint}") from exc
         _done(f"provider {provider}" + (f", key {mask(known_key)}" if known_key and provider == "claude" else ""))
+        if provider == "openai":
+            self._openai_endpoint()
         return provider
+
+    def _openai_endpoint(self) -> None:
+        """Where the openai provider's model lives (OpenAI, Ollama, vLLM, OpenRouter…) and its key, if any."""
+        url = os.environ.get("OPENAI_BASE_URL") or self.current.extra.get("OPENAI_BASE_URL") or OPENAI_URL
+        key = os.environ.get("OPENAI_API_KEY") or None
+        if self.interactive:
+            url = click.prompt("  Base URL of the OpenAI-compatible API", default=url,
+                               value_proc=check_url)
+            saved = self.saved_secrets.get("OPENAI_API_KEY")
+            text = "  Its API key (typing is hidden; Enter " + ("keeps the saved key)" if saved else "skips: none needed)")
+            key = click.prompt(text, default="", show_default=False, hide_input=True).strip() or None
+        if url != self.saved_secrets.get("OPENAI_BASE_URL"):
+            self.secrets_to_save["OPENAI_BASE_URL"] = check_url(url)
+        if key and key != self.saved_secrets.get("OPENAI_API_KEY"):
+            self.secrets_to_save["OPENAI_API_KEY"] = key
+        _done(f"model API {url}" + (f", key {mask(key)}" if key else ""))
 
     def _read_key_stdin(self) -> str:
         stdin = sys.stdin

@@ -347,3 +347,25 @@ def test_wizard_in_a_real_terminal(tmux: Tmux, user_env: dict[str, str]) -> None
     assert "stored in" not in screen  # the key was kept, not re-written
     assert "NANOCLAW_ASSISTANT_NAME=Bob\nNANOCLAW_PROVIDER=claude\n" in config.read_text()
     assert f"ANTHROPIC_API_KEY={KEY}\n" in credentials.read_text()
+
+
+def test_wizard_asks_where_the_openai_compatible_model_lives(user_env: dict[str, str]) -> None:
+    answers = [
+        "",  # no Anthropic key
+        "openai",
+        "localhost:11434",  # refused: not a URL
+        "http://localhost:11434/v1/",
+        "sk-local-canary",  # hidden
+        "",  # name: Andy
+        "",  # channels: terminal
+        "n",  # no service
+    ]
+    code, out = run_cli("setup", input="\n".join(answers) + "\n")
+    assert code == 0, out
+    assert "is not an http(s) URL" in out and "sk-local-canary" not in out
+    config, credentials = saved(user_env)
+    assert "NANOCLAW_PROVIDER=openai" in config.read_text()
+    assert "OPENAI_BASE_URL=http://localhost:11434/v1" in credentials.read_text()
+    assert "OPENAI_API_KEY=sk-local-canary" in credentials.read_text()
+    settings = Settings.load()
+    assert settings.extra["OPENAI_BASE_URL"] == "http://localhost:11434/v1"
