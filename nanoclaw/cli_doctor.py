@@ -169,7 +169,7 @@ def _vault(settings: Settings) -> Check:
         store = SecretStore.open(config)
         store.values()  # every secret must decrypt with this vault.key
         Policy.load(config / POLICY_FILE)
-        allowlist = Allowlist.load(settings.mount_allowlist)
+        allowlist = Allowlist.for_settings(settings)
     except NanoClawError as exc:
         return Check("vault", False, str(exc), f"fix or move aside the file named above (in {config})")
     policy = "egress policy set" if (config / POLICY_FILE).exists() else "no egress policy (all public hosts allowed)"

@@ -192,7 +192,7 @@ def mount(ctx: click.Context, group_id: str, path: str, writable: bool, name: st
 
     settings, conn = _conn(ctx)
     try:
-        allowlist = Allowlist.load(settings.mount_allowlist, protected=(settings.home,))
+        allowlist = Allowlist.for_settings(settings)
         granted = grant_mount(conn, allowlist, group_id, path, writable=writable, name=name)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -24,7 +24,7 @@ from nanoclaw.protocol.messages import OutboundMessage, Route
 SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
 MAX_TEXT = 200_000
 # A system handler returns this when it answers the waiting tool later itself (Delivery.answer_later).
-DEFERRED = "deferred"
+DEFERRED = "\x00deferred"  # no real result text starts with NUL
 MAX_FILE = 50 * 1024 * 1024
 
 

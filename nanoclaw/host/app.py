@@ -96,7 +96,7 @@ class Host:
                 auth_token=settings.extra.get("ANTHROPIC_AUTH_TOKEN") or None,
             ),
             allow_private=settings.egress_allow_private,
-            vault=SecretStore.open(user_config_dir()),
+            vault=(vault := SecretStore.open(user_config_dir())),
             policy_path=user_config_dir() / POLICY_FILE,
             ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
         )
@@ -114,7 +114,7 @@ class Host:
                                    default_timezone=settings.timezone or None)
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
-        admin = AdminActions(self.conn, lambda: Allowlist.load(settings.mount_allowlist, protected=(settings.home,)))
+        admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings))
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
@@ -132,8 +132,7 @@ class Host:
                                                 self.gate.admin_route, settings.egress_approval_timeout)
         self.proxy.approve = self.egress_approvals.ask
         self.gate.deciders["egress"] = self.egress_approvals.decide
-        assert self.proxy.vault is not None
-        self.credentials = CredentialDesk(self.proxy.vault, lambda sid: self.sessions.end(sid).routing(),
+        self.credentials = CredentialDesk(vault, lambda sid: self.sessions.end(sid).routing(),
                                           self._send_card, self.delivery.answer_later, port=settings.web_port)
         self.actions.register_system("request_credential", self.credentials.request)
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)

@@ -134,7 +134,7 @@ class SessionManager:
         if not granted:
             return []
         try:
-            allowlist = Allowlist.load(self.settings.mount_allowlist, protected=(self.settings.home,))
+            allowlist = Allowlist.for_settings(self.settings)
         except ConfigError as exc:
             log.error("mounts.allowlist_invalid", error=str(exc))
             return []

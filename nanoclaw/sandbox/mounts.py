@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanoclaw.config import read_json_file
+from nanoclaw.config import Settings, read_json_file
 from nanoclaw.errors import ConfigError, NanoClawError
 
 ALLOWLIST_FILE = "mount-allowlist.json"
@@ -69,6 +69,11 @@ class Allowlist:
         if not isinstance(extra, list) or not all(isinstance(p, str) for p in extra):
             raise ConfigError(f"{path}: blocked must be a list of name patterns")
         return cls(tuple(roots), (*BLOCKED, *extra), protected)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Allowlist:
+        """The allow-list as it applies to this NanoClaw home (which is itself never mountable)."""
+        return cls.load(settings.mount_allowlist, protected=(settings.home,))
 
     def check(self, raw: str, writable: bool = False) -> Path:
         """The resolved folder if it may be mounted (writable only if asked and allowed); else MountRefused."""
