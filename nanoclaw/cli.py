@@ -85,15 +85,35 @@ def run(ctx: click.Context, no_doorbell: bool | None, log_file: Path | None, **o
         host = Host(settings)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
+    from nanoclaw.host.web import login_url
+
     click.echo(
         f"NanoClaw is running — home {settings.home}, provider {host.settings.provider}, "
-        f"runtime {settings.runtime}.\nChat with it: nanoclaw chat   (Ctrl-C stops the host)",
+        f"runtime {host.settings.runtime}.\nChat with it: nanoclaw chat, or in a browser: {login_url(settings)}\n"
+        "(Ctrl-C stops the host)",
         err=True,
     )
     try:
         asyncio.run(host.run_forever())
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command("web-url")
+@home_option
+@click.pass_context
+def web_url(ctx: click.Context) -> None:
+    """Print the link that logs a browser into the web chat and dashboard.
+
+    The link holds the owner's token: anyone with it can talk to the assistant
+    as you. Open it on this machine; the browser keeps a login cookie afterwards.
+    """
+    from nanoclaw.host import bootstrap
+    from nanoclaw.host.web import login_url
+
+    settings = _settings(ctx)
+    bootstrap.ensure_home(settings)
+    click.echo(login_url(settings))
 
 
 @main.command()

@@ -96,6 +96,8 @@ def add_group(ctx: click.Context, group_id: str, name: str | None, provider: str
               help="reply in the message's thread, or in the main chat")
 @click.option("--priority", type=int, default=0, show_default=True, help="higher wirings are tried first")
 @click.option("--dm", is_flag=True, help="register the chat as a direct message (every message triggers)")
+@click.option("--allow-bots", is_flag=True,
+              help="messages written by other bots may trigger too (off: two bots cannot answer each other forever)")
 @click.pass_context
 def wire(ctx: click.Context, chat: str, group_id: str, dm: bool, **options: Any) -> None:
     """Wire CHAT (channel:platform_id, e.g. telegram:-100123) to agent group GROUP_ID."""

@@ -262,8 +262,8 @@ class Wizard:
         listed = [c.strip() for c in self.current.channels.split(",") if c.strip()]
         default = ",".join(check_channels([c for c in listed if c in installed]))
         if not given and self.interactive:
-            click.echo(f"  Installed: {', '.join(installed)}. terminal is always on (nanoclaw chat); other chat\n"
-                       "  apps come as packages, e.g. pip install nanoclaw-telegram, then re-run setup.")
+            click.echo(f"  Installed: {', '.join(installed)}. terminal and web are always on (nanoclaw chat,\n"
+                       "  nanoclaw web-url); each other app needs its token (docs/channels/<name>.md).")
             channels = click.prompt("Channels to enable, comma-separated", default=default, value_proc=check_channels)
         else:
             try:

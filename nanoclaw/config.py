@@ -69,7 +69,8 @@ class Settings:
     # Let sandboxes reach loopback/private addresses through the proxy (local model servers, tests).
     egress_allow_private: bool = False
     egress_approval_timeout: float = 600.0
-    web_port: int = 8700  # the host's local web server on 127.0.0.1 (credential forms; 0 = any free port)  # how long a request an `approve` rule holds waits for the owner
+    web_port: int = 8700  # the host's web server: web chat, dashboard, credential forms, webhooks (0 = any free port)
+    web_host: str = "127.0.0.1"  # loopback only unless you put it elsewhere on purpose (see docs/security.md)
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 

@@ -55,10 +55,14 @@ def setup(level: str = "INFO", file: Path | None = None) -> None:
     quiet_http_clients()
 
 
+# Chat platform clients log request URLs (Telegram's hold the bot token) and payloads at INFO/DEBUG.
+CHATTY_CLIENTS = ("telegram", "slack_sdk", "slack_bolt", "discord", "nio", "aioimaplib", "aiosmtplib", "aiohttp.access")
+
+
 def quiet_http_clients() -> None:
     """httpx/httpcore log request and response headers at DEBUG (with the vault's injected secrets):
     never below WARNING, whatever NanoClaw's own level. Our egress audit events say what happened."""
-    for name in ("httpx", "httpcore", "h11", "hpack"):
+    for name in ("httpx", "httpcore", "h11", "hpack", *CHATTY_CLIENTS):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -29,6 +29,13 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class FileAttachment:
+    name: str
+    data: bytes  # read by the host (never a path a runner could swap)
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
 class InboundEvent:
     channel_type: str
     platform_id: str  # the chat
@@ -41,6 +48,8 @@ class InboundEvent:
     chat_name: str | None = None
     mentions_assistant: bool = False  # the platform itself marked a mention of the bot
     payload: dict[str, Any] = field(default_factory=dict)
+    files: tuple[FileAttachment, ...] = ()  # downloaded by the channel; the host saves them in the session's inbox
+    from_bot: bool = False  # written by a bot (ourselves included): never triggers unless the wiring allows bots
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,6 @@ class IngestResult:
     triggered: bool = False
     error: str | None = None  # for the sender when not accepted
     reply: str | None = None  # the host answered itself (a /command); also sent to the chat
-
-
-@dataclass(frozen=True)
-class FileAttachment:
-    name: str
-    data: bytes  # read by the host (never a path a runner could swap)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class SendResult:
 
 
 LocalHandler = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
+# aiohttp handler: (aiohttp.web.Request) -> aiohttp.web.Response
+WebhookHandler = Callable[[Any], Awaitable[Any]]
 
 
 class ChannelHost(Protocol):
@@ -113,6 +118,16 @@ class ChannelHost(Protocol):
 
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         """Serve `op` on the host's local API socket (for local channels such as the terminal)."""
+
+    def register_webhook(self, name: str, handler: WebhookHandler) -> str:
+        """Serve `/hooks/<name>` (any method, any subpath) on the host's web server; returns its local URL.
+
+        Platforms that push events (WhatsApp, GitHub, Slack's Events API) post there, through
+        a tunnel or reverse proxy the owner sets up. The handler verifies the platform's signature.
+        """
+
+    def register_page(self, method: str, path: str, handler: WebhookHandler) -> None:
+        """Serve an owner-only route on the host's web server (login cookie and CSRF checked by the host)."""
 
 
 class Channel(ABC):

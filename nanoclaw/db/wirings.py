@@ -22,19 +22,20 @@ class Wiring:
     response_scope: str
     session_mode: str
     priority: int
+    allow_bots: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Wiring:
         return cls(
             row["id"], row["messaging_group_id"], row["agent_group_id"], row["trigger"], row["trigger_value"],
-            row["response_scope"], row["session_mode"], row["priority"],
+            row["response_scope"], row["session_mode"], row["priority"], bool(row["allow_bots"]),
         )
 
 
 def wire(
     conn: sqlite3.Connection, messaging_group_id: int, agent_group_id: str, *, trigger: str = "mention",
     trigger_value: str | None = None, response_scope: str = "thread", session_mode: str = "per-thread",
-    priority: int = 0,
+    priority: int = 0, allow_bots: bool = False,
 ) -> Wiring:
     if trigger not in TRIGGERS:
         raise ConfigError(f"trigger must be one of {', '.join(TRIGGERS)}, not {trigger!r}")
@@ -46,10 +47,12 @@ def wire(
         raise ConfigError(f"response scope must be one of {', '.join(RESPONSE_SCOPES)}, not {response_scope!r}")
     row = conn.execute(
         "INSERT INTO wirings (messaging_group_id, agent_group_id, trigger, trigger_value, response_scope,"
-        " session_mode, priority) VALUES (?,?,?,?,?,?,?) ON CONFLICT(messaging_group_id, agent_group_id) DO UPDATE SET"
-        " trigger=excluded.trigger, trigger_value=excluded.trigger_value, response_scope=excluded.response_scope,"
-        " session_mode=excluded.session_mode, priority=excluded.priority RETURNING *",
-        (messaging_group_id, agent_group_id, trigger, trigger_value, response_scope, session_mode, priority),
+        " session_mode, priority, allow_bots) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(messaging_group_id, agent_group_id)"
+        " DO UPDATE SET trigger=excluded.trigger, trigger_value=excluded.trigger_value,"
+        " response_scope=excluded.response_scope, session_mode=excluded.session_mode, priority=excluded.priority,"
+        " allow_bots=excluded.allow_bots RETURNING *",
+        (messaging_group_id, agent_group_id, trigger, trigger_value, response_scope, session_mode, priority,
+         int(allow_bots)),
     ).fetchone()
     return Wiring.from_row(row)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nanoclaw import db, registry
-from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage
+from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups
 from nanoclaw.db import approvals as approvals_db
@@ -30,6 +30,7 @@ from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
+from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
@@ -38,6 +39,7 @@ from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
 from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
 from nanoclaw.host.task_ops import TaskOps
+from nanoclaw.host.web import WebServer, web_token
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
@@ -72,6 +74,7 @@ class Host:
         bootstrap.ensure_home(settings)
         self.conn = db.connect(settings.db_path)
         bootstrap.first_run(self.conn, settings)
+        self.web = WebServer(settings, web_token(settings))
         self.label = "nc-" + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
         self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime).from_settings(settings)
         if not self.runtime.doorbells:
@@ -100,6 +103,7 @@ class Host:
             policy_path=user_config_dir() / POLICY_FILE,
             ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
         )
+        self.vault = vault
         self.sessions.ca_files = (ca.cert_path, ca.bundle(settings.state_dir / "ca-bundle.pem"))
         self._proxy_sockets: dict[str, Path] = {}
         self.supervisor.prepare = self._open_proxy
@@ -133,13 +137,14 @@ class Host:
         self.proxy.approve = self.egress_approvals.ask
         self.gate.deciders["egress"] = self.egress_approvals.decide
         self.credentials = CredentialDesk(vault, lambda sid: self.sessions.end(sid).routing(),
-                                          self._send_card, self.delivery.answer_later, port=settings.web_port)
+                                          self._send_card, self.delivery.answer_later, self.web)
         self.actions.register_system("request_credential", self.credentials.request)
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
         self.actions.register_system("create_agent", agent_requests.request)
         self.gate.deciders["create_agent"] = agent_requests.decide
         self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
         self.router.respond = self._say
+        self.dashboard = Dashboard(self)
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -149,8 +154,16 @@ class Host:
 
     def _configured_channels(self) -> list[type[Channel]]:
         # An unconfigured channel is never imported.
-        names = [n for n in registry.names(registry.CHANNELS) if n == "terminal" or self.settings.channel_enabled(n)]
-        return [registry.load(registry.CHANNELS, n) for n in names]
+        always = ("terminal", "web")
+        names = [n for n in registry.names(registry.CHANNELS) if n in always or self.settings.channel_enabled(n)]
+        found = []
+        for name in names:
+            try:
+                found.append(registry.load(registry.CHANNELS, name))
+            except ImportError as exc:  # its client library is missing: the others still start
+                log.error("channel.not_installed", channel=name, missing=exc.name or str(exc),
+                          fix="pip install 'nanoclaw[channels]' (./scripts/run does)")
+        return found
 
     async def _open_proxy(self, session_id: str) -> None:
         group_id = self.sessions.get(session_id).agent_group_id
@@ -182,9 +195,10 @@ class Host:
         await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
 
     async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
-                         card_id: str) -> str | None:
+                         card_id: str, payload: dict[str, Any] | None = None) -> str | None:
         return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
-                                                       title=title, buttons=buttons, card_id=card_id))
+                                                       title=title, buttons=buttons, card_id=card_id,
+                                                       payload=payload or {}))
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
@@ -192,17 +206,29 @@ class Host:
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         self.api.register(op, handler)
 
+    def register_webhook(self, name: str, handler: WebhookHandler) -> str:
+        return self.web.register_webhook(name, handler)
+
+    def register_page(self, method: str, path: str, handler: WebhookHandler) -> None:
+        self.web.add_page(method, path, handler)
+
+    @property
+    def web_url(self) -> str:
+        return self.web.url
+
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
         self._take_lock()
+        self.dashboard.attach_logs()
         stopped = self.runtime.stop_orphans(self.label)
         if stopped:
             log.warning("startup.orphans_stopped", count=stopped)
         await self.api.start()
-        for channel in self.channels.values():
-            await channel.start()
-        await self.credentials.start()
+        self.web.bind()  # webhook URLs need the port while channels start
+        for channel in list(self.channels.values()):
+            await self._start_channel(channel)
+        await self.web.start()
         for channel_type in host_outbox_db.channels(self.conn):  # what an earlier process could not send
             await self.delivery.flush_host_outbox(channel_type)
         swept = await self.egress_approvals.sweep()  # their requests died with the earlier process
@@ -217,6 +243,14 @@ class Host:
             "host.started", home=self.settings.home, provider=self.settings.provider,
             runtime=self.settings.runtime, channels=",".join(self.channels),
         )
+
+    async def _start_channel(self, channel: Channel) -> None:
+        """A channel that cannot start is reported and left out; the others and the host keep running."""
+        try:
+            await channel.start()
+        except Exception as exc:
+            log.error("channel.start_failed", channel=channel.type, error=f"{type(exc).__name__}: {exc}")
+            self.channels.pop(channel.type, None)
 
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
@@ -246,6 +280,8 @@ class Host:
                 log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
         await self.delivery.stop()
         await self.credentials.stop()
+        await self.web.stop()
+        self.dashboard.detach_logs()
         await self.proxy.stop()
         await self.api.stop()
         self.sessions.close()

@@ -10,6 +10,7 @@ from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, users, wirings
 
 TERMINAL_CHAT = "local"
+WEB_CHAT = "owner"  # the owner's web chat, on the host's own web server
 
 MAIN_MEMORY = """# {name} — main
 
@@ -62,5 +63,15 @@ def first_run(conn: sqlite3.Connection, settings: Settings) -> bool:
         chat = messaging_groups.upsert(conn, "terminal", TERMINAL_CHAT, name="Terminal", is_dm=True)
         wirings.wire(conn, chat.id, "main", trigger="dm", session_mode="shared")
         users.upsert(conn, "terminal", getpass.getuser(), getpass.getuser(), role="owner")
+    ensure_web_chat(conn)
     ensure_group_folder(settings, "main", is_admin=True)
     return fresh
+
+
+def ensure_web_chat(conn: sqlite3.Connection) -> None:
+    """The web chat is the owner's DM with `main`, one session per thread; homes made before it get it too."""
+    if messaging_groups.find(conn, "web", WEB_CHAT) is not None:
+        return  # there already (possibly re-wired by the owner: leave it)
+    chat = messaging_groups.upsert(conn, "web", WEB_CHAT, name="Web chat", is_dm=True)
+    wirings.wire(conn, chat.id, "main", trigger="dm", session_mode="per-thread")
+    users.upsert(conn, "web", WEB_CHAT, "Owner", role="owner")

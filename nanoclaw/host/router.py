@@ -12,6 +12,7 @@ from nanoclaw.db import messaging_groups, sessions, wirings
 from nanoclaw.db.messaging_groups import MessagingGroup
 from nanoclaw.db.wirings import Wiring
 from nanoclaw.host import commands
+from nanoclaw.host.attachments import save_attachments
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.sessions import SessionManager
@@ -31,6 +32,8 @@ def mention_pattern(word: str) -> re.Pattern[str]:
 
 
 def triggers(wiring: Wiring, event: InboundEvent, group: MessagingGroup, assistant_name: str) -> bool:
+    if event.from_bot and not wiring.allow_bots:
+        return False
     if group.is_dm or event.is_dm:
         return True
     if wiring.trigger == "always":
@@ -76,7 +79,7 @@ class Router:
                 f"Your message is too large ({size / 1e6:.1f} MB); the limit is"
                 f" {self.settings.max_message_bytes / 1e6:.1f} MB. Send it as a file instead."
             )
-        if not clean_text(event.text).strip() and not event.payload.get("attachments"):
+        if not clean_text(event.text).strip() and not event.files and not event.payload.get("attachments"):
             return "Your message is empty, so there is nothing to answer."
         return None
 
@@ -135,6 +138,11 @@ class Router:
                 self.sessions.quarantined.discard(session.id)
                 await self.respond(Route(event.channel_type, event.platform_id, thread), QUARANTINE_NOTICE)
             as_command = command is not None and fired
+            payload = dict(event.payload)
+            if event.files:
+                payload["attachments"] = save_attachments(end.folder, event.message_id, event.files)
+            if as_command and command:
+                payload["command"] = command.name
             seq = end.append(
                 id=inbound_id(event.channel_type, event.platform_id, event.message_id),
                 kind="system" if as_command else "chat",
@@ -143,7 +151,7 @@ class Router:
                 route=Route(event.channel_type, event.platform_id, thread),
                 sender_id=event.sender_id,
                 sender_name=event.sender_name,
-                payload={**event.payload, "command": command.name} if as_command and command else (event.payload or None),
+                payload=payload or None,
             )
             if seq is None:  # the platform delivered this message before
                 continue

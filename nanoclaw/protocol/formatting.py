@@ -24,9 +24,25 @@ def format_messages(messages: list[InboundMessage]) -> str:
             attrs.append(f"kind={quoteattr(m.kind)}")
         if not m.trigger:
             attrs.append('context="true"')
-        parts.append(f"<message {' '.join(attrs)}>{escape(m.text)}</message>")
+        parts.append(f"<message {' '.join(attrs)}>{escape(m.text)}{_attachments(m)}</message>")
     parts.append("</messages>")
     return "\n".join(parts)
+
+
+def _attachments(m: InboundMessage) -> str:
+    files = m.payload.get("attachments") if isinstance(m.payload, dict) else None
+    if not isinstance(files, list):
+        return ""
+    out = []
+    for f in files:
+        if not isinstance(f, dict):
+            continue
+        attrs = [f"name={quoteattr(str(f.get('name', '')))}", f"size={quoteattr(str(f.get('size', '')))}"]
+        for key in ("path", "mime_type", "error"):
+            if f.get(key):
+                attrs.append(f"{key}={quoteattr(str(f[key]))}")
+        out.append(f"<attachment {' '.join(attrs)}/>")
+    return "".join(out)
 
 
 def strip_internal(text: str) -> str:

@@ -23,6 +23,7 @@ from aiohttp import web
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import DestinationRefused, NanoClawError
 from nanoclaw.host.actions import DEFERRED
+from nanoclaw.host.web import WebServer
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
 from nanoclaw.vault.store import SecretRule, SecretStore, VaultError, validate
@@ -30,7 +31,7 @@ from nanoclaw.vault.store import SecretRule, SecretStore, VaultError, validate
 log = get_logger("nanoclaw.vault.collect")
 
 TTL = 600.0
-SendCard = Callable[[Route, str, str, tuple[str, ...], str], Awaitable[str | None]]
+SendCard = Callable[..., Awaitable[str | None]]  # (route, title, text, buttons, card_id, payload=None)
 
 
 @dataclass
@@ -46,45 +47,26 @@ class Pending:
 
 class CredentialDesk:
     def __init__(self, store: SecretStore, route_of: Callable[[str], Route | None], send_card: SendCard,
-                 answer: Callable[[str, str, str], None], *, host: str = "127.0.0.1", port: int = 8700,
-                 ttl: float = TTL) -> None:
+                 answer: Callable[[str, str, str], None], web_server: WebServer, *, ttl: float = TTL) -> None:
         self.store = store
         self.route_of = route_of
         self.send_card = send_card
         self.answer = answer
-        self.bind = (host, port)
+        self.web = web_server
         self.ttl = ttl
-        self.port = port
         self._pending: dict[str, Pending] = {}
-        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        web_server.add_public("GET", "/credentials/{token}", self._form)
+        web_server.add_public("POST", "/credentials/{token}", self._submit)
 
     # -- the web form ---------------------------------------------------------
-
-    async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_get("/credentials/{token}", self._form)
-        app.router.add_post("/credentials/{token}", self._submit)
-        runner = web.AppRunner(app, access_log=None)  # paths hold tokens: no access log
-        await runner.setup()
-        site = web.TCPSite(runner, *self.bind)
-        try:
-            await site.start()
-        except OSError as exc:  # another program (or NanoClaw home) has the port: everything else still works
-            log.error("web.unavailable", port=self.bind[1], error=exc.strerror or str(exc))
-            await runner.cleanup()
-            return
-        self._runner = runner
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         for pending in list(self._pending.values()):
             self._finish(pending, "failed: the host stopped")
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def link(self, token: str) -> str:
-        return f"http://{self.bind[0]}:{self.port}/credentials/{token}"
+        return f"{self.web.url}/credentials/{token}"
 
     async def _form(self, request: web.Request) -> web.Response:
         pending = self._live(request.match_info["token"])
@@ -147,9 +129,9 @@ class CredentialDesk:
             validate(rule, "placeholder")
         except VaultError as exc:
             raise DestinationRefused(str(exc)) from exc
-        if self._runner is None:
-            raise DestinationRefused(f"the host's web server is not running (port {self.bind[1]} was taken); "
-                                     "the owner can set NANOCLAW_WEB_PORT")
+        if not self.web.running:
+            raise DestinationRefused(f"the host's web server is not running (port {self.web.settings.web_port} "
+                                     "was taken); the owner can set NANOCLAW_WEB_PORT")
         route = self.route_of(session.id)
         request_id = payload.get("request_id")
         if route is None or not isinstance(request_id, str):
@@ -162,7 +144,8 @@ class CredentialDesk:
         text = (f"The assistant needs a credential: {rule.name} (for {rule.host}).\n"
                 f"{pending.description}\nEnter it here, on this computer: {self.link(token)}\n"
                 f"The link works once, for {self.ttl / 60:g} minutes. The assistant never sees the value.")
-        await self.send_card(route, "Credential needed", text, (), f"cred-{request_id}")
+        await self.send_card(route, "Credential needed", text, (), f"cred-{request_id}",
+                             {"form_url": self.link(token)})
         task = asyncio.create_task(self._wait(token, pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -180,7 +163,9 @@ class CredentialDesk:
 
 
 def _page(status: int, body: str) -> web.Response:
+    # Framed only by the host's own web chat (its credential modal).
     return web.Response(status=status, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                                            "form-action 'self'; frame-ancestors 'self'"},
                         text=f"<!doctype html><meta charset='utf-8'><title>NanoClaw</title>{body}")

@@ -98,10 +98,10 @@ def test_low_disk_is_a_warning_not_a_failure(user_env: dict[str, str], monkeypat
 
 
 def test_channel_enabled_but_not_installed_fails(user_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NANOCLAW_CHANNELS", "terminal,telegram")
+    monkeypatch.setenv("NANOCLAW_CHANNELS", "terminal,icq")
     code, out = doctor()
-    assert code == 1 and "enabled but not installed: telegram" in line_of(out, "channels")
-    assert fix_after(out, "channels").startswith("pip install nanoclaw-telegram")
+    assert code == 1 and "enabled but not installed: icq" in line_of(out, "channels")
+    assert fix_after(out, "channels").startswith("pip install nanoclaw-icq")
 
 
 # -- the model key against an API (only while the host runs) -----------------------------------

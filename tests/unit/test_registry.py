@@ -25,4 +25,4 @@ def test_unknown_names_list_what_is_installed() -> None:
 
 def test_only_configured_channels_start(tmp_path: Path) -> None:
     host = Host(make_settings(tmp_path / "home"))
-    assert list(host.channels) == ["terminal"]
+    assert sorted(host.channels) == ["terminal", "web"]  # the two local ones are always on

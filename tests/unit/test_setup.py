@@ -140,8 +140,8 @@ def test_bad_answers_are_refused_with_a_sentence(user_env: dict[str, str]) -> No
     assert code == 1 and "must be a word" in out
     code, out = run_cli("setup", "--non-interactive", "--provider", "gpt")
     assert code == 1 and "'gpt' is not installed; choose one of: claude, mock" in out
-    code, out = run_cli("setup", "--non-interactive", "--channel", "telegram")
-    assert code == 1 and "telegram is not installed" in out and "pip install nanoclaw-telegram" in out
+    code, out = run_cli("setup", "--non-interactive", "--channel", "icq")
+    assert code == 1 and "icq is not installed" in out and "pip install nanoclaw-icq" in out
 
 
 def test_second_run_keeps_earlier_answers(user_env: dict[str, str]) -> None:
@@ -323,7 +323,7 @@ def test_wizard_in_a_real_terminal(tmux: Tmux, user_env: dict[str, str]) -> None
     tmux.answer("Assistant name [Andy]:", "two words")
     tmux.answer("must be a word (letters, digits, - or _)", "Bob")
     tmux.answer("Channels to enable, comma-separated [terminal]:", "terminal, nosuch")
-    tmux.answer("nosuch is not installed (installed: terminal)", "")
+    tmux.answer("nosuch is not installed (installed: discord, email,", "")
     screen = tmux.answer("Install the service now? [y/N]:", "n")
     screen = tmux.wait_for("EXIT=0")
     assert KEY not in screen and KEY[:20] not in screen, "the key was echoed"

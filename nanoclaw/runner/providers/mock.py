@@ -95,4 +95,6 @@ class MockProvider(Provider):
             who = m.sender_name or m.sender_id or "unknown"
             mark = " (context)" if not m.trigger else ""
             lines.append(f"- {who}{mark}: {m.text}")
+            for f in m.payload.get("attachments") or []:
+                lines.append(f"  attachment {f.get('name')} ({f.get('size')} bytes) at {f.get('path', f.get('error'))}")
         return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""The dashboard's JSON API: what the host is doing, and the owner's levers, on the host's web server.
+
+Agent groups and their memory files, chats and wirings (triggers editable),
+sessions with live runner state, scheduled tasks (pause/resume), open
+approvals (approve/deny), secrets (names only), recent log events, and the
+first-run onboarding (assistant name, model key). Every route is owner-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from nanoclaw import envfile
+from nanoclaw.config import credentials_path
+from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
+from nanoclaw.errors import NanoClawError
+from nanoclaw.host.scheduler import public as public_task
+from nanoclaw.host.web import json_body
+from nanoclaw.logs import get_logger
+
+if TYPE_CHECKING:
+    from nanoclaw.host.app import Host
+
+log = get_logger("nanoclaw.host.dashboard")
+MAX_MEMORY_BYTES = 512 * 1024
+KEY_NAMES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
+
+
+class LogRing(logging.Handler):
+    """The last log events, for the dashboard (they never hold secrets or message bodies above DEBUG)."""
+
+    def __init__(self, size: int = 300) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append({"time": record.created, "level": record.levelname, "logger": record.name,
+                           "event": record.getMessage()})
+
+
+class Dashboard:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.logs = LogRing()
+        self._level = logging.NOTSET
+        page = host.web.add_page
+        page("GET", "/api/dashboard", self._overview)
+        page("GET", "/api/dashboard/memory/{group}", self._read_memory)
+        page("PUT", "/api/dashboard/memory/{group}", self._write_memory)
+        page("POST", "/api/dashboard/wirings/{id}", self._edit_wiring)
+        page("POST", "/api/dashboard/tasks/{id}/{action}", self._task)
+        page("POST", "/api/dashboard/approvals/{id}", self._approval)
+        page("POST", "/api/dashboard/onboarding", self._onboard)
+
+    def attach_logs(self) -> None:
+        logger = logging.getLogger("nanoclaw")
+        self._level = logger.level
+        if logger.getEffectiveLevel() > logging.INFO:  # an embedding program logs less: the dashboard still sees INFO
+            logger.setLevel(logging.INFO)
+        logger.addHandler(self.logs)
+
+    def detach_logs(self) -> None:
+        logger = logging.getLogger("nanoclaw")
+        logger.removeHandler(self.logs)
+        logger.setLevel(self._level)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _overview(self, request: web.Request) -> web.StreamResponse:
+        conn = self.host.conn
+        status = self.host.status()
+        groups = [{"id": g.id, "name": g.name, "admin": g.is_admin, "provider": g.provider or status["provider"],
+                   "model": g.model or self.host.settings.model or ""} for g in agent_groups.list_all(conn)]
+        chats = []
+        for chat in messaging_groups.list_all(conn):
+            chats.append({"id": chat.id, "chat": f"{chat.channel_type}:{chat.platform_id}", "name": chat.name,
+                          "dm": chat.is_dm, "policy": chat.sender_policy,
+                          "wirings": [_wiring(w) for w in wirings.for_messaging_group(conn, chat.id)]})
+        open_approvals = conn.execute(
+            "SELECT id, kind, subject, expires_at FROM approvals WHERE status = 'open' ORDER BY created_at").fetchall()
+        return web.json_response({
+            "assistant": self.host.settings.assistant_name, "status": status, "groups": groups, "chats": chats,
+            "tasks": [public_task(t) for t in tasks.list_for(conn)],
+            "approvals": [dict(r) for r in open_approvals],
+            "secrets": [{"name": r.name, "host": r.host, "header": r.header} for r in self.host.vault.rules()],
+            "logs": list(self.logs.lines)[-100:],
+            "onboarding": {"needs_model_key": not any(self.host.settings.extra.get(k) for k in KEY_NAMES),
+                           "provider": status["provider"]},
+        })
+
+    async def _read_memory(self, request: web.Request) -> web.StreamResponse:
+        path = self._memory_path(request.match_info["group"])
+        return web.json_response({"group": request.match_info["group"], "text": path.read_text()
+                                  if path.exists() else ""})
+
+    # -- levers ----------------------------------------------------------------------
+
+    async def _write_memory(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info["group"]
+        path = self._memory_path(group)
+        body = json_body(await _json(request))
+        text = body.get("text")
+        if not isinstance(text, str) or len(text.encode()) > MAX_MEMORY_BYTES:
+            return _error(400, f"text must be a string under {MAX_MEMORY_BYTES // 1024} KB")
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)  # a crash never leaves half a memory file
+        log.info("dashboard.memory_saved", group=group, bytes=len(text.encode()))
+        return web.json_response({"ok": True})
+
+    async def _edit_wiring(self, request: web.Request) -> web.StreamResponse:
+        body = json_body(await _json(request))
+        row = self.host.conn.execute("SELECT * FROM wirings WHERE id = ?", (request.match_info["id"],)).fetchone()
+        if row is None:
+            return _error(404, "no such wiring")
+        current = wirings.Wiring.from_row(row)
+        try:
+            updated = wirings.wire(
+                self.host.conn, current.messaging_group_id, current.agent_group_id,
+                trigger=str(body.get("trigger", current.trigger)),
+                trigger_value=body.get("trigger_value", current.trigger_value) or None,
+                response_scope=current.response_scope, session_mode=current.session_mode,
+                priority=current.priority, allow_bots=bool(body.get("allow_bots", current.allow_bots)),
+            )
+        except NanoClawError as exc:
+            return _error(400, str(exc))
+        log.info("dashboard.wiring_changed", wiring=updated.id, trigger=updated.trigger)
+        return web.json_response({"wiring": _wiring(updated)})
+
+    async def _task(self, request: web.Request) -> web.StreamResponse:
+        action = request.match_info["action"]
+        statuses = {"pause": "paused", "resume": "active", "cancel": "cancelled"}
+        if action not in statuses:
+            return _error(404, f"unknown task action {action!r} (pause, resume, cancel)")
+        try:
+            task = self.host.scheduler.set_status(request.match_info["id"], statuses[action])
+        except NanoClawError as exc:
+            return _error(400, str(exc))
+        return web.json_response({"task": public_task(task)})
+
+    async def _approval(self, request: web.Request) -> web.StreamResponse:
+        body = json_body(await _json(request))
+        decision = body.get("decision")
+        if decision not in ("approve", "deny"):
+            return _error(400, "decision must be approve or deny")
+        outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve", "web:owner")
+        return web.json_response({"outcome": outcome})
+
+    async def _onboard(self, request: web.Request) -> web.StreamResponse:
+        body = json_body(await _json(request))
+        config: dict[str, str | None] = {}
+        secrets: dict[str, str | None] = {}
+        name = body.get("assistant_name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip() or len(name) > 40 or not name.replace(" ", "").isalnum():
+                return _error(400, "the assistant's name is 1–40 letters, digits or spaces")
+            config["NANOCLAW_ASSISTANT_NAME"] = name.strip()
+        key = body.get("anthropic_api_key")
+        if key is not None:
+            if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key.strip()):
+                return _error(400, "the key is one word without spaces")
+            secrets["ANTHROPIC_API_KEY"] = key.strip()
+        if not config and not secrets:
+            return _error(400, "nothing to save")
+        if config:
+            envfile.update(self.host.settings.config_file, config)
+        if secrets:
+            envfile.update(credentials_path(), secrets)
+        log.info("dashboard.onboarding_saved", fields=",".join([*config, *secrets]))
+        return web.json_response({"ok": True, "restart_needed": True})
+
+    def _memory_path(self, group: str) -> Any:
+        if group != "global" and agent_groups.get(self.host.conn, group) is None:
+            raise web.HTTPNotFound(text='{"error": "no such agent group"}', content_type="application/json")
+        return self.host.settings.groups_dir / group / "CLAUDE.md"
+
+
+def _wiring(w: wirings.Wiring) -> dict[str, Any]:
+    return {"id": w.id, "group": w.agent_group_id, "trigger": w.trigger, "trigger_value": w.trigger_value,
+            "session_mode": w.session_mode, "allow_bots": w.allow_bots}
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)

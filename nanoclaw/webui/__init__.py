@@ -1,0 +1,1 @@
+"""The web chat and dashboard page (static files served by the host)."""

@@ -1,0 +1,77 @@
+"""Fixtures of the channel contract suite: every platform in tests/channels/platforms/, its channel started."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from nanoclaw.channels.base import Channel
+from tests.channels import platforms
+from tests.channels.harness import Platform, RecordingHost
+from tests.conftest import make_settings
+
+
+def platform_classes() -> dict[str, type[Platform]]:
+    """Every `PLATFORM` defined in tests/channels/platforms/*.py, by channel name."""
+    found: dict[str, type[Platform]] = {}
+    for info in pkgutil.iter_modules(platforms.__path__):
+        module = importlib.import_module(f"{platforms.__name__}.{info.name}")
+        cls = getattr(module, "PLATFORM", None)
+        if cls is not None:
+            found[cls.channel_type] = cls
+    return dict(sorted(found.items()))
+
+
+PLATFORMS = platform_classes()
+
+
+def with_capability(name: str) -> list[str]:
+    """Platforms whose channel declares capability `name` (for tests of that capability)."""
+    return [p for p, cls in PLATFORMS.items() if getattr(cls().channel_class().capabilities, name)]
+
+
+def without_capability(name: str) -> list[str]:
+    return [p for p in PLATFORMS if p not in with_capability(name)]
+
+
+@dataclass
+class Running:
+    platform: Platform
+    host: RecordingHost
+    channel: Channel
+    env: dict[str, str]
+
+
+async def start_platform(name: str, tmp: Path) -> tuple[Platform, dict[str, str]]:
+    platform = PLATFORMS[name]()
+    env = await platform.start(tmp)
+    return platform, env
+
+
+@pytest.fixture
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    """The channel named by the test's `platform_name` parameter, started against its fake server."""
+    name: str = request.param
+    home = tmp_path / "home"
+    host = RecordingHost(make_settings(home))
+    host.web.bind()  # the port is known before the platform starts (webhook URLs), served once the channel started
+    platform = PLATFORMS[name]()
+    platform.webhook_base = f"{host.web_url}/hooks"
+    env = await platform.start(tmp_path)
+    host.settings = make_settings(home, extra=env)
+    channel = platform.channel_class()(host)
+    try:
+        await channel.start()
+        await host.web.start()
+        yield Running(platform, host, channel, env)
+    finally:
+        try:
+            await channel.stop()
+        finally:
+            await platform.stop()
+            await host.web.stop()

@@ -1,0 +1,33 @@
+"""Each channel inside a real host: a person's message on the fake platform reaches an agent in a real sandbox
+(mock provider) and its answer comes back to the platform, in the same chat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nanoclaw.db import messaging_groups, wirings
+from nanoclaw.host.app import Host
+from tests.channels.conftest import PLATFORMS, start_platform
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.mark.parametrize("name", list(PLATFORMS))
+async def test_answer_comes_back_through_the_platform(name: str, tmp_path: Path) -> None:
+    platform, env = await start_platform(name, tmp_path)
+    host = Host(make_settings(tmp_path / "home", extra=env))
+    try:
+        await host.start()
+        assert name in host.channels, f"{name} did not start with {sorted(env)}"
+        platform.webhook_base = f"{host.web_url}/hooks"
+        group = messaging_groups.upsert(host.conn, name, platform.group_chat)
+        wirings.wire(host.conn, group.id, "main", trigger="mention", session_mode="shared")
+        await platform.user_says("[mock:reply=pong from the sandbox]", mention=True)
+        sent = await platform.wait_bot_messages(1, platform.group_chat, timeout=30)
+        assert any("pong from the sandbox" in m.text for m in sent), sent
+    finally:
+        await host.stop()
+        await platform.stop()
