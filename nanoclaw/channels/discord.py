@@ -1,0 +1,405 @@
+"""The Discord channel: a bot on Discord's gateway (discord.py), one chat per text channel or DM.
+
+Owns the bot's connection (login, gateway, reconnect with backoff), turning Discord
+messages and button presses into `InboundEvent`s / `ChannelHost.answer` calls, and
+sending, editing, reacting and typing through Discord's REST API. Threads are
+channels on Discord: an event in a thread carries the parent channel as its chat
+and the thread as `thread_id`; replies to a thread go to the thread channel.
+
+Settings: DISCORD_BOT_TOKEN (required), DISCORD_API_BASE (default Discord's own;
+tests point it at a fake server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import re
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import aiohttp
+import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route as DiscordRoute
+
+from nanoclaw.channels.base import (
+    Capabilities,
+    Channel,
+    FileAttachment,
+    InboundEvent,
+    OutgoingMessage,
+    SendResult,
+)
+from nanoclaw.channels.text import split_message
+from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import Route
+
+log = get_logger(__name__)
+
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+MAX_LENGTH = 2000  # Discord's limit for a message's content
+MAX_FILE_BYTES = 50 * 2**20  # larger attachments are not downloaded
+MAX_BUTTONS = 25  # 5 action rows of 5 buttons
+CUSTOM_ID_PREFIX = "nc"  # our buttons' custom_id: nc|<card_id>|<index>|<label>, at most 100 characters
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
+START_WAIT = 15.0  # how long start() waits for the first connection before going on in the background
+TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per trigger
+TYPING_MAX = 600.0  # never type forever if the host forgets to switch it off
+_CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+TOKEN_REFUSED = ("Discord refused DISCORD_BOT_TOKEN: copy the bot's current token from "
+                 "https://discord.com/developers/applications (your application → Bot → Reset Token)")
+INTENT_REFUSED = ("Discord refused the Message Content intent: switch it on in the developer portal "
+                  "(your application → Bot → Privileged Gateway Intents → Message Content Intent)")
+
+
+class DiscordChannel(Channel):
+    type = "discord"
+    capabilities = Capabilities(
+        threads=True, edits=True, reactions=True, cards=True, typing=True, files=True,
+        max_message_length=MAX_LENGTH,
+        formatting="Discord Markdown: **bold** *italic* __underline__ ~~strike~~ `code` ```blocks``` "
+                   "> quotes, # headings, - lists, [text](url) links; no tables",
+    )
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self._client: _Client | None = None  # logged in (REST usable); None between connections
+        self._runner: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._typing: dict[int, asyncio.Task[None]] = {}
+        self._saved_endpoints: tuple[str, yarl.URL] | None = None
+        self._starting = False  # start() still waits: a settings error goes to it, not to the log
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        extra = self.host.settings.extra
+        token = (extra.get("DISCORD_BOT_TOKEN") or "").strip()
+        if not token:
+            raise ConfigError(
+                "DISCORD_BOT_TOKEN is not set: create an application at https://discord.com/developers/applications, "
+                "add a bot, copy its token (Bot → Reset Token) into ~/.config/nanoclaw/credentials.env"
+            )
+        # discord.py reads its REST base and gateway URL from class attributes only (every request
+        # builds a fresh `Route` from `Route.BASE`; every identify without a known gateway falls back
+        # to `DEFAULT_GATEWAY`), so they are set here for the process and restored by stop().
+        # One host runs one Discord channel, so nothing else shares them.
+        self._saved_endpoints = (DiscordRoute.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+        DiscordRoute.BASE = (extra.get("DISCORD_API_BASE") or DEFAULT_API_BASE).rstrip("/")
+        self._starting = True
+        self._runner = asyncio.create_task(self._run(token))
+        connected = asyncio.create_task(self._connected.wait())
+        try:
+            await asyncio.wait({self._runner, connected}, timeout=START_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            connected.cancel()
+            self._starting = False
+        if self._runner.done() and self._runner.exception() is not None:
+            await self.stop()
+            self._runner.result()  # a refused token or missing intent: the owner must fix the settings
+        elif not self._connected.is_set():
+            log.warning("channel.start_pending", channel=self.type, why="no gateway connection yet; retrying")
+
+    async def stop(self) -> None:
+        for task in self._typing.values():
+            task.cancel()
+        self._typing.clear()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self._saved_endpoints is not None:
+            DiscordRoute.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved_endpoints
+            self._saved_endpoints = None
+
+    async def _run(self, token: str) -> None:
+        """Log in and stay on the gateway; after a failure start over with exponential backoff.
+
+        discord.py resumes a dropped gateway session by itself; everything it gives up on
+        (connection refused, bad frames, timeouts) ends `connect` and lands here.
+        """
+        delay = RECONNECT_FIRST
+        while True:
+            client = _Client(self)
+            try:
+                await client.login(token)
+                self._client = client
+                _, gateway, _ = await client.http.get_bot_gateway()
+                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+                await client.connect(reconnect=False)
+            except asyncio.CancelledError:
+                await client.close()
+                raise
+            except Exception as exc:
+                reason = _settings_error(exc)
+                if reason is not None:
+                    await client.close()
+                    if self._starting:
+                        raise ConfigError(reason) from exc
+                    log.error("channel.stopped", channel=self.type, error=reason)
+                    return
+                log.warning("channel.disconnected", channel=self.type, error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._connected.clear()
+                if self._client is client:
+                    self._client = None
+            await client.close()
+            if client.was_connected:
+                delay = RECONNECT_FIRST
+            log.info("channel.reconnect", channel=self.type, delay=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    def _on_connected(self, resumed: bool) -> None:
+        self._connected.set()
+        if resumed:
+            log.info("channel.reconnect", channel=self.type, how="resume")
+        else:
+            log.info("channel.connected", channel=self.type)
+        self.host.channel_ready(self.type)
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def _on_message(self, client: _Client, message: discord.Message) -> None:
+        me = client.user
+        if me is None or message.author.id == me.id or message.type not in _CHAT_TYPES:
+            return  # our own messages and system notices (joins, pins) are not conversation
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            platform_id, thread_id = str(channel.parent_id), str(channel.id)
+        else:
+            platform_id, thread_id = str(channel.id), None
+        is_dm = message.guild is None
+        text = re.sub(rf"<@!?{me.id}>", f"@{self.host.settings.assistant_name}", message.content)
+        files, notes = await _download(message.attachments)
+        event = InboundEvent(
+            channel_type=self.type, platform_id=platform_id, message_id=str(message.id),
+            text="\n".join([text, *notes]).strip(), sender_id=str(message.author.id),
+            sender_name=message.author.display_name, thread_id=thread_id, is_dm=is_dm,
+            chat_name=_chat_name(message), mentions_assistant=any(u.id == me.id for u in message.mentions),
+            files=files, from_bot=message.author.bot,
+        )
+        log.debug("discord.message", chat=platform_id, thread=thread_id, text=event.text)
+        await self.host.receive(event)
+
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component:
+            return
+        parsed = _parse_custom_id(str((interaction.data or {}).get("custom_id", "")))
+        if parsed is None:
+            log.warning("discord.unknown_interaction", id=interaction.id)
+            return  # not our button: never acknowledged, so never mistaken for an answer
+        card_id, label = parsed
+        error = await self.host.answer(card_id, label, str(interaction.user.id))
+        try:
+            if error:
+                await interaction.response.send_message(error, ephemeral=True)
+            else:
+                await interaction.response.defer()  # a deferred update: the card stays as it is
+        except (discord.HTTPException, discord.InteractionResponded) as exc:
+            log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
+
+    # --- outbound -----------------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        target = self._messageable(message.route)
+        text = message.text or ""
+        if message.kind in ("card", "question") and message.title:
+            text = f"**{message.title}**\n{text}".strip()
+        pieces = split_message(text, MAX_LENGTH) if text else [""]
+        view = _buttons(message) if message.buttons else None
+        sent: discord.Message | None = None
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            options: dict[str, Any] = {"nonce": _nonce(message.id, index)}
+            if last and view is not None:
+                options["view"] = view
+            if last and message.file is not None:
+                options["file"] = discord.File(io.BytesIO(message.file.data), filename=message.file.name)
+            async with _calling():
+                sent = await target.send(piece or None, **options)
+        if view is not None:
+            view.stop()  # presses are answered from the custom_id (on_interaction): no view to keep in memory
+        assert sent is not None
+        return SendResult(str(sent.id))
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        if len(text) > MAX_LENGTH:
+            text = text[: MAX_LENGTH - 1] + "…"  # an edit cannot add messages
+        message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
+        async with _calling():
+            await message.edit(content=text)
+
+    async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
+        message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
+        async with _calling():
+            await message.add_reaction(emoji)
+
+    async def set_typing(self, route: Route, on: bool) -> None:
+        channel_id = _snowflake(route.thread_id or route.platform_id)
+        old = self._typing.pop(channel_id, None)
+        if old is not None:
+            old.cancel()
+        if on and self._client is not None:  # while disconnected there is nobody to show it to
+            self._typing[channel_id] = asyncio.create_task(self._keep_typing(self._messageable(route)))
+
+    async def _keep_typing(self, target: discord.PartialMessageable) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + TYPING_MAX
+        try:
+            while loop.time() < until:
+                await target.typing()
+                await asyncio.sleep(TYPING_REFRESH)
+        except (discord.HTTPException, OSError, asyncio.TimeoutError) as exc:
+            log.info("discord.typing_failed", channel_id=target.id, error=type(exc).__name__)
+        finally:
+            if self._typing.get(target.id) is asyncio.current_task():
+                del self._typing[target.id]
+
+    def _messageable(self, route: Route) -> discord.PartialMessageable:
+        channel_id = _snowflake(route.thread_id or route.platform_id)
+        if self._client is None:
+            raise ChannelUnavailable("Discord is not connected")
+        return self._client.get_partial_messageable(channel_id)
+
+
+class _Client(discord.Client):
+    """One login: a discord.py client whose events go to the channel."""
+
+    def __init__(self, channel: DiscordChannel) -> None:
+        # The bot never joins voice: silence discord.py's warnings about missing voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: the owner enables it in the developer portal
+        super().__init__(
+            intents=intents,
+            # The agent's text must never ping @everyone or roles; people it names may be pinged.
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            max_ratelimit_timeout=30.0,  # a longer rate limit is a ChannelUnavailable: the host retries later
+            chunk_guilds_at_startup=False,
+        )
+        self.nanoclaw = channel
+        self.was_connected = False
+        # discord.py lets an exception of an event parser end the whole gateway loop; guard each
+        # parser so one malformed dispatch is logged and skipped instead.
+        parsers = self._connection.parsers
+        for name, parser in list(parsers.items()):
+            parsers[name] = _guarded(name, parser)
+
+    async def on_connect(self) -> None:
+        self.was_connected = True
+        self.nanoclaw._on_connected(resumed=False)
+
+    async def on_resumed(self) -> None:
+        self.nanoclaw._on_connected(resumed=True)
+
+    async def on_message(self, message: discord.Message) -> None:
+        try:
+            await self.nanoclaw._on_message(self, message)
+        except Exception as exc:  # one bad message must not go unnoticed nor stop the others
+            log.warning("discord.message_failed", message_id=message.id, error=f"{type(exc).__name__}: {exc}")
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        try:
+            await self.nanoclaw._on_interaction(interaction)
+        except Exception as exc:
+            log.warning("discord.interaction_failed", id=interaction.id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _snowflake(value: str) -> int:
+    if not value.isdigit():
+        raise DestinationRefused(f"not a Discord id: {value!r}")
+    return int(value)
+
+
+def _settings_error(exc: Exception) -> str | None:
+    """What the owner must fix when Discord refuses the bot for good (gateway close codes 4004, 4013, 4014)."""
+    code = exc.code if isinstance(exc, discord.ConnectionClosed) else None
+    if isinstance(exc, discord.LoginFailure) or code == 4004:
+        return TOKEN_REFUSED
+    if isinstance(exc, discord.PrivilegedIntentsRequired) or code in (4013, 4014):
+        return INTENT_REFUSED
+    return None
+
+
+def _guarded(name: str, parser: Any) -> Any:
+    def parse(data: Any) -> None:
+        try:
+            parser(data)
+        except Exception as exc:
+            log.warning("discord.malformed_event", kind=name, error=f"{type(exc).__name__}: {exc}")
+
+    return parse
+
+
+@asynccontextmanager
+async def _calling() -> AsyncIterator[None]:
+    """Maps a failed Discord call to the host's errors: retry later, or refused for good."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if exc.status >= 500 or exc.status == 429:
+            raise ChannelUnavailable(f"Discord answered {exc.status}") from exc
+        raise DestinationRefused(f"Discord refused: {exc.status} {exc.text}") from exc
+    except (discord.RateLimited, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        raise ChannelUnavailable(f"Discord unreachable: {type(exc).__name__}") from exc
+
+
+async def _download(attachments: list[discord.Attachment]) -> tuple[tuple[FileAttachment, ...], list[str]]:
+    files: list[FileAttachment] = []
+    notes: list[str] = []
+    for attachment in attachments:
+        if attachment.size > MAX_FILE_BYTES:
+            notes.append(f"[file {attachment.filename} not downloaded: larger than 50 MB]")
+            continue
+        try:
+            data = await attachment.read()
+        except (discord.HTTPException, OSError, asyncio.TimeoutError) as exc:
+            log.warning("discord.download_failed", attachment=attachment.id, error=type(exc).__name__)
+            notes.append(f"[file {attachment.filename} could not be downloaded]")
+            continue
+        files.append(FileAttachment(attachment.filename, data, attachment.content_type))
+    return tuple(files), notes
+
+
+def _chat_name(message: discord.Message) -> str | None:
+    if message.guild is None:
+        return f"DM with {message.author.display_name}"
+    channel = message.channel
+    if isinstance(channel, discord.Thread):
+        channel = channel.parent or channel
+    name = getattr(channel, "name", None)
+    return f"{message.guild.name} #{name}" if name else message.guild.name
+
+
+def _custom_id(card_id: str, index: int, label: str) -> str:
+    # The label rides in the custom_id so a press is answered without state kept here;
+    # Discord caps custom_id at 100 characters, so a very long label arrives cut.
+    return f"{CUSTOM_ID_PREFIX}|{card_id}|{index}|{label}"[:100]
+
+
+def _parse_custom_id(custom_id: str) -> tuple[str, str] | None:
+    parts = custom_id.split("|", 3)
+    if len(parts) != 4 or parts[0] != CUSTOM_ID_PREFIX or not parts[1] or not parts[2].isdigit():
+        return None
+    return parts[1], parts[3]
+
+
+def _buttons(message: OutgoingMessage) -> discord.ui.View:
+    """Native buttons; without a card id nothing could take a press, so they are shown disabled."""
+    view = discord.ui.View(timeout=None)
+    if len(message.buttons) > MAX_BUTTONS:
+        log.warning("discord.too_many_buttons", count=len(message.buttons), shown=MAX_BUTTONS)
+    for index, label in enumerate(message.buttons[:MAX_BUTTONS]):
+        view.add_item(discord.ui.Button(label=label[:80], custom_id=_custom_id(message.card_id or "", index, label),
+                                        style=discord.ButtonStyle.secondary, disabled=not message.card_id))
+    return view
+
+
+def _nonce(message_id: str, piece: int) -> str:
+    """Discord drops a second message with the same nonce (enforce_nonce) for a few minutes:
+    a retried send after a crash or timeout does not post twice."""
+    return hashlib.sha256(f"{message_id}:{piece}".encode()).hexdigest()[:25]
