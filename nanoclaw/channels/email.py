@@ -1,0 +1,521 @@
+"""The email channel: mail in over IMAP (IDLE, or polling where the server lacks it), mail out over SMTP.
+
+Owns the mapping between mail and chats. A chat is the address replies go to:
+the correspondent's address for one-to-one mail (a DM), the list's posting
+address (List-Post) for mailing-list mail, and for a conversation of several
+people without a list the sorted, comma-joined addresses of everyone but the
+assistant (replies go to all of them). Email has no threads the host sees;
+replies keep the mail thread together with "Re: <subject>", In-Reply-To and
+References taken from the last mail of the chat (kept in memory).
+
+Processed mail is marked \\Seen, so a restart delivers only what is new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import re
+from collections import deque
+from contextlib import suppress
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
+from html.parser import HTMLParser
+from typing import Any, Awaitable, Mapping
+
+import aioimaplib
+import aiosmtplib
+from markdown_it import MarkdownIt
+
+from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.text import split_message, to_plain
+from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
+from nanoclaw.logs import get_logger
+
+log = get_logger(__name__)
+
+MAX_TEXT = 100_000  # not a protocol limit: longer answers go out as several mails so each stays readable
+MAX_FILE = 50 * 2**20
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+IMAP_TIMEOUT = SMTP_TIMEOUT = 30.0
+IDLE_RENEW = aioimaplib.TWENTY_NINE_MINUTES  # servers may drop an IDLE older than 30 minutes (RFC 2177)
+RECENT_IDS = 1000
+SECURITY = ("ssl", "starttls", "none")
+
+_md = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
+_LIST_POST = re.compile(r"<mailto:([^>?]+)", re.I)
+_NO_REPLY = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+.-].*)?$", re.I)
+_ATTRIBUTION = re.compile(r"^On\s.+\swrote:$", re.S)  # "On Mon, 1 Jan 2024, Alice <a@x> wrote:"
+_OUTLOOK_QUOTE = re.compile(r"^-{2,}\s*Original Message\s*-{2,}$", re.I)
+
+
+class _ImapError(Exception):
+    """The IMAP server answered NO or BAD: the session is restarted."""
+
+
+class _Malformed(ValueError):
+    """A mail without what the channel needs (a sender address)."""
+
+
+@dataclass(frozen=True)
+class _Config:
+    address: str
+    password: str
+    username: str
+    imap_host: str
+    imap_port: int
+    smtp_host: str
+    smtp_port: int
+    security: str
+    folder: str
+    poll_seconds: float
+
+    @classmethod
+    def load(cls, extra: Mapping[str, str]) -> _Config:
+        address = (extra.get("EMAIL_ADDRESS") or "").strip().lower()
+        if "@" not in address:
+            raise ConfigError("EMAIL_ADDRESS is not set (or not an address): the mailbox the assistant reads and"
+                              " sends from, best a dedicated one; see docs/channels/email.md")
+        password = extra.get("EMAIL_PASSWORD") or ""
+        if not password:
+            raise ConfigError("EMAIL_PASSWORD is not set: the mailbox's password; Gmail, iCloud and Outlook need an"
+                              " app password (account security settings → App passwords); see docs/channels/email.md")
+        security = (extra.get("EMAIL_SECURITY") or "starttls").lower()
+        if security not in SECURITY:
+            raise ConfigError(f"EMAIL_SECURITY={security!r} must be one of {', '.join(SECURITY)}")
+        domain = address.rpartition("@")[2]
+        return cls(
+            address=address, password=password, username=extra.get("EMAIL_USERNAME") or address,
+            imap_host=extra.get("EMAIL_IMAP_HOST") or f"imap.{domain}",
+            imap_port=_number(extra, "EMAIL_IMAP_PORT", 143 if security == "none" else 993, int),
+            smtp_host=extra.get("EMAIL_SMTP_HOST") or f"smtp.{domain}",
+            smtp_port=_number(extra, "EMAIL_SMTP_PORT", 465 if security == "ssl" else 587, int),
+            security=security, folder=extra.get("EMAIL_FOLDER") or "INBOX",
+            poll_seconds=_number(extra, "EMAIL_POLL_SECONDS", 60.0, float),
+        )
+
+
+def _number(extra: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    value = extra.get(name)
+    try:
+        number = kind(value) if value else default
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return number
+
+
+@dataclass(frozen=True)
+class _Thread:
+    """The last mail of a chat: what a reply quotes in Subject, In-Reply-To and References."""
+
+    subject: str
+    message_id: str
+    references: str
+
+
+# -- reading mail -------------------------------------------------------------
+
+
+class _HtmlText(HTMLParser):
+    """Visible text of an HTML mail; quoted history (<blockquote>) and scripts left out."""
+
+    _SKIP = {"blockquote", "script", "style", "head", "title"}
+    _BLOCK = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "pre", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip += 1
+        elif tag == "li":
+            self.parts.append("\n• ")
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        text = re.sub(r" *\n *", "\n", "".join(self.parts))
+        return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def html_to_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+def strip_quotes(text: str) -> str:
+    """The new part of a reply: the "On … wrote:" line and everything after it, and "> " lines, removed."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        s = line.strip()
+        # Gmail and Apple Mail wrap a long attribution line over two lines.
+        two = f"{s} {lines[i + 1].strip()}" if i + 1 < len(lines) else s
+        if s.startswith("On ") and (_ATTRIBUTION.match(s) or _ATTRIBUTION.match(two)) or _OUTLOOK_QUOTE.match(s):
+            break
+        if not s.startswith(">"):
+            kept.append(line.rstrip())
+    new = "\n".join(kept).strip()
+    return new or text.strip()  # a mail that is all quote (a forward): keep it
+
+
+def _part_text(part: EmailMessage) -> str:
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError):  # unknown or lying charset: best effort rather than losing the mail
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
+def _body(mail: EmailMessage) -> str:
+    part = mail.get_body(preferencelist=("plain", "html"))
+    if not isinstance(part, EmailMessage):
+        return ""
+    text = _part_text(part)
+    return strip_quotes(html_to_text(text) if part.get_content_subtype() == "html" else text)
+
+
+def _files(mail: EmailMessage) -> tuple[list[FileAttachment], list[str]]:
+    files: list[FileAttachment] = []
+    notes: list[str] = []
+    for part in mail.iter_attachments():
+        name = part.get_filename() or "attachment"
+        if part.get_content_type() == "message/rfc822":  # a mail forwarded as attachment: pass it on whole
+            inner = part.get_payload(0)
+            data = inner.as_bytes() if isinstance(inner, EmailMessage) else None
+            name = part.get_filename() or "message.eml"
+        else:
+            data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        if len(data) > MAX_FILE:
+            notes.append(f"[attachment {name} ({len(data) // 2**20} MB) skipped: larger than 50 MB]")
+            continue
+        files.append(FileAttachment(name, data, part.get_content_type()))
+    return files, notes
+
+
+def _addresses(mail: EmailMessage, *headers: str) -> list[tuple[str, str]]:
+    values = [str(v) for h in headers for v in (mail.get_all(h) or [])]
+    return [(name, addr.strip().lower()) for name, addr in getaddresses(values) if "@" in addr]
+
+
+def _automated(mail: EmailMessage, sender: str, listed: bool) -> bool:
+    """Written by a program (auto-reply, bounce, newsletter, another bot): never answered unless allowed."""
+    auto = str(mail.get("Auto-Submitted", "no")).split(";")[0].strip().lower()
+    precedence = str(mail.get("Precedence", "")).strip().lower()
+    return (
+        auto not in ("no", "")
+        or precedence in ("bulk", "junk")
+        or precedence == "list" and not listed  # discussion lists mark every person's post "list"
+        or "X-Auto-Response-Suppress" in mail
+        or str(mail.get("Return-Path", "")).strip() == "<>"
+        or _NO_REPLY.match(sender.partition("@")[0]) is not None
+    )
+
+
+def _is_reply_subject(subject: str) -> bool:
+    return re.match(r"^\s*(re|aw|sv)\s*:", subject, re.I) is not None
+
+
+def _subject_for(text: str) -> str:
+    """Subject of a mail that starts a conversation: the first line of its text, shortened."""
+    first = next((line for line in to_plain(text).splitlines() if line.strip()), "").strip()
+    return first if len(first) <= 70 else first[:69].rstrip() + "…"
+
+
+# -- the channel --------------------------------------------------------------
+
+
+class EmailChannel(Channel):
+    type = "email"
+    capabilities = Capabilities(
+        threads=False, edits=False, reactions=False, cards=False, typing=False, files=True,
+        max_message_length=MAX_TEXT,
+        formatting="Email: write Markdown (**bold**, _italic_, lists, `code`, [links](url), tables); it is sent"
+                   " as HTML with the Markdown as the plain-text part. Paragraphs, not chat fragments.",
+    )
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self._cfg: _Config | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._threads: dict[str, _Thread] = {}  # chat → its last inbound mail, for replies in the same mail thread
+        self._failing = False  # the last send failed transiently: tell the host when one succeeds again
+        # Mail passed on but not yet marked seen when the connection dropped comes again: pass it once.
+        self._recent: deque[str] = deque(maxlen=RECENT_IDS)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self._cfg = _Config.load(self.host.settings.extra)
+        session: _Imap | None = None
+        try:
+            session = await self._connect()
+        except (OSError, asyncio.TimeoutError, aioimaplib.AioImapException) as exc:
+            # The server is unreachable now: keep the host running and connect in the background.
+            log.warning("email.imap_unavailable", host=self._cfg.imap_host, error=str(exc) or type(exc).__name__)
+        self._task = asyncio.create_task(self._run(session))
+        log.info("email.started", address=self._cfg.address, folder=self._cfg.folder)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _connect(self) -> _Imap:
+        cfg = self._config()
+        kind = aioimaplib.IMAP4 if cfg.security == "none" else aioimaplib.IMAP4_SSL
+        imap = _Imap(kind(host=cfg.imap_host, port=cfg.imap_port, timeout=IMAP_TIMEOUT))
+        try:
+            await imap.call(imap.client.wait_hello_from_server(), "connect")
+            if (await imap.client.login(cfg.username, cfg.password)).result != "OK":
+                raise ConfigError(f"the IMAP server {cfg.imap_host} refused the login of {cfg.username}: check"
+                                  " EMAIL_PASSWORD (an app password for Gmail, iCloud, Outlook)")
+            if (await imap.client.select(cfg.folder)).result != "OK":
+                raise ConfigError(f"EMAIL_FOLDER={cfg.folder!r}: the IMAP server has no such folder")
+        except BaseException:
+            imap.close()
+            raise
+        return imap
+
+    async def _run(self, session: _Imap | None) -> None:
+        """Read mail until stopped; every failure of a session leads to a new one after a growing pause."""
+        delay = BACKOFF_START
+        while True:
+            imap = None
+            try:
+                imap = session or await self._connect()
+                session, delay = None, BACKOFF_START
+                await self._serve(imap)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any server misbehaviour
+                log.warning("channel.reconnect", channel=self.type, delay=delay, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+            finally:
+                if imap is not None:
+                    imap.close()
+
+    async def _serve(self, imap: _Imap) -> None:
+        idle = imap.client.has_capability("IDLE")
+        log.info("email.connected", idle=idle)
+        while True:
+            await self._fetch_unseen(imap)
+            if idle:
+                await self._idle(imap)
+            else:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(imap.lost.wait(), self._config().poll_seconds)
+                if imap.lost.is_set():
+                    raise ConnectionError("the IMAP server closed the connection")
+
+    async def _idle(self, imap: _Imap) -> None:
+        """Wait in IDLE until the server reports a change (new mail); renewed before servers give up on it."""
+        done = await imap.call(imap.client.idle_start(timeout=IDLE_RENEW), "IDLE")
+        await imap.call(imap.client.wait_server_push(timeout=IDLE_RENEW + IMAP_TIMEOUT), "IDLE", timeout=None)
+        imap.client.idle_done()
+        await imap.call(done, "DONE")
+
+    async def _fetch_unseen(self, imap: _Imap) -> None:
+        found = await imap.call(imap.client.uid_search("UNSEEN", charset=None), "UID SEARCH")
+        uids = [t for line in found.lines[:-1] for t in bytes(line).decode(errors="replace").split() if t.isdigit()]
+        for uid in uids:
+            fetched = await imap.call(imap.client.uid("fetch", uid, "BODY.PEEK[]"), "UID FETCH")
+            raw = next((bytes(line) for line in fetched.lines if isinstance(line, bytearray)), None)
+            if raw is not None:  # None: the mail was deleted in between
+                await self._deliver(raw, uid)
+            await imap.call(imap.client.uid("store", uid, "+FLAGS.SILENT", r"(\Seen)"), "UID STORE")
+
+    # -- inbound -------------------------------------------------------------
+
+    async def _deliver(self, raw: bytes, uid: str) -> None:
+        try:
+            mail = BytesParser(policy=policy.default).parsebytes(raw)
+            assert isinstance(mail, EmailMessage)
+            event = self._event(mail, uid)
+        except Exception as exc:  # noqa: BLE001 - anyone can send anything: one bad mail must not stop the others
+            log.warning("email.malformed", uid=uid, error=str(exc) or type(exc).__name__)
+            return
+        if event is None or event.message_id in self._recent:
+            return
+        self._recent.append(event.message_id)
+        log.debug("email.received", chat=event.platform_id, message_id=event.message_id, text=event.text)
+        try:
+            result = await self.host.receive(event)
+        except Exception as exc:  # noqa: BLE001 - keep reading; the mail is marked seen either way
+            log.error("email.receive_failed", message_id=event.message_id, error=str(exc))
+            return
+        if not result.accepted:
+            log.info("email.not_accepted", chat=event.platform_id, error=result.error)
+
+    def _event(self, mail: EmailMessage, uid: str) -> InboundEvent | None:
+        own = self._config().address
+        senders = _addresses(mail, "From")
+        if not senders:
+            raise _Malformed("no sender address")
+        sender_name, sender = senders[0]
+        if sender == own:  # our own mail (a copy in the inbox, a list echoing our post)
+            return None
+        recipients = {addr for _, addr in _addresses(mail, "To", "Cc")}
+        post = _LIST_POST.search(str(mail.get("List-Post", "")))
+        others = recipients - {own, sender}
+        if post:
+            chat, is_dm, chat_name = post.group(1).strip().lower(), False, _list_name(mail, post.group(1))
+        elif others:
+            chat, is_dm, chat_name = ",".join(sorted(others | {sender})), False, str(mail.get("Subject", "")) or None
+        else:
+            chat, is_dm, chat_name = sender, True, sender_name or sender
+        subject = str(mail.get("Subject", "")).strip()
+        message_id = str(mail.get("Message-ID", "")).strip()
+        text = _body(mail)
+        if subject and not mail.get("In-Reply-To") and not _is_reply_subject(subject):
+            text = f"Subject: {subject}\n\n{text}".strip()  # a new conversation: its subject is part of the request
+        files, notes = _files(mail)
+        text = "\n".join([text, *notes]).strip()
+        if not text and not files:
+            raise _Malformed("no text and no attachment")
+        from_bot = _automated(mail, sender, listed=post is not None)
+        if message_id and not from_bot:  # answers continue the people's mail thread, not a robot's
+            references = " ".join([*str(mail.get("References", "")).split()[-20:], message_id])
+            self._threads[chat] = _Thread(subject, message_id, references)
+        return InboundEvent(
+            channel_type=self.type, platform_id=chat, message_id=message_id.strip("<>") or f"uid-{uid}",
+            text=text, sender_id=sender, sender_name=sender_name or sender, is_dm=is_dm, chat_name=chat_name,
+            mentions_assistant=is_dm or own in recipients, files=tuple(files),
+            from_bot=from_bot, payload={"subject": subject},
+        )
+
+    # -- outbound ------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        recipients = [a.strip() for a in message.route.platform_id.split(",") if a.strip()]
+        if not recipients or not all("@" in a for a in recipients):
+            raise DestinationRefused(f"email chat {message.route.platform_id!r} is not a list of addresses")
+        text = render_text(message) if message.kind in ("card", "question") else (message.text or "")
+        pieces = split_message(text, MAX_TEXT)
+        ids = []
+        for i, piece in enumerate(pieces):
+            file = message.file if i == len(pieces) - 1 else None
+            mail = self._compose(message.route.platform_id, recipients, piece, file)
+            await self._submit(mail, recipients)
+            ids.append(str(mail["Message-ID"]).strip("<>"))
+        if self._failing:
+            self._failing = False
+            self.host.channel_ready(self.type)
+        return SendResult(ids[0])
+
+    def _compose(self, chat: str, recipients: list[str], text: str, file: FileAttachment | None) -> EmailMessage:
+        cfg = self._config()
+        thread = self._threads.get(chat)
+        mail = EmailMessage()
+        mail["From"] = formataddr((self.host.settings.assistant_name, cfg.address))
+        mail["To"] = ", ".join(recipients)
+        if thread is not None:
+            mail["Subject"] = thread.subject if _is_reply_subject(thread.subject) else f"Re: {thread.subject}".strip()
+            mail["In-Reply-To"] = thread.message_id
+            mail["References"] = thread.references
+        else:
+            mail["Subject"] = _subject_for(text) or (file.name if file else self.host.settings.assistant_name)
+        mail["Date"] = formatdate(localtime=True)
+        mail["Message-ID"] = make_msgid(domain=cfg.address.rpartition("@")[2])
+        # RFC 3834: marks us as a program, so vacation responders and other assistants do not answer in a loop.
+        mail["Auto-Submitted"] = "auto-replied" if thread is not None else "auto-generated"
+        mail.set_content(text)
+        mail.add_alternative(_md.render(text), subtype="html")
+        if file is not None:
+            kind = file.mime_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            maintype, _, subtype = kind.partition("/")
+            mail.add_attachment(file.data, maintype=maintype, subtype=subtype or "octet-stream", filename=file.name)
+        return mail
+
+    async def _submit(self, mail: EmailMessage, recipients: list[str]) -> None:
+        cfg = self._config()
+        try:
+            await aiosmtplib.send(
+                mail, sender=cfg.address, recipients=recipients, hostname=cfg.smtp_host, port=cfg.smtp_port,
+                username=cfg.username, password=cfg.password, use_tls=cfg.security == "ssl",
+                start_tls=cfg.security == "starttls", timeout=SMTP_TIMEOUT,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(r.code >= 500 for r in exc.recipients):
+                raise DestinationRefused(f"the SMTP server refused {recipients}: {exc.recipients[0].message}") from exc
+            self._failing = True
+            raise ChannelUnavailable(f"the SMTP server deferred {recipients}") from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # Retrying is right: the owner fixes EMAIL_PASSWORD and the waiting mail goes out.
+            log.error("email.smtp_login_refused", host=cfg.smtp_host, code=exc.code)
+            self._failing = True
+            raise ChannelUnavailable(f"the SMTP server refused the login ({exc.code}): check EMAIL_PASSWORD") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code >= 500:
+                raise DestinationRefused(f"the SMTP server refused the mail: {exc.code} {exc.message}") from exc
+            self._failing = True
+            raise ChannelUnavailable(f"the SMTP server deferred the mail: {exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            self._failing = True
+            raise ChannelUnavailable(f"cannot reach the SMTP server {cfg.smtp_host}:{cfg.smtp_port}: {exc}") from exc
+
+    def _config(self) -> _Config:
+        if self._cfg is None:
+            raise ChannelUnavailable("the email channel is not started")
+        return self._cfg
+
+
+def _list_name(mail: EmailMessage, post: str) -> str:
+    """The list's display name from List-Id ("Team list <team.lists.example.com>"), else its address."""
+    list_id = str(mail.get("List-Id", ""))
+    name = list_id.partition("<")[0].strip().strip('"')
+    return name or post.strip()
+
+
+class _Imap:
+    """One IMAP connection whose commands give up when it drops (aioimaplib would wait for their answer forever)."""
+
+    def __init__(self, client: aioimaplib.IMAP4) -> None:
+        self.client = client
+        self.lost = asyncio.Event()
+        client.protocol.conn_lost_cb = lambda exc: self.lost.set()
+
+    async def call(self, awaitable: Awaitable[Any], what: str, timeout: float | None = IMAP_TIMEOUT) -> Any:
+        """The result of one command; a NO or BAD answer, a lost connection or a timeout raise."""
+        task = asyncio.ensure_future(awaitable)
+        gone = asyncio.ensure_future(self.lost.wait())
+        try:
+            done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+        if task not in done:
+            raise ConnectionError(f"IMAP {what}: " + ("connection lost" if self.lost.is_set() else "no answer"))
+        result = task.result()
+        if isinstance(result, aioimaplib.Response) and result.result != "OK":
+            raise _ImapError(f"IMAP {what}: {result.result} {result.lines[-1:]!r}")
+        return result
+
+    def close(self) -> None:
+        transport = self.client.protocol.transport
+        if transport is not None:
+            transport.close()
