@@ -1,0 +1,301 @@
+"""The GitHub channel: conversations on issues and pull requests.
+
+Owns the webhook endpoint `/hooks/github` (signature check, event parsing) and
+the REST calls that answer there (comments, edits, reactions). A chat is a
+repository (`owner/repo`); a thread is an issue or pull request number, so each
+issue or PR gets its own session. GitHub has no direct messages.
+
+Outbound uses httpx directly: PyGithub is synchronous only, and githubkit pulls
+in large generated schema packages for the four endpoints we call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from nanoclaw.channels.base import Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.text import split_message
+from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import Route
+
+log = get_logger(__name__)
+
+DEFAULT_API_URL = "https://api.github.com"
+MAX_BODY = 65536  # GitHub refuses comment and issue bodies longer than this
+MAX_TITLE = 80  # issue titles may be longer (256), but a short one reads better in lists
+REACTIONS = {"👍": "+1", "👎": "-1", "😄": "laugh", "😕": "confused", "❤": "heart", "🎉": "hooray", "🚀": "rocket",
+             "👀": "eyes"}
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+_HANDLED = {("issue_comment", "created"), ("issues", "opened"), ("pull_request", "opened"),
+            ("pull_request_review_comment", "created")}
+
+
+class _Malformed(ValueError):
+    """A webhook payload without the fields its event type promises."""
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether `header` (X-Hub-Signature-256) is the HMAC-SHA256 of `body` under `secret`."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise _Malformed(f"{key} missing or not {kind}")
+    return value
+
+
+class GitHubChannel(Channel):
+    type = "github"
+    capabilities = Capabilities(
+        threads=True, edits=True, reactions=True, cards=False, typing=False, files=False,
+        max_message_length=MAX_BODY,
+        formatting="GitHub Flavored Markdown: **bold**, _italic_, `code`, ```fenced blocks```, tables, > quotes;"
+                   " @login notifies that person",
+    )
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self._client: httpx.AsyncClient | None = None
+        self._secret = ""
+        self._login: str | None = None
+        self._login_task: asyncio.Task[None] | None = None
+        self._failing = False  # the last request failed transiently: tell the host when one succeeds again
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        extra = self.host.settings.extra
+        token = extra.get("GITHUB_TOKEN")
+        if not token:
+            raise ConfigError("GITHUB_TOKEN is not set: create a fine-grained personal access token (or a GitHub"
+                              " App installation token) with Issues and Pull requests read/write;"
+                              " see docs/channels/github.md")
+        self._secret = extra.get("GITHUB_WEBHOOK_SECRET") or ""
+        if not self._secret:
+            raise ConfigError("GITHUB_WEBHOOK_SECRET is not set: choose a long random string and enter the same one as"
+                              " the webhook's secret on GitHub; see docs/channels/github.md")
+        self._client = httpx.AsyncClient(
+            base_url=extra.get("GITHUB_API_URL") or DEFAULT_API_URL,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                     "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "nanoclaw"},
+            timeout=httpx.Timeout(20.0),
+        )
+        self._login = extra.get("GITHUB_BOT_LOGIN") or None
+        if self._login is None:
+            try:
+                self._login = await self._fetch_login()
+            except ChannelUnavailable as exc:
+                # GitHub unreachable now: keep the host running and learn the login in the background.
+                log.warning("github.login_unavailable", error=str(exc))
+                self._login_task = asyncio.create_task(self._retry_login())
+            except ConfigError:
+                await self._client.aclose()
+                raise
+        self.host.register_webhook("github", self._on_webhook)
+        log.info("github.started", login=self._login or "?")
+
+    async def stop(self) -> None:
+        if self._login_task is not None:
+            self._login_task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _fetch_login(self) -> str:
+        try:
+            user = await self._call("GET", "/user")
+        except DestinationRefused as exc:
+            raise ConfigError(f"GitHub refused GET /user ({exc}): check GITHUB_TOKEN; with a GitHub App token set"
+                              " GITHUB_BOT_LOGIN to the app's bot login, e.g. my-app[bot]") from exc
+        return str(_field(user, "login", str))
+
+    async def _retry_login(self) -> None:
+        delay = BACKOFF_START
+        while self._login is None:
+            await asyncio.sleep(delay)
+            log.info("channel.reconnect", channel=self.type, delay=delay)
+            try:
+                self._login = await self._fetch_login()
+            except ChannelUnavailable:
+                delay = min(delay * 2, BACKOFF_MAX)
+            except (ConfigError, _Malformed) as exc:
+                log.error("github.login_failed", error=str(exc))
+                return
+        log.info("github.started", login=self._login)
+
+    # -- inbound -------------------------------------------------------------
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not signature_ok(self._secret, body, request.headers.get("X-Hub-Signature-256")):
+            log.warning("github.webhook_rejected", reason="bad or missing signature", remote=request.remote)
+            return web.Response(status=401, text="bad signature")
+        kind = request.headers.get("X-GitHub-Event", "")
+        if kind == "ping":
+            return web.json_response({"ok": True})
+        if self._login is None:  # without our login we could not drop our own comments: ask GitHub to redeliver
+            return web.Response(status=503, text="starting")
+        try:
+            event = self._to_event(kind, json.loads(body))
+        except (ValueError, _Malformed) as exc:
+            log.warning("github.payload_malformed", kind=kind, error=str(exc))
+            return web.Response(status=400, text="malformed payload")
+        if event is None:
+            return web.Response(status=204)
+        result = await self.host.receive(event)
+        if not result.accepted and result.error:
+            await self._tell_sender(event, result.error)
+        return web.Response(status=200)
+
+    def _to_event(self, kind: str, payload: Any) -> InboundEvent | None:
+        """The host's event for one delivery; None for events we do not handle and our own writing."""
+        if not isinstance(payload, dict):
+            raise _Malformed("the payload is not a JSON object")
+        if (kind, payload.get("action")) not in _HANDLED:
+            return None
+        repo = _field(_field(payload, "repository", dict), "full_name", str)
+        if kind in ("issues", "pull_request"):
+            item = _field(payload, "issue" if kind == "issues" else "pull_request", dict)
+            number, author = _field(item, "number", int), _field(item, "user", dict)
+            title = _field(item, "title", str)
+            text, message_id = f"{title}\n\n{item.get('body') or ''}".strip(), f"issue-{number}"
+            url = item.get("html_url")
+        else:
+            issue = _field(payload, "issue" if kind == "issue_comment" else "pull_request", dict)
+            comment = _field(payload, "comment", dict)
+            number, author = _field(issue, "number", int), _field(comment, "user", dict)
+            comment_id, text = _field(comment, "id", int), comment.get("body") or ""
+            message_id = str(comment_id) if kind == "issue_comment" else f"review-{comment_id}"
+            if kind == "pull_request_review_comment" and isinstance(comment.get("path"), str):
+                text = f"(on `{comment['path']}`)\n{text}"
+            url = comment.get("html_url")
+        login = _field(author, "login", str)
+        if self._login and login.lower() == self._login.lower():
+            return None
+        mentioned, text = self._rewrite_mention(text)
+        return InboundEvent(
+            channel_type=self.type, platform_id=repo, message_id=message_id, text=text, sender_id=login,
+            sender_name=login, thread_id=str(number), chat_name=repo, mentions_assistant=mentioned,
+            payload={"url": url} if isinstance(url, str) else {},
+            from_bot=author.get("type") == "Bot" or login.endswith("[bot]"),
+        )
+
+    def _rewrite_mention(self, text: str) -> tuple[bool, str]:
+        """`@<bot login>` marks a mention; it becomes `@<assistant name>`, the name the agent knows itself by."""
+        if not self._login:
+            return False, text
+        handle = self._login.removesuffix("[bot]")  # people write @my-app for the app's bot my-app[bot]
+        pattern = re.compile(rf"(?<![\w@./-])@{re.escape(handle)}(?:\[bot\])?(?![\w-])", re.IGNORECASE)
+        rewritten, count = pattern.subn(f"@{self.host.settings.assistant_name}", text)
+        return count > 0, rewritten
+
+    async def _tell_sender(self, event: InboundEvent, error: str) -> None:
+        try:
+            await self._comment(event.platform_id, event.thread_id or "", f"@{event.sender_id} {error}")
+        except (ChannelUnavailable, DestinationRefused) as exc:
+            log.warning("github.notice_failed", repo=event.platform_id, error=str(exc))
+
+    # -- outbound ------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        text = (message.text or "") if message.kind in ("chat", "system", "file") else render_text(message)
+        if message.file is not None:  # the REST API cannot attach files; the host's text says what it was
+            text = text or f"(a file, {message.file.name}, could not be attached on GitHub)"
+        repo, thread = message.route.platform_id, message.route.thread_id
+        pieces = split_message(text, MAX_BODY)
+        first: str | None = None
+        if thread is None:
+            # No issue to answer on (a scheduled report, a message to the repo): open one.
+            issue = await self._call("POST", f"/repos/{repo}/issues", {"title": _title(pieces[0]), "body": pieces[0]})
+            thread = str(_field(issue, "number", int))
+            first, pieces = f"issue-{thread}", pieces[1:]
+        for piece in pieces:
+            comment_id = await self._comment(repo, thread, piece)
+            first = first or comment_id
+        return SendResult(first)
+
+    async def _comment(self, repo: str, number: str, body: str) -> str:
+        if not number.isdigit():
+            raise DestinationRefused(f"{repo}: {number!r} is not an issue or pull request number")
+        comment = await self._call("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
+        return str(_field(comment, "id", int))
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        body = split_message(text, MAX_BODY)[0]  # an edit cannot add comments: the rest of a too-long text is cut
+        await self._call("PATCH", _item_path(route.platform_id, platform_message_id), {"body": body})
+
+    async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
+        content = REACTIONS.get(emoji.replace("\ufe0f", ""))
+        if content is None:
+            log.debug("github.reaction_skipped", emoji=emoji)  # GitHub offers eight reactions only
+            return
+        await self._call("POST", _item_path(route.platform_id, platform_message_id) + "/reactions",
+                         {"content": content})
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One REST call; transient failures are ChannelUnavailable, refusals DestinationRefused."""
+        assert self._client is not None, "GitHubChannel.start() was not called"
+        try:
+            response = await self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            self._failing = True
+            raise ChannelUnavailable(f"GitHub unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.is_success:
+            if self._failing:
+                self._failing = False
+                self.host.channel_ready(self.type)
+            try:
+                return response.json() if response.content else {}
+            except ValueError as exc:  # a proxy's error page with a 200: treat as a passing fault
+                raise ChannelUnavailable(f"GitHub {method} {path}: the answer is not JSON") from exc
+        reason = f"GitHub {method} {path}: {response.status_code} {_message(response)}"
+        if response.status_code >= 500 or response.status_code == 429 or _rate_limited(response):
+            self._failing = True
+            raise ChannelUnavailable(reason)
+        raise DestinationRefused(reason)
+
+
+def _item_path(repo: str, platform_message_id: str) -> str:
+    """REST path of what a message id names: an issue/PR body, a review comment or an issue comment."""
+    kind, _, number = platform_message_id.rpartition("-")
+    if not number.isdigit() or kind not in ("", "issue", "review"):
+        raise DestinationRefused(f"{platform_message_id!r} is not a GitHub comment or issue id")
+    if kind == "issue":
+        return f"/repos/{repo}/issues/{number}"
+    if kind == "review":
+        return f"/repos/{repo}/pulls/comments/{number}"
+    return f"/repos/{repo}/issues/comments/{number}"
+
+
+def _title(text: str) -> str:
+    line = next((ln for ln in text.splitlines() if ln.strip()), "Message from the assistant")
+    line = line.strip().lstrip("#>*-_ ").rstrip("*_ ") or "Message from the assistant"
+    return line if len(line) <= MAX_TITLE else line[: MAX_TITLE - 1] + "…"
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message", ""))[:200]
+    except (ValueError, AttributeError):
+        return response.reason_phrase
+
+
+def _rate_limited(response: httpx.Response) -> bool:
+    # GitHub answers 403 (not 429) when the primary or a secondary rate limit is hit.
+    if response.status_code != 403:
+        return False
+    return (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers
+            or "rate limit" in _message(response).lower())
