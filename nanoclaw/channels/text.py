@@ -9,12 +9,14 @@ feeds a small table of markers per dialect.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+_PRE = re.compile(r"(<pre>.*?</pre>)", re.DOTALL)
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
 
 
@@ -85,7 +87,9 @@ def to_telegram_html(markdown: str) -> str:
 
 
 def to_matrix_html(markdown: str) -> str:
-    return convert(markdown, MATRIX_HTML)
+    """Matrix clients render HTML, where a bare newline is a space: lines break with <br> outside <pre>."""
+    parts = _PRE.split(convert(markdown, MATRIX_HTML))
+    return "".join(p if p.startswith("<pre>") else p.replace("\n", "<br>") for p in parts)
 
 
 def to_slack(markdown: str) -> str:
