@@ -17,13 +17,13 @@ from tests.conftest import make_settings
 
 
 def platform_classes() -> dict[str, type[Platform]]:
-    """Every `PLATFORM` defined in tests/channels/platforms/*.py, by channel name."""
+    """Every `PLATFORM` (or each of `PLATFORMS`) in tests/channels/platforms/*.py, by channel name and variant."""
     found: dict[str, type[Platform]] = {}
     for info in pkgutil.iter_modules(platforms.__path__):
         module = importlib.import_module(f"{platforms.__name__}.{info.name}")
-        cls = getattr(module, "PLATFORM", None)
-        if cls is not None:
-            found[cls.channel_type] = cls
+        for cls in getattr(module, "PLATFORMS", [getattr(module, "PLATFORM", None)]):
+            if cls is not None:
+                found[cls.channel_type + (f"-{cls.variant}" if cls.variant else "")] = cls
     return dict(sorted(found.items()))
 
 

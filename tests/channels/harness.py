@@ -44,6 +44,7 @@ class Platform(ABC):
     """A fake platform server plus a person acting on it."""
 
     channel_type: ClassVar[str]  # the channel's registered name, e.g. "telegram"
+    variant: ClassVar[str] = ""  # a second way the same channel runs (e.g. Slack's Events API): "slack-events"
     bot_name: ClassVar[str] = "Andy"  # the assistant's display name on the platform
     group_chat: ClassVar[str] = "group1"  # platform ids the tests use (adapt to the platform's id form)
     dm_chat: ClassVar[str] = "dm1"
@@ -94,6 +95,11 @@ class Platform(ABC):
         """A person presses the native button `label` under `message` (only platforms with cards)."""
         raise NotImplementedError
 
+    async def submit_modal(self, message: PlatformMessage, value: str | None, sender: str = "u1") -> None:
+        """A person presses the card's credential button, and types `value` into the modal it opens
+        (None: presses Refuse / closes it). Only platforms whose channel declares modals."""
+        raise NotImplementedError
+
     async def reactions_on(self, message_id: str) -> list[str]:
         """Reactions the bot put on a person's message `message_id` (platforms with reactions)."""
         raise NotImplementedError
@@ -127,6 +133,7 @@ class RecordingHost:
         self.events: list[InboundEvent] = []
         self.answers: list[tuple[str, str, str]] = []
         self.ready: list[str] = []
+        self.credentials: list[tuple[str, str | None]] = []  # (token, value) from channels' modals
         self.local_ops: dict[str, LocalHandler] = {}
         self.accept = accept or (lambda e: IngestResult(True, ("s1",), triggered=True))
         self._changed = asyncio.Event()
@@ -155,11 +162,20 @@ class RecordingHost:
     def channel_ready(self, channel_type: str) -> None:
         self.ready.append(channel_type)
 
+    def submit_credential(self, token: str, value: str | None) -> str:
+        self.credentials.append((token, value))
+        self._changed.set()
+        return "saved" if value else "rejected"
+
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         self.local_ops[op] = handler
 
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[InboundEvent]:
         return await self._wait(lambda: len(self.events) >= count, timeout, lambda: f"{count} events, got {self.events}")
+
+    async def wait_credentials(self, count: int, timeout: float = 10.0) -> list[tuple[str, str | None]]:
+        await self._wait(lambda: len(self.credentials) >= count, timeout, lambda: f"{count} credentials")
+        return list(self.credentials)
 
     async def wait_answers(self, count: int, timeout: float = 10.0) -> list[tuple[str, str, str]]:
         await self._wait(lambda: len(self.answers) >= count, timeout, lambda: f"{count} answers, got {self.answers}")

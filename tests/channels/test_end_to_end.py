@@ -21,9 +21,10 @@ async def test_answer_comes_back_through_the_platform(name: str, tmp_path: Path)
     host = Host(make_settings(tmp_path / "home", extra=env))
     try:
         await host.start()
-        assert name in host.channels, f"{name} did not start with {sorted(env)}"
+        channel = platform.channel_type
+        assert channel in host.channels, f"{channel} did not start with {sorted(env)}"
         platform.webhook_base = f"{host.web_url}/hooks"
-        group = messaging_groups.upsert(host.conn, name, platform.group_chat)
+        group = messaging_groups.upsert(host.conn, channel, platform.group_chat)
         wirings.wire(host.conn, group.id, "main", trigger="mention", session_mode="shared")
         await platform.user_says("[mock:reply=pong from the sandbox]", mention=True)
         sent = await platform.wait_bot_messages(1, platform.group_chat, timeout=30)

@@ -1,0 +1,411 @@
+"""The Slack channel: a Bolt app on Socket Mode (SLACK_APP_TOKEN) or on the Events API (`/hooks/slack`).
+
+It owns the mapping between Slack and NanoClaw: message events become
+`InboundEvent`s (a reply in a thread carries the thread's `thread_ts`; a
+top-level message has no thread), outgoing messages become `chat.postMessage`
+calls in mrkdwn, cards become Block Kit buttons whose presses answer the host,
+and files go out with `files_upload_v2` and come in from `url_private_download`.
+In Socket Mode it keeps the WebSocket up itself, with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+from contextlib import asynccontextmanager, suppress
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
+from nanoclaw.channels.text import split_message, to_slack
+from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
+from nanoclaw.logs import get_logger
+from nanoclaw.protocol.messages import Route
+
+log = get_logger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+MESSAGE_LIMIT = 4000  # Slack accepts more, but truncates long texts in practice
+SECTION_LIMIT = 3000  # Block Kit section text
+BUTTON_TEXT_LIMIT = 75  # Block Kit plain_text on a button
+BUTTON_VALUE_LABEL_LIMIT = 1900  # the value holds at most 2000 characters, JSON included
+MAX_FILE_BYTES = 50 * 2**20
+RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
+PING_INTERVAL = 10.0
+ACTION_ID = re.compile(r"^nanoclaw_answer_\d+$")
+# Subtypes that are a person's (or a bot's) new message; the others are edits, joins, topic changes…
+MESSAGE_SUBTYPES = {None, "file_share", "bot_message", "thread_broadcast", "me_message"}
+TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
+EMOJI_NAMES = {
+    "👍": "thumbsup", "👎": "thumbsdown", "✅": "white_check_mark", "✔": "heavy_check_mark", "❌": "x",
+    "👀": "eyes", "❤": "heart", "🎉": "tada", "🙏": "pray", "😂": "joy", "🔥": "fire", "🚀": "rocket",
+    "🤔": "thinking_face", "👋": "wave", "👌": "ok_hand", "💯": "100", "⚠": "warning",
+    "⏳": "hourglass_flowing_sand", "😊": "blush", "🙂": "slightly_smiling_face", "😢": "cry", "👏": "clap", "💡": "bulb", "📌": "pushpin",
+}
+
+
+class SlackChannel(Channel):
+    type = "slack"
+    capabilities = Capabilities(
+        threads=True, edits=True, reactions=True, cards=True, typing=False, files=True,
+        max_message_length=MESSAGE_LIMIT,
+        formatting="Slack: write Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks, lists and [links](url); "
+                   "it is converted to Slack mrkdwn (no tables; headings show as bold)",
+    )
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self._socket: SocketModeClient | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._names: dict[str, str | None] = {}  # user and channel ids → display names
+        # Events are handled concurrently by the libraries; these keep them in Slack's order for the host.
+        self._dispatching = asyncio.Lock()
+        self._receiving = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        extra = self.host.settings.extra
+        bot_token = extra.get("SLACK_BOT_TOKEN", "")
+        app_token = extra.get("SLACK_APP_TOKEN", "")
+        signing_secret = extra.get("SLACK_SIGNING_SECRET", "")
+        if not bot_token.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN (xoxb-…) is missing: api.slack.com/apps → your app → "
+                              "OAuth & Permissions → Bot User OAuth Token (see docs/channels/slack.md)")
+        if not app_token and not signing_secret:
+            raise ConfigError("set SLACK_APP_TOKEN (xapp-…, Socket Mode: Basic Information → App-Level Tokens) or, "
+                              "for the Events API, SLACK_SIGNING_SECRET (Basic Information → Signing Secret)")
+        self._bot_token = bot_token
+        self._api_url = extra.get("SLACK_API_URL") or DEFAULT_API_URL
+        self.client = AsyncWebClient(token=bot_token, base_url=self._api_url)
+        await self._check_token()
+        # Signatures are checked in _on_webhook before any parsing; Socket Mode needs none.
+        self._app = AsyncApp(client=self.client, signing_secret=signing_secret, request_verification_enabled=False,
+                             name="nanoclaw")
+        self._app.event("message")(self._on_message)
+        self._app.event("app_mention")(self._ignore)  # the same text also arrives as a message event
+        self._app.action(ACTION_ID)(self._on_button)
+        if app_token:
+            self._socket = SocketModeClient(app_token=app_token, web_client=self.client,
+                                            auto_reconnect_enabled=False,  # we reconnect, with backoff
+                                            ping_interval=PING_INTERVAL,
+                                            on_close_listeners=[self._disconnected],
+                                            on_error_listeners=[self._disconnected])
+            self._socket.socket_mode_request_listeners.append(self._on_socket_request)  # type: ignore[arg-type]
+            self._keeper = asyncio.create_task(self._keep_connected())
+        else:
+            self._verifier = SignatureVerifier(signing_secret)
+            url = self.host.register_webhook("slack", self._on_webhook)
+            log.info("slack.webhook", url=url)
+
+    async def stop(self) -> None:
+        # Close the client first: the library can swallow a cancellation, but its `closed` ends every loop.
+        if self._socket is not None:
+            await self._socket.close()
+            self._wake.set()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._keeper
+
+    async def _check_token(self) -> None:
+        try:
+            me = await self.client.auth_test()
+            log.info("slack.connected", team=me.get("team"), bot=me.get("user"),
+                     mode="socket" if self.host.settings.extra.get("SLACK_APP_TOKEN") else "events")
+        except SlackApiError as exc:
+            if _is_transient(exc):
+                log.warning("slack.auth_deferred", error=_error_code(exc))
+                return
+            raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({_error_code(exc)}): copy the Bot User "
+                              "OAuth Token again from OAuth & Permissions") from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("slack.auth_deferred", error=type(exc).__name__)  # Bolt checks again at the first event
+
+    # -- Socket Mode -------------------------------------------------------------------
+
+    async def _keep_connected(self) -> None:
+        assert self._socket is not None
+        delay = 0.0  # the first connection is immediate
+        while not self._socket.closed:
+            if delay:
+                log.info("channel.reconnect", channel=self.type, delay=delay)
+                await asyncio.sleep(delay)
+            try:
+                await self._socket.connect_to_new_endpoint(force=True)
+            except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                log.warning("slack.connect_failed", error=type(exc).__name__)
+                delay = min(max(delay * 2, RECONNECT_MIN), RECONNECT_MAX)
+                continue
+            delay = RECONNECT_MIN
+            while await self._socket.is_connected():  # woken at once on close, else checked each ping
+                self._wake.clear()
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), PING_INTERVAL)
+
+    async def _disconnected(self, message: Any) -> None:
+        self._wake.set()
+
+    async def _on_socket_request(self, client: SocketModeClient, req: SocketModeRequest) -> None:
+        try:
+            async with self._dispatching:  # Bolt starts the listener before it returns the ack
+                response = await self._app.async_dispatch(AsyncBoltRequest(body=req.payload, mode="socket_mode"))
+        except Exception as exc:  # a malformed envelope must not reach the library's loop as an error
+            log.warning("slack.malformed_event", type=req.type, error=type(exc).__name__)
+            return
+        if response.status == 200:
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        else:
+            log.warning("slack.event_rejected", type=req.type, status=response.status)
+
+    # -- Events API ----------------------------------------------------------------------
+
+    async def _on_webhook(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        try:
+            valid = self._verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp"),
+                                            request.headers.get("X-Slack-Signature"))
+        except ValueError:  # a timestamp that is not a number
+            valid = False
+        if not valid:
+            log.warning("slack.bad_signature", remote=request.remote)
+            return web.Response(status=401, text="invalid signature")
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except ValueError as exc:
+            log.warning("slack.malformed_event", error=type(exc).__name__)
+            return web.Response(status=400, text="malformed payload")
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def _ignore(self) -> None:
+        return None
+
+    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        async with self._receiving:
+            await self._receive(event, context)
+
+    async def _receive(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        subtype = event.get("subtype")
+        if subtype not in MESSAGE_SUBTYPES:
+            return
+        channel, ts, text = event.get("channel"), event.get("ts"), event.get("text") or ""
+        sender = event.get("user") or event.get("bot_id")
+        if not (isinstance(channel, str) and isinstance(ts, str) and isinstance(sender, str) and isinstance(text, str)):
+            log.warning("slack.malformed_event", type="message", subtype=subtype)
+            return
+        if sender in (context.bot_user_id, context.bot_id):  # our own message (Bolt drops most already)
+            return
+        from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
+        mention = re.compile(rf"<@{re.escape(context.bot_user_id or '-')}(?:\|[^>]*)?>")
+        mentioned = bool(context.bot_user_id) and bool(mention.search(text))
+        text = html.unescape(mention.sub(f"@{self.host.settings.assistant_name}", text))
+        files, notes = await self._download(event.get("files"))
+        is_dm = event.get("channel_type") == "im"
+        sender_name = event.get("username") if from_bot else await self._name("user", sender)
+        await self.host.receive(InboundEvent(
+            channel_type=self.type, platform_id=channel, message_id=ts, text="\n".join([text, *notes]).strip(),
+            sender_id=sender, sender_name=sender_name, thread_id=event.get("thread_ts"), is_dm=is_dm,
+            chat_name=sender_name if is_dm else await self._name("channel", channel),
+            mentions_assistant=mentioned, files=tuple(files), from_bot=from_bot,
+        ))
+
+    async def _name(self, kind: str, id_: str) -> str | None:
+        """Display name of a user or channel, looked up once (None when Slack will not tell)."""
+        if id_ not in self._names:
+            try:
+                if kind == "user":
+                    user = (await self.client.users_info(user=id_))["user"]
+                    profile = user.get("profile") or {}
+                    self._names[id_] = profile.get("display_name") or profile.get("real_name") or user.get("name")
+                else:
+                    self._names[id_] = (await self.client.conversations_info(channel=id_))["channel"].get("name")
+            except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, KeyError, TypeError) as exc:
+                log.debug("slack.name_unknown", kind=kind, id=id_, error=type(exc).__name__)
+                return None  # not cached: the next message may have better luck
+        return self._names[id_]
+
+    async def _download(self, files: Any) -> tuple[list[FileAttachment], list[str]]:
+        """Files shared with a message, and a note for each one that could not be taken."""
+        got: list[FileAttachment] = []
+        notes: list[str] = []
+        if not isinstance(files, list) or not files:
+            return got, notes
+        async with aiohttp.ClientSession() as session:
+            for f in files:
+                if not isinstance(f, dict):
+                    continue
+                name = str(f.get("name") or f.get("title") or f.get("id") or "file")
+                url = f.get("url_private_download") or f.get("url_private")
+                if _size(f) > MAX_FILE_BYTES:
+                    notes.append(f"[file {name} not received: larger than 50 MB]")
+                elif not isinstance(url, str) or not self._may_send_token_to(url):
+                    notes.append(f"[file {name} not received: no download link]")
+                elif (data := await self._fetch(session, url)) is None:
+                    notes.append(f"[file {name} could not be downloaded]")
+                elif len(data) > MAX_FILE_BYTES:  # the size Slack announced was wrong
+                    notes.append(f"[file {name} not received: larger than 50 MB]")
+                else:
+                    got.append(FileAttachment(name, data, f.get("mimetype")))
+        return got, notes
+
+    def _may_send_token_to(self, url: str) -> bool:
+        # The bot token goes only to Slack's own hosts (or the configured API host, e.g. a test server).
+        parts, api = urlsplit(url), urlsplit(self._api_url)
+        slack = parts.scheme == "https" and (parts.hostname or "").endswith(".slack.com")
+        return slack or parts.netloc == api.netloc
+
+    async def _fetch(self, session: aiohttp.ClientSession, url: str) -> bytes | None:
+        try:
+            async with session.get(url, headers={"Authorization": f"Bearer {self._bot_token}"}) as resp:
+                # Without the files:read scope Slack answers with its HTML login page, not the file.
+                if resp.status != 200 or resp.content_type == "text/html":
+                    log.warning("slack.file_failed", status=resp.status, type=resp.content_type)
+                    return None
+                return await resp.content.read(MAX_FILE_BYTES + 1)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("slack.file_failed", error=type(exc).__name__)
+            return None
+
+    async def _on_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()  # within Slack's 3 s, before the host does any work
+        try:
+            value = json.loads(action["value"])
+            card_id, label, user = str(value["card"]), str(value["label"]), str(body["user"]["id"])
+            channel, message = body["channel"]["id"], body["message"]
+        except (KeyError, TypeError, ValueError):
+            log.warning("slack.malformed_action")
+            return
+        error = await self.host.answer(card_id, label, user)
+        try:
+            async with _slack_errors("answer"):
+                if error:  # only the person who pressed sees why
+                    await self.client.chat_postEphemeral(channel=channel, user=user, text=error)
+                    return
+                # The buttons go away so nobody answers twice; the choice stays visible.
+                blocks = [b for b in message.get("blocks") or [] if b.get("type") != "actions"]
+                blocks.append({"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": f"<@{user}> chose *{_escape(label)}*"}]})
+                await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text") or label,
+                                              blocks=blocks)
+        except (ChannelUnavailable, DestinationRefused) as exc:  # the answer itself was taken
+            log.warning("slack.card_update_failed", error=str(exc))
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        route = message.route
+        if message.file is not None:
+            async with _slack_errors("files.upload"):
+                result = await self.client.files_upload_v2(
+                    channel=route.platform_id, thread_ts=route.thread_id, file=message.file.data,
+                    filename=message.file.name, initial_comment=to_slack(message.text) if message.text else None)
+            return SendResult(result["file"]["id"])
+        text = to_slack(message.text or "")
+        blocks = self._card_blocks(message) if message.buttons and message.card_id else None
+        if message.buttons and blocks is None:  # choices nobody can answer by button: show them as text
+            text += "\n" + "\n".join(f"{i}) {_escape(label)}" for i, label in enumerate(message.buttons, 1))
+        limit = SECTION_LIMIT if blocks is not None else MESSAGE_LIMIT
+        title = f"*{_escape(message.title)}*\n" if message.title else ""
+        pieces = split_message(title + text, limit)
+        first: str | None = None
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            extra: dict[str, Any] = {}
+            if last and blocks is not None:
+                extra["blocks"] = [{"type": "section", "text": {"type": "mrkdwn", "text": piece}}, *blocks]
+            async with _slack_errors("chat.postMessage"):
+                result = await self.client.chat_postMessage(channel=route.platform_id, thread_ts=route.thread_id,
+                                                            text=piece, **extra)
+            first = first or result["ts"]
+        return SendResult(first)
+
+    def _card_blocks(self, message: OutgoingMessage) -> list[dict[str, Any]]:
+        buttons = [{
+            "type": "button", "action_id": f"nanoclaw_answer_{i}",
+            "text": {"type": "plain_text", "text": _shorten(label, BUTTON_TEXT_LIMIT)},
+            "value": json.dumps({"card": message.card_id, "label": label[:BUTTON_VALUE_LABEL_LIMIT]}),
+        } for i, label in enumerate(message.buttons)]
+        return [{"type": "actions", "block_id": f"card:{message.card_id}"[:255], "elements": buttons[:25]}]
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        async with _slack_errors("chat.update"):
+            await self.client.chat_update(channel=route.platform_id, ts=platform_message_id,
+                                          text=_shorten(to_slack(text), MESSAGE_LIMIT))
+
+    async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
+        name = _emoji_name(emoji)
+        if name is None:
+            log.debug("slack.reaction_skipped", emoji=emoji)
+            return
+        try:
+            async with _slack_errors("reactions.add"):
+                await self.client.reactions_add(channel=route.platform_id, timestamp=platform_message_id, name=name)
+        except DestinationRefused as exc:
+            if "already_reacted" not in str(exc):
+                raise
+
+
+def _emoji_name(emoji: str) -> str | None:
+    """Slack's name of an emoji: 👍 → thumbsup; ':tada:' and 'tada' are taken as names already."""
+    emoji = emoji.strip().replace("\ufe0f", "")
+    if re.fullmatch(r":?[a-z0-9_+\-]+:?", emoji):
+        return emoji.strip(":")
+    return EMOJI_NAMES.get(emoji)
+
+
+def _size(file: dict[str, Any]) -> int:
+    try:
+        return int(file.get("size") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _error_code(exc: SlackApiError) -> str:
+    data = exc.response.data
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"HTTP {exc.response.status_code}"
+
+
+def _is_transient(exc: SlackApiError) -> bool:
+    status = exc.response.status_code
+    return status == 429 or status >= 500 or _error_code(exc) in TRANSIENT_ERRORS
+
+
+@asynccontextmanager
+async def _slack_errors(method: str) -> AsyncIterator[None]:
+    """Slack's failures as the host's: retry later (ChannelUnavailable) or give up (DestinationRefused)."""
+    try:
+        yield
+    except SlackApiError as exc:
+        error = _error_code(exc)
+        if _is_transient(exc):
+            raise ChannelUnavailable(f"Slack {method} failed for now: {error}") from exc
+        raise DestinationRefused(f"Slack refused {method}: {error}") from exc
+    except (SlackRequestError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise ChannelUnavailable(f"Slack {method} failed: {type(exc).__name__}") from exc
