@@ -43,15 +43,21 @@ def save_attachments(folder: SessionFolder, message_id: str, files: Iterable[Fil
     """Write files under inbox/<hash of message id>/; returns what the agent is told about each."""
     subdir = hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:16]
     described: list[dict[str, object]] = []
-    inbox_fd = os.open(folder.inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    files = list(files)
     try:
+        inbox_fd = os.open(folder.inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
-            os.mkdir(subdir, 0o755, dir_fd=inbox_fd)
-        except FileExistsError:
-            pass
-        sub_fd = os.open(subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=inbox_fd)
-    finally:
-        os.close(inbox_fd)
+            try:
+                os.mkdir(subdir, 0o755, dir_fd=inbox_fd)
+            except FileExistsError:
+                pass
+            sub_fd = os.open(subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=inbox_fd)
+        finally:
+            os.close(inbox_fd)
+    except OSError as exc:  # the runner replaced inbox/ (or the folder) with a link or a file: save nothing
+        log.warning("attachment.inbox_unusable", error=exc.strerror)
+        return [{"name": safe_file_name(f.name), "size": len(f.data), "error": f"not saved: {exc.strerror}"}
+                for f in files]
     try:
         used: set[str] = set()
         for attachment in files:
