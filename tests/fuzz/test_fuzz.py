@@ -144,3 +144,42 @@ def test_mount_allow_list_grants_only_allowed_unblocked_folders(pieces: list[str
     assert any(real == r or r in real.parents for r in roots)
     assert not writable or root / "home/projects/a" in (real, *real.parents)
     assert not {".ssh", ".aws", ".env.local", "deploy.pem"} & set(real.parts)
+
+
+# -- what channels do with the agent's text and people's file names ---------------------------------
+
+from nanoclaw.channels import text as channel_text  # noqa: E402
+from nanoclaw.host.attachments import safe_file_name  # noqa: E402
+
+markdownish = st.text(alphabet=st.sampled_from(list("ab *_~`#>-1).[]()<>&\n\\ ")) | st.characters(), max_size=300)
+
+
+@fuzz
+@given(markdownish, st.integers(min_value=1, max_value=120))
+def test_split_message_keeps_every_word_in_order_within_the_limit(text: str, limit: int) -> None:
+    pieces = channel_text.split_message(text, limit)
+    assert all(len(p) <= limit for p in pieces)
+    assert "".join(pieces).split() == text.split() or "".join("".join(pieces).split()) == "".join(text.split())
+
+
+@fuzz
+@given(markdownish)
+def test_markdown_dialects_never_fail_and_html_ones_never_pass_markup_through(text: str) -> None:
+    for convert in (channel_text.to_slack, channel_text.to_whatsapp, channel_text.to_plain):
+        assert isinstance(convert(text), str)
+    for convert in (channel_text.to_telegram_html, channel_text.to_matrix_html, channel_text.to_html):
+        html = convert(text)
+        tags = {t.split()[0].strip("/").lower() for t in __import__("re").findall(r"<(/?[a-zA-Z][^>]*)>", html)}
+        assert tags <= {"b", "i", "s", "code", "pre", "a", "strong", "em", "del", "br", "p", "ul", "ol", "li",
+                        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img"}, (text, html)
+        assert "<script" not in html.lower() and "javascript:" not in html.lower()
+
+
+@fuzz
+@given(st.text(max_size=400))
+def test_safe_file_names_are_one_harmless_component(name: str) -> None:
+    safe = safe_file_name(name)
+    assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
+    assert safe not in (".", "..") and not safe.startswith(".")
+    assert len(safe.encode("utf-8")) <= 200
+    assert all(c.isprintable() for c in safe)
