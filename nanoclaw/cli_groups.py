@@ -8,7 +8,7 @@ import click
 
 from nanoclaw import db
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, group_mounts, messaging_groups, wirings
+from nanoclaw.db import agent_groups, group_mcp_servers, group_mounts, messaging_groups, wirings
 from nanoclaw.errors import NanoClawError
 
 
@@ -32,6 +32,7 @@ def groups(ctx: click.Context) -> None:
     nanoclaw groups add family --name "Family helper"
     nanoclaw groups wire telegram:-100123 family --trigger mention
     nanoclaw groups mount family ~/Pictures/holidays
+    nanoclaw groups mcp family --remove files
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(list_groups)
@@ -48,6 +49,8 @@ def list_groups(ctx: click.Context) -> None:
         click.echo(f"  {g.id:<16} {g.name}{extra}  provider={g.provider or 'default'}")
         for m in group_mounts.for_group(conn, g.id):
             click.echo(f"  {'':<16}   /workspace/extra/{m.name} ← {m.host_path} ({'rw' if m.writable else 'ro'})")
+        for server in group_mcp_servers.for_group(conn, g.id):
+            click.echo(f"  {'':<16}   MCP server {server.name}")
     click.echo("wired chats:")
     for w in wirings.list_all(conn):
         chat = messaging_groups.get(conn, w.messaging_group_id)
@@ -212,3 +215,36 @@ def unmount(ctx: click.Context, group_id: str, name: str) -> None:
     if not group_mounts.remove(conn, group_id, name):
         raise click.ClickException(f"{group_id} has no mount named {name!r} (see nanoclaw groups list)")
     click.echo(f"{group_id}: /workspace/extra/{name} removed, from its next start")
+
+
+@groups.command("mcp")
+@click.argument("group_id")
+@click.option("--remove", "remove_name", metavar="NAME", help="remove the MCP server NAME from the group")
+@click.pass_context
+def mcp(ctx: click.Context, group_id: str, remove_name: str | None) -> None:
+    """List the MCP servers GROUP_ID's agents have (or --remove one), with what each runs or connects to.
+
+    An agent asks for a server with its add_mcp_server tool and you approve it
+    in the admin chat; the claude provider starts them. A change takes effect
+    when the group's runners next start.
+
+    \b
+    nanoclaw groups mcp family
+    nanoclaw groups mcp family --remove files
+    """
+    from nanoclaw.host.mcp_servers import describe
+
+    _settings, conn = _conn(ctx)
+    if agent_groups.get(conn, group_id) is None:
+        raise click.ClickException(f"no agent group {group_id!r} (see nanoclaw groups list)")
+    if remove_name is not None:
+        if not group_mcp_servers.remove(conn, group_id, remove_name):
+            raise click.ClickException(f"{group_id} has no MCP server named {remove_name!r} "
+                                       f"(see nanoclaw groups mcp {group_id})")
+        click.echo(f"{group_id}: MCP server {remove_name} removed, from its next start")
+        return
+    servers = group_mcp_servers.for_group(conn, group_id)
+    if not servers:
+        click.echo(f"{group_id} has no MCP servers (an agent asks for one with add_mcp_server; you approve it)")
+    for server in servers:
+        click.echo(f"{server.name}: {describe(server.config)}")

@@ -116,6 +116,13 @@ class ChannelHost(Protocol):
     def channel_ready(self, channel_type: str) -> None:
         """The channel can deliver again: retry what waits for it now."""
 
+    def submit_credential(self, token: str, value: str | None) -> str:
+        """A person typed a credential into a channel's modal (None: refused it).
+
+        `token` comes from a card's payload["credential"]["token"]. Returns the status the
+        agent is told (saved, rejected, failed: …, expired); the value goes to the vault only.
+        """
+
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         """Serve `op` on the host's local API socket (for local channels such as the terminal)."""
 

@@ -48,6 +48,14 @@ def open_for(conn: sqlite3.Connection, kind: str, subject: str) -> Approval | No
     return Approval.from_row(row) if row else None
 
 
+def all_open_for(conn: sqlite3.Connection, kind: str, subject: str) -> list[Approval]:
+    rows = conn.execute(
+        "SELECT * FROM approvals WHERE kind = ? AND subject = ? AND status = 'open' AND expires_at > ? ORDER BY created_at",
+        (kind, subject, time.time()),
+    )
+    return [Approval.from_row(r) for r in rows]
+
+
 def get(conn: sqlite3.Connection, approval_id: str) -> Approval | None:
     row = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
     return Approval.from_row(row) if row else None

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from nanoclaw import db, registry
 from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
 from nanoclaw.config import Settings, user_config_dir
-from nanoclaw.db import agent_groups, messaging_groups
+from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
 from nanoclaw.db import host_outbox as host_outbox_db
 from nanoclaw.db import sessions as session_rows
@@ -34,6 +34,7 @@ from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
+from nanoclaw.host.mcp_servers import McpServerRequests
 from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
@@ -132,6 +133,10 @@ class Host:
         self.actions.register_system("install_packages", self.packages.request)
         self.gate.deciders["install_packages"] = self.packages.decide
         self.sessions.image_for = self.packages.image_for
+        self.mcp_servers = McpServerRequests(self.conn, self._send_card, self.gate.admin_route,
+                                             self.supervisor.retire_group, settings.provider)
+        self.actions.register_system("add_mcp_server", self.mcp_servers.request)
+        self.gate.deciders["add_mcp_server"] = self.mcp_servers.decide
         self.egress_approvals = EgressApprovals(self.conn, self._send_card, self.delivery.edit_host_message,
                                                 self.gate.admin_route, settings.egress_approval_timeout)
         self.proxy.approve = self.egress_approvals.ask
@@ -184,8 +189,12 @@ class Host:
 
     async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
         if card_id.startswith("oa-"):
-            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
             admin = self.gate.admin_route()
+            user = users.find(self.conn, admin.channel_type, sender_id) if admin is not None else None
+            if user is None or user.role not in ("owner", "admin"):  # anyone in the admin chat may see the card
+                log.warning("approval.refused_sender", approval=card_id)
+                return "Only the owner or an admin may decide this."
+            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
             if admin is not None:
                 await self._say(admin, outcome)
             return None
@@ -202,6 +211,9 @@ class Host:
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
+
+    def submit_credential(self, token: str, value: str | None) -> str:
+        return self.credentials.complete(token, value)
 
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         self.api.register(op, handler)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, destinations, group_mounts, sessions
+from nanoclaw.db import agent_groups, destinations, group_mcp_servers, group_mounts, sessions
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.bootstrap import ensure_group_folder
@@ -197,6 +197,7 @@ class SessionManager:
             model_max_retries=self.settings.model_max_retries,
             context_window=self.settings.context_window,
             formatting=self.formatting.get(self._channel_type(session), ""),
+            mcp_servers=group_mcp_servers.runner_json(self.conn, group.id),
         )
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",

@@ -25,6 +25,7 @@ class RunnerConfig:
     model_max_retries: int = 3
     context_window: int = 32_000  # tokens the openai provider may send (history is trimmed to fit)
     formatting: str = ""  # the channel's formatting rules, for the system prompt
+    mcp_servers: str = ""  # JSON {name: config} of the MCP servers the owner approved (claude provider only)
 
     def to_env(self) -> dict[str, str]:
         out = {}

@@ -322,6 +322,26 @@ TOOLS: list[Tool] = [
              "reason": _text("One line for the owner: what you need them for.", 500)},
           "required": ["packages"]},
          _host_action("install_packages")),
+    Tool("add_mcp_server", "Ask the owner to add an MCP server to your agent group; its tools are yours from your "
+         "next start (claude provider). Either a stdio server that runs inside your sandbox (command + args, e.g. "
+         "command 'npx', args ['-y', '@modelcontextprotocol/server-filesystem', '/workspace/agent']) or a remote "
+         "one (url, http/https). A remote server's traffic goes through the vault proxy like all your requests: "
+         "if it needs a key, ask for it with request_credential (or the owner runs `nanoclaw secrets add`) and the "
+         "vault adds the header - never put a secret in url or env (env is stored in clear; names containing "
+         "KEY, TOKEN, SECRET or PASSWORD are refused). Returns at once.",
+         {"type": "object", "properties": {
+             "name": _text("Server name: lowercase letters, digits, - or _ (tools appear as mcp__<name>__…).", 32),
+             "command": _text("stdio: the program to run in your sandbox, e.g. npx or python3.", 500),
+             "args": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 50,
+                      "description": "stdio: its arguments."},
+             "env": {"type": "object", "description": "stdio: at most 20 NAME: value pairs (no secrets).",
+                     "additionalProperties": {"type": "string"}},
+             "url": _text("remote: the server's URL, http:// or https://.", 2000),
+             "transport": {"type": "string", "enum": ["http", "sse"],
+                           "description": "remote: http (streamable HTTP, the default) or sse."},
+             "reason": _text("One line for the owner: what you need it for.", 500)},
+          "required": ["name"]},
+         _host_action("add_mcp_server")),
     Tool("add_mount", "Give an agent group one of the owner's folders at /workspace/extra/<name> (from its next "
          "start), if the owner's mount allow-list permits it. Admin only.",
          {"type": "object", "properties": {

@@ -91,21 +91,35 @@ class CredentialDesk:
         if not hmac.compare_digest(str(form.get("csrf", "")), pending.csrf):
             log.warning("credential.bad_csrf", name=pending.rule.name)
             return _page(403, "This form is not valid any more; ask the assistant for a new link.")
-        self._pending.pop(token, None)  # one use, whatever happens next
-        if form.get("action") == "reject":
-            self._finish(pending, "rejected")
+        status = self.complete(token, str(form.get("value", "")) if form.get("action") != "reject" else None)
+        if status == "rejected":
             return _page(200, "Refused. The assistant was told.")
+        if status != "saved":
+            return _page(400, f"Not saved: {html.escape(status.removeprefix('failed: '))}")
+        return _page(200, "Saved in NanoClaw's vault. You can close this page.")
+
+    def complete(self, token: str, value: str | None) -> str:
+        """The person entered `value` (None: refused) for request `token`, in the form or a channel's modal.
+
+        Returns the status the agent is told: saved, rejected, failed: …, or expired (unknown or used token).
+        """
+        pending = self._live(token)
+        if pending is None:
+            return "expired"
+        self._pending.pop(token, None)  # one use, whatever happens next
+        if value is None:
+            self._finish(pending, "rejected")
+            return "rejected"
         try:
-            value = str(form.get("value", ""))
             if pending.rule.name in {r.name for r in self.store.rules()}:
                 self.store.rotate(pending.rule.name, value)
             else:
                 self.store.add(pending.rule, value)
         except NanoClawError as exc:
             self._finish(pending, f"failed: {exc}")
-            return _page(400, f"Not saved: {html.escape(str(exc))}")
+            return f"failed: {exc}"
         self._finish(pending, "saved")
-        return _page(200, "Saved in NanoClaw's vault. You can close this page.")
+        return "saved"
 
     def _live(self, token: str) -> Pending | None:
         pending = self._pending.get(token)
@@ -144,8 +158,11 @@ class CredentialDesk:
         text = (f"The assistant needs a credential: {rule.name} (for {rule.host}).\n"
                 f"{pending.description}\nEnter it here, on this computer: {self.link(token)}\n"
                 f"The link works once, for {self.ttl / 60:g} minutes. The assistant never sees the value.")
+        # Channels with modals ask in place: they pass the value to ChannelHost.submit_credential(token, …).
         await self.send_card(route, "Credential needed", text, (), f"cred-{request_id}",
-                             {"form_url": self.link(token)})
+                             {"form_url": self.link(token), "credential": {
+                                 "token": token, "name": rule.name, "host": rule.host,
+                                 "description": pending.description}})
         task = asyncio.create_task(self._wait(token, pending))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -219,3 +219,19 @@ async def test_cards_fall_back_to_text(running: Running) -> None:
     await running.channel.send(out(running, "1) Yes\n2) No"))
     [msg] = await running.platform.wait_bot_messages(1)
     assert "1) Yes" in msg.text and msg.buttons == ()
+
+
+# The web chat's modal is the host's own credential form in a frame: tests/channels/test_web_browser.py.
+@each([p for p in with_capability("modals") if p != "web"])
+async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(running: Running) -> None:
+    credential = {"token": "tok-abc123", "name": "weather", "host": "api.weather.test",
+                  "description": "Your key from weather.test/account"}
+    card = out(running, "The assistant needs a credential: weather (for api.weather.test).", kind="card",
+               title="Credential needed", card_id="cred-r1",
+               payload={"form_url": "http://127.0.0.1:8700/credentials/tok-abc123", "credential": credential})
+    await running.channel.send(card)
+    [msg] = await running.platform.wait_bot_messages(1)
+    await running.platform.submit_modal(msg, "sk-modal-canary")
+    assert await running.host.wait_credentials(1) == [("tok-abc123", "sk-modal-canary")]
+    sent = await running.platform.bot_messages()
+    assert all("sk-modal-canary" not in m.text for m in sent)  # never echoed into the chat

@@ -13,7 +13,7 @@ from nanoclaw.host.bootstrap import first_run
 from tests.conftest import make_settings
 
 COMMANDS = [[], ["run"], ["chat"], ["send"], ["status"], ["groups"], ["groups", "add"], ["groups", "wire"],
-            ["groups", "policy"], ["doctor"], ["tasks"], ["tasks", "add"], ["setup"], ["service"]]
+            ["groups", "policy"], ["groups", "mcp"], ["doctor"], ["tasks"], ["tasks", "add"], ["setup"], ["service"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")

@@ -2,16 +2,21 @@
 
 The NanoClaw tools are an in-process SDK MCP server; Claude Code's own tools
 (Bash, Read, Write, Edit, WebFetch, …) run inside the sandbox with permissions
-bypassed, because the sandbox is the boundary. The SDK session id is kept in
-session_state so a restarted runner resumes the conversation.
+bypassed, because the sandbox is the boundary. MCP servers the owner approved
+for the group (add_mcp_server, RunnerConfig.mcp_servers) are added beside it:
+stdio ones run inside the sandbox, remote ones go through the vault proxy. The
+SDK session id is kept in session_state so a restarted runner resumes the
+conversation.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from nanoclaw.protocol.formatting import strip_internal
+from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.prompt import read_memory, system_prompt
 from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
@@ -27,6 +32,24 @@ API_ERRORS = {
     500: "the model API had an internal error (500); try again",
     529: "the model API is overloaded (529); try again shortly",
 }
+
+
+def approved_mcp_servers(config: RunnerConfig) -> dict[str, dict[str, Any]]:
+    """The group's approved MCP servers in the SDK's McpServerConfig shape (the host checked them at request)."""
+    try:
+        raw = json.loads(config.mcp_servers) if config.mcp_servers else {}
+    except ValueError:
+        return {}
+    servers: dict[str, dict[str, Any]] = {}
+    for name, server in raw.items() if isinstance(raw, dict) else ():
+        if name == MCP_SERVER or not isinstance(server, dict):
+            continue  # nothing may stand in for the NanoClaw tools
+        if server.get("type") == "stdio" and isinstance(server.get("command"), str):
+            servers[name] = {"type": "stdio", "command": server["command"], "args": list(server.get("args") or []),
+                             "env": dict(server.get("env") or {})}
+        elif server.get("type") in ("http", "sse") and isinstance(server.get("url"), str):
+            servers[name] = {"type": server["type"], "url": server["url"]}
+    return servers
 
 
 class ClaudeProvider(Provider):
@@ -47,6 +70,7 @@ class ClaudeProvider(Provider):
         config = self.context.config
         global_memory = read_memory("/workspace/global/CLAUDE.md")
         server = create_sdk_mcp_server(name=MCP_SERVER, tools=[self._mcp_tool(t) for t in self.context.tools])
+        approved = approved_mcp_servers(config)
         env = {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "ENABLE_TOOL_SEARCH": "false",
@@ -60,8 +84,10 @@ class ClaudeProvider(Provider):
             system_prompt={"type": "preset", "preset": "claude_code",
                            "append": system_prompt(config, global_memory)},
             permission_mode="bypassPermissions",
-            mcp_servers={MCP_SERVER: server},
-            allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS,
+            mcp_servers={**approved, MCP_SERVER: server},
+            # `mcp__<server>` (no tool part) allows every tool of that server.
+            allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS
+            + [f"mcp__{name}" for name in approved],
             resume=self.context.get_state(STATE_KEY) or None,
             setting_sources=["project"],
             max_turns=config.max_turns,
