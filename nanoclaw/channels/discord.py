@@ -6,6 +6,10 @@ sending, editing, reacting and typing through Discord's REST API. Threads are
 channels on Discord: an event in a thread carries the parent channel as its chat
 and the thread as `thread_id`; replies to a thread go to the thread channel.
 
+Credential requests (a card whose payload has "credential") get an "Enter credential"
+button that opens a Discord modal; its submission goes to `ChannelHost.submit_credential`
+and is answered with an ephemeral status. The value is never logged, stored or echoed.
+
 Settings: DISCORD_BOT_TOKEN (required), DISCORD_API_BASE (default Discord's own;
 tests point it at a fake server).
 """
@@ -13,8 +17,10 @@ tests point it at a fake server).
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import io
+import logging
 import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -45,6 +51,10 @@ MAX_LENGTH = 2000  # Discord's limit for a message's content
 MAX_FILE_BYTES = 50 * 2**20  # larger attachments are not downloaded
 MAX_BUTTONS = 25  # 5 action rows of 5 buttons
 CUSTOM_ID_PREFIX = "nc"  # our buttons' custom_id: nc|<card_id>|<index>|<label>, at most 100 characters
+CREDENTIAL_PREFIX = "ncc"  # "Enter credential" button: ncc|<token>|<name>; the modal it opens: ncc|<token>
+REFUSE_PREFIX = "ncr"  # "Refuse" button of a credential card: ncr|<token>
+VALUE_INPUT_ID = "value"  # custom_id of the modal's text input
+ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 START_WAIT = 15.0  # how long start() waits for the first connection before going on in the background
 TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per trigger
@@ -59,7 +69,7 @@ INTENT_REFUSED = ("Discord refused the Message Content intent: switch it on in t
 class DiscordChannel(Channel):
     type = "discord"
     capabilities = Capabilities(
-        threads=True, edits=True, reactions=True, cards=True, typing=True, files=True,
+        threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=MAX_LENGTH,
         formatting="Discord Markdown: **bold** *italic* __underline__ ~~strike~~ `code` ```blocks``` "
                    "> quotes, # headings, - lists, [text](url) links; no tables",
@@ -186,9 +196,13 @@ class DiscordChannel(Channel):
         await self.host.receive(event)
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if custom_id.partition("|")[0] in (CREDENTIAL_PREFIX, REFUSE_PREFIX):
+            await self._on_credential(interaction, custom_id)
+            return
         if interaction.type is not discord.InteractionType.component:
             return
-        parsed = _parse_custom_id(str((interaction.data or {}).get("custom_id", "")))
+        parsed = _parse_custom_id(custom_id)
         if parsed is None:
             log.warning("discord.unknown_interaction", id=interaction.id)
             return  # not our button: never acknowledged, so never mistaken for an answer
@@ -202,6 +216,73 @@ class DiscordChannel(Channel):
         except (discord.HTTPException, discord.InteractionResponded) as exc:
             log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
 
+    async def _on_credential(self, interaction: discord.Interaction, custom_id: str) -> None:
+        """A credential card's button (open the modal, or refuse) or the modal's submission.
+
+        Stateless like the question buttons: the request's one-time token rides in the custom_ids
+        (the host decides whether it is still live), so nothing is kept here between the steps.
+        """
+        kind, _, rest = custom_id.partition("|")
+        token, _, name = rest.partition("|")
+        if not token:
+            log.warning("discord.unknown_interaction", id=interaction.id)
+            return
+        if interaction.type is discord.InteractionType.component and kind == CREDENTIAL_PREFIX:
+            try:
+                await interaction.response.send_modal(_credential_modal(token, name))
+            except (discord.HTTPException, discord.InteractionResponded) as exc:
+                log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
+            return
+        if interaction.type is discord.InteractionType.component and kind == REFUSE_PREFIX:
+            status = self._submit_credential(token, None)
+        elif interaction.type is discord.InteractionType.modal_submit and kind == CREDENTIAL_PREFIX:
+            value = _take_modal_value(interaction.data or {})
+            if value is None:  # not what our modal sends: the request stays open
+                log.warning("discord.credential_without_value", id=interaction.id)
+                await self._tell(interaction, "Nothing was entered, so nothing was saved.")
+                return
+            status = self._submit_credential(token, value)
+            del value  # the vault has it now; nothing here keeps it
+        else:
+            log.warning("discord.unknown_interaction", id=interaction.id)
+            return
+        log.info("discord.credential", id=interaction.id, status=status.partition(":")[0])
+        await self._tell(interaction, _credential_reply(status))
+        if status != "expired" or (interaction.message is not None and interaction.message.components):
+            # an answered request's card already shows who answered: a late second answer leaves it
+            await self._finish_card(interaction, token, status)
+
+    def _submit_credential(self, token: str, value: str | None) -> str:
+        try:
+            status = self.host.submit_credential(token, value)
+        except Exception as exc:  # the type only: an exception's text might quote the value
+            log.error("discord.credential_failed", error=type(exc).__name__)
+            return "failed: NanoClaw could not save it"
+        if value and value in status:  # a status is shown in the chat: never with the value in it
+            status = status.replace(value, "[hidden]")
+        return status
+
+    async def _tell(self, interaction: discord.Interaction, text: str) -> None:
+        """Answer an interaction with a message only the person who acted sees."""
+        try:
+            await interaction.response.send_message(text, ephemeral=True)
+        except (discord.HTTPException, discord.InteractionResponded) as exc:
+            log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
+
+    async def _finish_card(self, interaction: discord.Interaction, token: str, status: str) -> None:
+        """Edit the credential card: its buttons go, its dead one-time link gives way to the outcome."""
+        card = interaction.message
+        if card is None or self._client is None or interaction.channel_id is None:
+            return
+        who = discord.utils.escape_mentions(discord.utils.escape_markdown(interaction.user.display_name))
+        content = _finished_card(card.content, token, f"{_credential_outcome(status)} ({who})")
+        try:
+            target = self._client.get_partial_messageable(interaction.channel_id).get_partial_message(card.id)
+            async with _calling():
+                await target.edit(content=content, view=None)
+        except (ChannelUnavailable, DestinationRefused) as exc:
+            log.warning("discord.card_edit_failed", message_id=card.id, error=str(exc))
+
     # --- outbound -----------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -209,8 +290,11 @@ class DiscordChannel(Channel):
         text = message.text or ""
         if message.kind in ("card", "question") and message.title:
             text = f"**{message.title}**\n{text}".strip()
+        credential = _credential(message)
+        if credential is not None:
+            text = f"{text}\nOr press **{ENTER_LABEL}** to type it here: it goes to the vault, not into the chat."
         pieces = split_message(text, MAX_LENGTH) if text else [""]
-        view = _buttons(message) if message.buttons else None
+        view = _buttons(message, credential) if message.buttons or credential else None
         sent: discord.Message | None = None
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
@@ -288,6 +372,7 @@ class _Client(discord.Client):
         parsers = self._connection.parsers
         for name, parser in list(parsers.items()):
             parsers[name] = _guarded(name, parser)
+        _hide_modal_values()
 
     async def on_connect(self) -> None:
         self.was_connected = True
@@ -388,15 +473,131 @@ def _parse_custom_id(custom_id: str) -> tuple[str, str] | None:
     return parts[1], parts[3]
 
 
-def _buttons(message: OutgoingMessage) -> discord.ui.View:
-    """Native buttons; without a card id nothing could take a press, so they are shown disabled."""
+def _buttons(message: OutgoingMessage, credential: tuple[str, str] | None = None) -> discord.ui.View:
+    """Native buttons; without a card id nothing could take a press, so they are shown disabled.
+
+    A credential request adds "Enter credential" (opens the modal) and "Refuse"."""
     view = discord.ui.View(timeout=None)
-    if len(message.buttons) > MAX_BUTTONS:
-        log.warning("discord.too_many_buttons", count=len(message.buttons), shown=MAX_BUTTONS)
-    for index, label in enumerate(message.buttons[:MAX_BUTTONS]):
+    room = MAX_BUTTONS - (2 if credential else 0)
+    if len(message.buttons) > room:
+        log.warning("discord.too_many_buttons", count=len(message.buttons), shown=room)
+    for index, label in enumerate(message.buttons[:room]):
         view.add_item(discord.ui.Button(label=label[:80], custom_id=_custom_id(message.card_id or "", index, label),
                                         style=discord.ButtonStyle.secondary, disabled=not message.card_id))
+    if credential is not None:
+        token, name = credential
+        view.add_item(discord.ui.Button(label=ENTER_LABEL, style=discord.ButtonStyle.primary,
+                                        custom_id=f"{CREDENTIAL_PREFIX}|{token}|{name}"[:100]))
+        view.add_item(discord.ui.Button(label=REFUSE_LABEL, style=discord.ButtonStyle.secondary,
+                                        custom_id=f"{REFUSE_PREFIX}|{token}"))
     return view
+
+
+def _credential(message: OutgoingMessage) -> tuple[str, str] | None:
+    """(token, name) of a credential request card, when its token fits Discord's custom_id."""
+    request = message.payload.get("credential") if message.kind == "card" else None
+    if not isinstance(request, dict):
+        return None
+    token, name = request.get("token"), request.get("name")
+    if not isinstance(token, str) or not token or "|" in token or len(token) > 90:
+        log.warning("discord.credential_token_unusable", card=message.card_id)  # the form link still works
+        return None
+    return token, name if isinstance(name, str) else ""
+
+
+def _credential_modal(token: str, name: str) -> discord.ui.Modal:
+    """The modal a press of "Enter credential" opens (interaction callback type 9)."""
+    title = f"Credential: {name}" if name else "Credential needed"
+    modal = discord.ui.Modal(title=title[:45], custom_id=f"{CREDENTIAL_PREFIX}|{token}")
+    modal.add_item(discord.ui.Label(
+        text="Value", description="Saved in NanoClaw's vault. The assistant and the chat never see it.",
+        component=discord.ui.TextInput(custom_id=VALUE_INPUT_ID, style=discord.TextStyle.short,
+                                       required=True, max_length=4000),
+    ))
+    modal.stop()  # answered from its custom_id (on_interaction): discord.py must not keep it waiting in memory
+    return modal
+
+
+def _take_modal_value(data: dict[str, Any]) -> str | None:
+    """The text typed into our modal's input, removed from the interaction's data as it is read."""
+    found: str | None = None
+    stack = list(data.get("components") or [])
+    while stack:
+        component = stack.pop()
+        if not isinstance(component, dict):
+            continue
+        if component.get("type") == 4 and component.get("custom_id") == VALUE_INPUT_ID and "value" in component:
+            value = component.pop("value")
+            if isinstance(value, str) and found is None:
+                found = value
+        stack.extend(component.get("components") or [])  # action rows (the older modal layout)
+        if isinstance(component.get("component"), dict):
+            stack.append(component["component"])  # labels
+    return found
+
+
+def _credential_reply(status: str) -> str:
+    if status == "saved":
+        return "Saved in NanoClaw's vault. The assistant can use it now, without ever seeing it."
+    if status == "rejected":
+        return "Refused. The assistant was told."
+    if status == "expired":
+        return "This request has expired or was already answered. Ask the assistant again if it still needs it."
+    if status.startswith("failed:"):
+        return f"Not saved: {status.removeprefix('failed:').strip()}. The assistant was told."
+    return f"Done: {status}."
+
+
+def _credential_outcome(status: str) -> str:
+    if status == "saved":
+        return "✅ Saved in NanoClaw's vault"
+    if status == "rejected":
+        return "Refused"
+    if status == "expired":
+        return "Expired or already answered"
+    return "Not saved"
+
+
+def _finished_card(content: str, token: str, outcome: str) -> str:
+    """The card's text up to its one-time link (used now), then the outcome."""
+    lines = content.splitlines()
+    cut = next((i for i, line in enumerate(lines) if token in line), len(lines))
+    text = "\n".join([*lines[:cut], outcome])
+    return text if len(text) <= MAX_LENGTH else text[: MAX_LENGTH - len(outcome) - 2] + "…\n" + outcome
+
+
+class _HideModalValues(logging.Filter):
+    """discord.py logs every gateway event at DEBUG: a modal submission's values are hidden there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_is_modal_submit(a) for a in record.args):
+            record.args = tuple(_hidden(a) if _is_modal_submit(a) else a for a in record.args)
+        return True
+
+
+def _is_modal_submit(frame: Any) -> bool:
+    return (isinstance(frame, dict) and frame.get("t") == "INTERACTION_CREATE"
+            and isinstance(frame.get("d"), dict) and frame["d"].get("type") == 5)
+
+
+def _hidden(frame: dict[str, Any]) -> dict[str, Any]:
+    frame = copy.deepcopy(frame)  # a copy: the event itself is still to be parsed
+    stack: list[Any] = [frame["d"].get("data")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "value" in item:
+                item["value"] = "[hidden]"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return frame
+
+
+def _hide_modal_values() -> None:
+    gateway = logging.getLogger("discord.gateway")
+    if not any(isinstance(f, _HideModalValues) for f in gateway.filters):
+        gateway.addFilter(_HideModalValues())
 
 
 def _nonce(message_id: str, piece: int) -> str:

@@ -1,12 +1,15 @@
 """Discord specifics beyond the contract: settings errors, mention and thread mapping, button custom ids,
-interaction acknowledgement, nonce de-duplication, attachment limits, error mapping, reconnect after garbage."""
+interaction acknowledgement, nonce de-duplication, attachment limits, error mapping, reconnect after garbage,
+credential modals (wire format, refuse, expired, the value kept out of logs and messages)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 
@@ -18,7 +21,7 @@ from tests.channels.conftest import Running
 from tests.channels.harness import RecordingHost
 from tests.channels.platforms.discord import DiscordPlatform
 from tests.conftest import make_settings
-from tests.fakes.discord_server import BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD
+from tests.fakes.discord_server import BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD, DiscordFake, text_inputs
 
 discord_only = pytest.mark.parametrize("running", ["discord"], indirect=True)
 
@@ -255,3 +258,205 @@ async def test_discord_gateway_outage_backs_off_then_reconnects(running: Running
     await running.platform.user_says("after the outage")
     [event] = await running.host.wait_events(1)
     assert event.text == "after the outage" and running.host.ready.count("discord") >= 2
+
+
+# --- credential modals -----------------------------------------------------------------------
+
+TOKEN_A = "tok-Zx8_credential-token-0123456789"
+CANARY = "sk-live-canary-7f3a9c"
+
+
+def _credential_card(token: str = TOKEN_A, id: str = "cr1") -> OutgoingMessage:
+    link = f"http://127.0.0.1:8700/credentials/{token}"
+    text = ("The assistant needs a credential: weather (for api.weather.test).\n"
+            f"Your key from weather.test/account\nEnter it here, on this computer: {link}\n"
+            "The link works once, for 10 minutes. The assistant never sees the value.")
+    return OutgoingMessage(route=_route(), kind="card", text=text, id=id, title="Credential needed",
+                           card_id="cred-r1", payload={"form_url": link, "credential": {
+                               "token": token, "name": "weather", "host": "api.weather.test",
+                               "description": "Your key from weather.test/account"}})
+
+
+class _DeskHost(RecordingHost):
+    """Answers credentials like the host's desk: each token once, then "expired"; `status` decides the rest."""
+
+    def __init__(self, *args: Any, status: Callable[[str | None], str] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.used: set[str] = set()
+        self.status = status or (lambda value: "rejected" if value is None else "saved")
+
+    def submit_credential(self, token: str, value: str | None) -> str:
+        super().submit_credential(token, value)
+        if token in self.used:
+            return "expired"
+        self.used.add(token)
+        return self.status(value)
+
+
+async def _desk(tmp_path: Path, status: Callable[[str | None], str] | None = None
+                ) -> tuple[DiscordPlatform, _DeskHost, DiscordChannel]:
+    platform = DiscordPlatform()
+    env = await platform.start(tmp_path)
+    host = _DeskHost(make_settings(tmp_path / "home", extra=env), status=status)
+    channel = DiscordChannel(host)
+    await channel.start()
+    return platform, host, channel
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[tuple[DiscordPlatform, _DeskHost, DiscordChannel]]:
+    platform, host, channel = await _desk(tmp_path)
+    try:
+        yield platform, host, channel
+    finally:
+        await channel.stop()
+        await platform.stop()
+
+
+async def _responses(fake: DiscordFake, count: int) -> list[dict[str, Any]]:
+    for _ in range(250):
+        if len(fake.interaction_responses) >= count:
+            break
+        await asyncio.sleep(0.02)
+    return fake.interaction_responses
+
+
+async def _card_edits(platform: DiscordPlatform, count: int = 1) -> list[str]:
+    for _ in range(250):
+        [msg] = await platform.bot_messages()
+        if len(msg.edits) >= count:
+            return msg.edits
+        await asyncio.sleep(0.02)
+    raise AssertionError("the credential card was not edited")
+
+
+def _is_modal_submit(frame: dict[str, Any]) -> bool:
+    return frame["t"] == "INTERACTION_CREATE" and isinstance(frame["d"], dict) and frame["d"].get("type") == 5
+
+
+def _recorded(fake: DiscordFake) -> tuple[str, str]:
+    """(everything the fake recorded but the modal submissions, the modal submissions)."""
+    frames = [f for session in fake._sessions.values() for f in session.log]
+    rest = [[dataclasses.asdict(m) for m in fake.messages], fake.interaction_responses, fake.reactions,
+            fake.typing, [f for f in frames if not _is_modal_submit(f)]]
+    return json.dumps(rest, default=str), json.dumps([f for f in frames if _is_modal_submit(f)])
+
+
+async def test_discord_credential_modal_saves_and_the_value_goes_nowhere_else(
+        desk: tuple[DiscordPlatform, _DeskHost, DiscordChannel], caplog: pytest.LogCaptureFixture) -> None:
+    platform, host, channel = desk
+    caplog.set_level(logging.DEBUG)
+    for name in ("discord", "nanoclaw"):  # whatever the host's log settings: the most a log can show
+        caplog.set_level(logging.DEBUG, logger=name)
+    await channel.send(_credential_card())
+    [msg] = await platform.wait_bot_messages(1)
+    assert msg.buttons == ("Enter credential", "Refuse")
+    assert f"http://127.0.0.1:8700/credentials/{TOKEN_A}" in msg.text  # the one-time form stays as the fallback
+    assert msg.text.startswith("**Credential needed**\nThe assistant needs a credential: weather")
+
+    fake = platform.fake
+    pressed = await fake.press(fake.messages[0], "Enter credential", fake.user_json(fake.user_id("u1"), "Alice"))
+    modal = await fake.wait_response(pressed)
+    assert modal["type"] == 9 and modal["data"]["custom_id"] == f"ncc|{TOKEN_A}"
+    assert modal["data"]["title"] == "Credential: weather"
+    [label] = modal["data"]["components"]
+    assert label["type"] == 18 and label["component"]["type"] == 4  # a text input in a label (Discord's layout)
+    [field] = text_inputs(modal["data"])
+    assert field["required"] and field["style"] == 1
+    assert not channel._client._connection._view_store._modals  # type: ignore[union-attr]  # no modal kept waiting
+    await fake.submit_modal(fake.messages[0], modal["data"], {field["custom_id"]: CANARY},
+                            fake.user_json(fake.user_id("u1"), "Alice"))
+
+    assert await host.wait_credentials(1) == [(TOKEN_A, CANARY)]
+    _, answer = await _responses(fake, 2)
+    assert answer["type"] == 4 and answer["data"]["flags"] == 64  # ephemeral: only the person sees it
+    assert "Saved" in answer["data"]["content"]
+    [edit] = await _card_edits(platform)
+    [msg] = await platform.bot_messages()
+    assert msg.buttons == () and "Saved" in edit and "Alice" in edit
+    assert TOKEN_A not in edit and edit.startswith("**Credential needed**\nThe assistant needs a credential")
+
+    rest, submissions = _recorded(fake)
+    assert CANARY in submissions  # the person did type it (the fake's record of what Discord sent)
+    assert CANARY not in rest
+    assert CANARY not in caplog.text
+    assert "WebSocket Event" in caplog.text and "[hidden]" in caplog.text  # discord.py's event log, value hidden
+
+
+async def test_discord_credential_refuse_button_tells_the_host(
+        desk: tuple[DiscordPlatform, _DeskHost, DiscordChannel]) -> None:
+    platform, host, channel = desk
+    await channel.send(_credential_card())
+    [msg] = await platform.wait_bot_messages(1)
+    await platform.submit_modal(msg, None)
+    assert await host.wait_credentials(1) == [(TOKEN_A, None)]
+    [answer] = await _responses(platform.fake, 1)
+    assert answer["type"] == 4 and answer["data"]["flags"] == 64 and "Refused" in answer["data"]["content"]
+    [edit] = await _card_edits(platform)
+    assert "Refused" in edit
+    [msg] = await platform.bot_messages()
+    assert msg.buttons == ()
+
+
+async def test_discord_expired_credential_request_is_shown_only_to_the_person(tmp_path: Path) -> None:
+    platform, host, channel = await _desk(tmp_path, status=lambda value: "expired")
+    try:
+        await channel.send(_credential_card())
+        [msg] = await platform.wait_bot_messages(1)
+        await platform.submit_modal(msg, CANARY)
+        await host.wait_credentials(1)
+        _, answer = await _responses(platform.fake, 2)
+        assert answer["type"] == 4 and answer["data"]["flags"] == 64
+        assert "expired" in answer["data"]["content"] and CANARY not in answer["data"]["content"]
+        [edit] = await _card_edits(platform)  # its buttons could only fail from now on
+        assert "Expired" in edit
+        assert (await platform.bot_messages())[0].buttons == ()
+    finally:
+        await channel.stop()
+        await platform.stop()
+
+
+async def test_discord_late_second_answer_leaves_the_card_as_answered(
+        desk: tuple[DiscordPlatform, _DeskHost, DiscordChannel]) -> None:
+    """Bob opened the modal; Alice refused meanwhile: Bob is told it expired, the card keeps Alice's answer."""
+    platform, host, channel = desk
+    fake = platform.fake
+    await channel.send(_credential_card())
+    [msg] = await platform.wait_bot_messages(1)
+    bob = fake.user_json(fake.user_id("u2"), "Bob")
+    modal = (await fake.wait_response(await fake.press(fake.messages[0], "Enter credential", bob)))["data"]
+    await platform.submit_modal(msg, None, sender="u1")
+    [edit] = await _card_edits(platform)
+    await fake.submit_modal(fake.messages[0], modal, {text_inputs(modal)[0]["custom_id"]: CANARY}, bob)
+    assert await host.wait_credentials(2) == [(TOKEN_A, None), (TOKEN_A, CANARY)]
+    answers = await _responses(fake, 3)
+    assert "expired" in answers[-1]["data"]["content"] and answers[-1]["data"]["flags"] == 64
+    await asyncio.sleep(0.1)
+    [msg] = await platform.bot_messages()
+    assert msg.edits == [edit] and "Refused" in edit
+
+
+async def test_discord_failed_status_never_repeats_the_value(tmp_path: Path) -> None:
+    platform, host, channel = await _desk(tmp_path, status=lambda value: f"failed: {value!r} is not a valid key")
+    try:
+        await channel.send(_credential_card())
+        [msg] = await platform.wait_bot_messages(1)
+        await platform.submit_modal(msg, CANARY)
+        await host.wait_credentials(1)
+        _, answer = await _responses(platform.fake, 2)
+        assert answer["data"]["content"].startswith("Not saved:") and "[hidden]" in answer["data"]["content"]
+        edits = await _card_edits(platform)
+        assert "Not saved" in edits[-1]
+        assert CANARY not in _recorded(platform.fake)[0]
+    finally:
+        await channel.stop()
+        await platform.stop()
+
+
+@discord_only
+async def test_discord_ordinary_cards_get_no_credential_buttons(running: Running) -> None:
+    await running.channel.send(_card("q-abc12345", ("Yes", "No")))
+    await running.channel.send(OutgoingMessage(route=_route(), kind="card", text="FYI", id="c2", title="Note"))
+    first, second = await running.platform.wait_bot_messages(2)
+    assert first.buttons == ("Yes", "No") and second.buttons == ()
+    assert "Enter credential" not in first.text + second.text

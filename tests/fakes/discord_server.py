@@ -4,8 +4,12 @@ It speaks the wire format discord.py expects: HELLO → IDENTIFY → READY (guil
 GUILD_CREATE, heartbeats, dispatches with increasing `s`, RESUME → replay of missed events →
 RESUMED, zlib-stream compression when the client asks for it. One guild with a text channel
 and an active thread, and one DM channel. It records what the bot did (`messages`,
-`reactions`, `typing`, `interaction_responses`) and lets a test act as people (`say`, `press`)
-or as a misbehaving platform (`dispatch`, `send_raw`, `drop`, `down`).
+`reactions`, `typing`, `interaction_responses`) and lets a test act as people (`say`, `press`,
+`submit_modal`) or as a misbehaving platform (`dispatch`, `send_raw`, `drop`, `down`).
+
+Interactions follow Discord's rules: one callback per interaction (a second is 400, code 40060),
+a MODAL callback (type 9) only for a button press (not for a modal submission), and a modal
+must have a title, a custom_id and 1–5 components, its text inputs a custom_id.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ class DiscordFake:
         self.messages: list[Posted] = []  # by the bot, oldest first
         self.reactions: dict[str, list[str]] = {}  # message id → emoji the bot added
         self.typing: list[str] = []  # channel ids
-        self.interaction_responses: list[dict[str, Any]] = []
+        self.interaction_responses: list[dict[str, Any]] = []  # callback bodies, with the interaction "id"
+        self._interaction_types: dict[str, int] = {}  # interaction id → type, until it is answered
         self.identifies = 0
         self.resumes = 0
         self.down = False
@@ -184,12 +189,33 @@ class DiscordFake:
     async def press(self, message: Posted, label: str, user: dict[str, Any]) -> str:
         """A person presses the button `label` under the bot's `message` (INTERACTION_CREATE, type 3)."""
         button = next(c for row in message.components for c in row["components"] if c.get("label") == label)
+        return await self._interact(message, 3, {"custom_id": button["custom_id"], "component_type": 2}, user)
+
+    async def submit_modal(self, message: Posted, modal: dict[str, Any], values: dict[str, str],
+                           user: dict[str, Any]) -> str:
+        """A person fills in and submits `modal` (the data of a type-9 callback), opened from a button of `message`:
+        INTERACTION_CREATE type 5 MODAL_SUBMIT, whose components mirror the modal's with each text input's value."""
+        return await self._interact(message, 5, {"custom_id": modal["custom_id"],
+                                                 "components": _submitted(modal["components"], values)}, user)
+
+    async def wait_response(self, interaction_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The bot's callback to interaction `interaction_id`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for response in self.interaction_responses:
+                if response["id"] == interaction_id:
+                    return response
+            if loop.time() > deadline:
+                raise AssertionError(f"no callback to interaction {interaction_id}: {self.interaction_responses}")
+            await asyncio.sleep(0.02)
+
+    async def _interact(self, message: Posted, kind: int, inner: dict[str, Any], user: dict[str, Any]) -> str:
         interaction_id = self.next_id()
         channel = self.channels.get(message.channel_id, {"id": message.channel_id, "type": 0})
         data: dict[str, Any] = {
-            "id": interaction_id, "application_id": APP_ID, "type": 3, "token": f"itoken-{interaction_id}",
-            "version": 1, "channel_id": message.channel_id, "channel": channel,
-            "data": {"custom_id": button["custom_id"], "component_type": 2},
+            "id": interaction_id, "application_id": APP_ID, "type": kind, "token": f"itoken-{interaction_id}",
+            "version": 1, "channel_id": message.channel_id, "channel": channel, "data": inner,
             "message": message.raw, "locale": "en-US", "app_permissions": "0", "attachment_size_limit": 26214400,
             "entitlements": [], "authorizing_integration_owners": {},
         }
@@ -199,6 +225,7 @@ class DiscordFake:
                               "flags": 0, "permissions": "0"}
         else:
             data["user"] = user
+        self._interaction_types[interaction_id] = kind
         await self.dispatch("INTERACTION_CREATE", data)
         return interaction_id
 
@@ -408,10 +435,24 @@ class DiscordFake:
         return web.Response(status=204)
 
     async def _interaction_callback(self, request: web.Request) -> web.Response:
+        interaction_id = request.match_info["iid"]
         body = await request.json()
-        self.interaction_responses.append({"id": request.match_info["iid"], **body})
-        return _json({"interaction": {"id": request.match_info["iid"], "type": 3},
-                                  "resource": {"type": body.get("type")}})
+        kind = self._interaction_types.pop(interaction_id, None)
+        if kind is None:
+            if any(r["id"] == interaction_id for r in self.interaction_responses):
+                return _error(400, 40060, "Interaction has already been acknowledged.")
+            return _error(404, 10062, "Unknown interaction")
+        problem = _modal_problem(body.get("data") or {}) if body.get("type") == 9 else None
+        if body.get("type") == 9 and kind == 5:
+            problem = "Interaction response type 9 is not valid for a modal submission"
+        if problem is not None:
+            self._interaction_types[interaction_id] = kind  # not answered yet
+            return _error(400, 50035, f"Invalid Form Body: {problem}")
+        self.interaction_responses.append({"id": interaction_id, **body})
+        flags = (body.get("data") or {}).get("flags") or 0
+        return _json({"interaction": {"id": interaction_id, "type": kind,
+                                      "response_message_ephemeral": bool(flags & 64)},
+                      "resource": {"type": body.get("type")}})
 
     async def _cdn(self, request: web.Request) -> web.Response:
         data = self.files.get(request.match_info["path"])
@@ -441,6 +482,54 @@ async def _read_message_body(request: web.Request) -> tuple[dict[str, Any], list
         elif part.name and part.name.startswith("files["):
             files.append((part.filename or "file", bytes(await part.read())))  # type: ignore[union-attr]
     return payload, files
+
+
+def _modal_problem(modal: dict[str, Any]) -> str | None:
+    """What Discord would refuse in a modal (a type-9 callback's data), or None."""
+    title, custom_id, components = modal.get("title"), modal.get("custom_id"), modal.get("components")
+    if not isinstance(title, str) or not 1 <= len(title) <= 45:
+        return "data.title: Must be between 1 and 45 in length."
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+        return "data.custom_id: Must be between 1 and 100 in length."
+    if not isinstance(components, list) or not 1 <= len(components) <= 5:
+        return "data.components: Must be between 1 and 5 in length."
+    inputs = [c for c in _walk(components) if c.get("type") == 4]
+    if not inputs or any(not c.get("custom_id") or c.get("style") not in (1, 2) for c in inputs):
+        return "data.components: a text input needs a custom_id and a style."
+    for label in (c for c in components if c.get("type") == 18):
+        if not 1 <= len(label.get("label") or "") <= 45 or len(label.get("description") or "") > 100:
+            return "data.components.label: label 1 to 45, description at most 100 characters."
+    return None
+
+
+def _walk(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for component in components:
+        found.append(component)
+        found.extend(_walk(component.get("components") or []))
+        if isinstance(component.get("component"), dict):
+            found.extend(_walk([component["component"]]))
+    return found
+
+
+def _submitted(components: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:
+    """A modal's components as Discord returns them on submission: ids, custom_ids and values only."""
+    out: list[dict[str, Any]] = []
+    for index, component in enumerate(components, 1):
+        item: dict[str, Any] = {"type": component["type"], "id": component.get("id", index)}
+        if component["type"] == 1:  # an action row (the older layout)
+            item["components"] = _submitted(component.get("components") or [], values)
+        elif component["type"] == 18:  # a label around one component
+            item["component"] = _submitted([component["component"]], values)[0]
+        elif component["type"] == 4:
+            item.update(custom_id=component["custom_id"], value=values.get(component["custom_id"], ""))
+        out.append(item)
+    return out
+
+
+def text_inputs(modal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text inputs (type 4) of a modal, wherever they sit (in labels or action rows)."""
+    return [c for c in _walk(modal.get("components") or []) if c.get("type") == 4]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from tests.channels.harness import Platform, PlatformMessage
-from tests.fakes.discord_server import BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD, TOKEN, DiscordFake, Posted
+from tests.fakes.discord_server import (
+    BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD, TOKEN, DiscordFake, Posted, text_inputs,
+)
 
 
 class DiscordPlatform(Platform):
@@ -57,6 +59,21 @@ class DiscordPlatform(Platform):
         posted = next(m for m in self.fake.messages if m.id == message.id)
         await self.fake.press(posted, label, self.fake.user_json(self.fake.user_id(sender), "Alice"))
 
+    async def submit_modal(self, message: PlatformMessage, value: str | None, sender: str = "u1") -> None:
+        """Press "Enter credential", get the bot's modal (callback type 9), submit it with `value`
+        (MODAL_SUBMIT, as Discord sends it); None presses "Refuse" instead."""
+        posted = next(m for m in self.fake.messages if m.id == message.id)
+        user = self.fake.user_json(self.fake.user_id(sender), "Alice")
+        if value is None:
+            await self.fake.press(posted, "Refuse", user)
+            return
+        pressed = await self.fake.press(posted, "Enter credential", user)
+        response = await self.fake.wait_response(pressed)
+        assert response["type"] == 9, response  # MODAL
+        modal = response["data"]
+        [field] = text_inputs(modal)
+        await self.fake.submit_modal(posted, modal, {field["custom_id"]: value}, user)
+
     async def reactions_on(self, message_id: str) -> list[str]:
         return list(self.fake.reactions.get(message_id, []))
 
@@ -79,6 +96,13 @@ class DiscordPlatform(Platform):
             "id": self.fake.next_id(), "application_id": "1", "type": 3, "token": "t", "version": 1,
             "channel_id": TEXT_CHANNEL, "guild_id": "1000000000000000001", "attachment_size_limit": 1,
             "data": {"custom_id": "someone-else:button", "component_type": 2},
+            "member": {"user": alice, "roles": [], "joined_at": "2025-01-01T12:00:00+00:00", "deaf": False,
+                       "mute": False, "flags": 0, "permissions": "0"},
+        })
+        await self.fake.dispatch("INTERACTION_CREATE", {  # a modal submission that is not ours
+            "id": self.fake.next_id(), "application_id": "1", "type": 5, "token": "t", "version": 1,
+            "channel_id": TEXT_CHANNEL, "guild_id": "1000000000000000001", "attachment_size_limit": 1,
+            "data": {"custom_id": "someone-else:modal", "components": "garbage"},
             "member": {"user": alice, "roles": [], "joined_at": "2025-01-01T12:00:00+00:00", "deaf": False,
                        "mute": False, "flags": 0, "permissions": "0"},
         })
