@@ -72,6 +72,9 @@ async def test_approved_with_the_button_the_next_runner_has_the_server(host: Hos
     session = family_session(host)
     assert session in host.supervisor.live
 
+    # Anyone in the admin chat sees the buttons; only the owner's (or an admin's) press counts.
+    assert await admin.click(oa, "Approve", sender="guest") == "Only the owner or an admin may decide this."
+    assert group_mcp_servers.for_group(host.conn, "family") == []
     assert await admin.click(oa, "Approve", sender="owner") is None
     told = (await admin.wait_sent(2))[1].text
     assert told == f"Approved ({oa}): family has the MCP server files from its next start."
