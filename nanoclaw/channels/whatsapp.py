@@ -56,7 +56,6 @@ LIST_BUTTON = "Choose"
 ID_PREFIX = "nc"  # marks button ids this channel made: nc|<card_id>|<index>|<label>
 # Graph error codes that mean "later" although the HTTP status is a 4xx: rate limits, temporary outages.
 TRANSIENT_CODES = {4, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
-QUEUE_SIZE = 1000
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 
 REQUIRED = {
@@ -78,8 +77,7 @@ class WhatsAppChannel(Channel):
     def __init__(self, host: Any) -> None:
         super().__init__(host)
         self._http: httpx.AsyncClient | None = None
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
-        self._worker: asyncio.Task[None] | None = None
+        self._inbound = asyncio.Lock()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._last_inbound: dict[str, str] = {}  # wa_id → newest message id (the typing indicator needs one)
 
@@ -99,12 +97,11 @@ class WhatsAppChannel(Channel):
             base_url=f"{base}/{version}/", timeout=httpx.Timeout(30.0, connect=10.0),
             headers={"Authorization": f"Bearer {extra['WHATSAPP_ACCESS_TOKEN']}"},
         )
-        self._worker = asyncio.create_task(self._work())
         url = self.host.register_webhook(self.type, self._webhook)
         log.info("whatsapp.started", webhook=url, phone_number_id=self._phone_id)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._worker, self._reconnect_task) if t is not None]
+        tasks = [t for t in (self._reconnect_task,) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -135,12 +132,13 @@ class WhatsAppChannel(Channel):
             return web.Response(status=400, text="not JSON")
         if self._http is None:
             return web.Response(status=503)  # stopped: Meta redelivers later
-        try:
-            # Meta wants a quick 200; one worker handles events in order (media downloads included).
-            self._queue.put_nowait(payload)
-        except asyncio.QueueFull:
-            log.warning("whatsapp.webhook_busy", queued=self._queue.qsize())
-            return web.Response(status=503)
+        # Answered only once the host has stored the messages: a crash before that means no 200,
+        # so Meta delivers again (the host ignores a message id it already has). One at a time, in order.
+        async with self._inbound:
+            try:
+                await self._handle_payload(payload)
+            except Exception as exc:  # one bad event must never stop the channel
+                log.warning("whatsapp.malformed_payload", error=repr(exc)[:200])
         return web.Response(text="ok")
 
     def _subscription_check(self, request: web.Request) -> web.Response:
@@ -153,14 +151,6 @@ class WhatsAppChannel(Channel):
             return web.Response(text=query.get("hub.challenge", ""))
         log.warning("whatsapp.webhook_rejected", reason="wrong verify token")
         return web.Response(status=403, text="wrong verify token")
-
-    async def _work(self) -> None:
-        while True:
-            payload = await self._queue.get()
-            try:
-                await self._handle_payload(payload)
-            except Exception as exc:  # one bad event must never stop the channel
-                log.warning("whatsapp.malformed_payload", error=repr(exc)[:200])
 
     async def _handle_payload(self, payload: Any) -> None:
         for entry in payload["entry"]:
