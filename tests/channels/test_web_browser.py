@@ -224,3 +224,32 @@ async def test_browser_without_the_login_link_sees_no_chat(browser: Browser, hos
     bad = await p.goto(host.web_url + "/login?token=wrong")
     assert bad is not None and bad.status == 403
     await context.close()
+
+
+async def test_browser_nanoclaw_run_serves_the_web_chat_on_port_8700(browser: Browser, tmp_path: Path) -> None:
+    """Acceptance, literally: `nanoclaw run --provider mock` with its defaults; Chromium at 127.0.0.1:8700."""
+    import socket
+    import subprocess
+
+    from tests.integration.hostproc import NANOCLAW, HostProcess
+
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", 8700)) != 0, "port 8700 is taken by another program"
+    host = HostProcess(tmp_path / "home", env={"NANOCLAW_WEB_PORT": "8700"}).start()
+    try:
+        link = subprocess.run([NANOCLAW, "web-url"], env=host.env, capture_output=True, text=True, check=True).stdout
+        assert link.startswith("http://127.0.0.1:8700/login?token=")
+        assert link.strip() in host.log()  # printed at start, for the owner to click
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(link.strip())
+        assert page.url == "http://127.0.0.1:8700/"
+        await expect(page.locator("#conn")).to_have_text("connected", timeout=10_000)
+        await say(page, "hello from Chromium")
+        await expect(page.locator("#messages .msg.assistant").first).to_contain_text("Owner: hello from Chromium",
+                                                                                    timeout=30_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "nanoclaw-run-port-8700.png"))
+        await context.close()
+    finally:
+        host.stop()
