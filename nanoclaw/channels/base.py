@@ -116,11 +116,12 @@ class ChannelHost(Protocol):
     def channel_ready(self, channel_type: str) -> None:
         """The channel can deliver again: retry what waits for it now."""
 
-    def submit_credential(self, token: str, value: str | None) -> str:
-        """A person typed a credential into a channel's modal (None: refused it).
+    def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
+        """`sender_id` typed a credential into a channel's modal (None: refused it).
 
-        `token` comes from a card's payload["credential"]["token"]. Returns the status the
-        agent is told (saved, rejected, failed: …, expired); the value goes to the vault only.
+        `token` comes from a card's payload["credential"]["token"]. Returns saved, rejected,
+        failed: …, expired, or refused: … (in a group chat only the owner or an admin may answer;
+        the request stays open). The value goes to the vault only; use channels.credentials.submit.
         """
 
     def register_local_op(self, op: str, handler: LocalHandler) -> None:

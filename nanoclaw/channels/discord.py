@@ -31,6 +31,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route as DiscordRoute
 
+from nanoclaw.channels import credentials
 from nanoclaw.channels.base import (
     Capabilities,
     Channel,
@@ -234,33 +235,26 @@ class DiscordChannel(Channel):
                 log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
             return
         if interaction.type is discord.InteractionType.component and kind == REFUSE_PREFIX:
-            status = self._submit_credential(token, None)
+            status = credentials.submit(self.host, self.type, token, None, str(interaction.user.id))
         elif interaction.type is discord.InteractionType.modal_submit and kind == CREDENTIAL_PREFIX:
             value = _take_modal_value(interaction.data or {})
             if value is None:  # not what our modal sends: the request stays open
                 log.warning("discord.credential_without_value", id=interaction.id)
                 await self._tell(interaction, "Nothing was entered, so nothing was saved.")
                 return
-            status = self._submit_credential(token, value)
+            status = credentials.submit(self.host, self.type, token, value, str(interaction.user.id))
             del value  # the vault has it now; nothing here keeps it
         else:
             log.warning("discord.unknown_interaction", id=interaction.id)
             return
         log.info("discord.credential", id=interaction.id, status=status.partition(":")[0])
-        await self._tell(interaction, _credential_reply(status))
+        await self._tell(interaction, credentials.reply(status))
+        if status.startswith("refused:"):
+            return  # not this person's to answer: the request and its card stay open
         if status != "expired" or (interaction.message is not None and interaction.message.components):
             # an answered request's card already shows who answered: a late second answer leaves it
             await self._finish_card(interaction, token, status)
 
-    def _submit_credential(self, token: str, value: str | None) -> str:
-        try:
-            status = self.host.submit_credential(token, value)
-        except Exception as exc:  # the type only: an exception's text might quote the value
-            log.error("discord.credential_failed", error=type(exc).__name__)
-            return "failed: NanoClaw could not save it"
-        if value and value in status:  # a status is shown in the chat: never with the value in it
-            status = status.replace(value, "[hidden]")
-        return status
 
     async def _tell(self, interaction: discord.Interaction, text: str) -> None:
         """Answer an interaction with a message only the person who acted sees."""
@@ -275,7 +269,7 @@ class DiscordChannel(Channel):
         if card is None or self._client is None or interaction.channel_id is None:
             return
         who = discord.utils.escape_mentions(discord.utils.escape_markdown(interaction.user.display_name))
-        content = _finished_card(card.content, token, f"{_credential_outcome(status)} ({who})")
+        content = _finished_card(card.content, token, f"{credentials.outcome(status)} ({who})")
         try:
             target = self._client.get_partial_messageable(interaction.channel_id).get_partial_message(card.id)
             async with _calling():
@@ -536,26 +530,8 @@ def _take_modal_value(data: dict[str, Any]) -> str | None:
     return found
 
 
-def _credential_reply(status: str) -> str:
-    if status == "saved":
-        return "Saved in NanoClaw's vault. The assistant can use it now, without ever seeing it."
-    if status == "rejected":
-        return "Refused. The assistant was told."
-    if status == "expired":
-        return "This request has expired or was already answered. Ask the assistant again if it still needs it."
-    if status.startswith("failed:"):
-        return f"Not saved: {status.removeprefix('failed:').strip()}. The assistant was told."
-    return f"Done: {status}."
 
 
-def _credential_outcome(status: str) -> str:
-    if status == "saved":
-        return "✅ Saved in NanoClaw's vault"
-    if status == "rejected":
-        return "Refused"
-    if status == "expired":
-        return "Expired or already answered"
-    return "Not saved"
 
 
 def _finished_card(content: str, token: str, outcome: str) -> str:

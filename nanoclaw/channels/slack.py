@@ -6,6 +6,13 @@ top-level message has no thread), outgoing messages become `chat.postMessage`
 calls in mrkdwn, cards become Block Kit buttons whose presses answer the host,
 and files go out with `files_upload_v2` and come in from `url_private_download`.
 In Socket Mode it keeps the WebSocket up itself, with exponential backoff.
+
+Credential requests (a card whose payload has "credential") get "Enter credential" and
+"Refuse" buttons: the first opens a modal (`views.open`) whose `view_submission` goes to
+`ChannelHost.submit_credential`; the person gets an ephemeral status and the card loses its
+buttons. Everything the modal needs rides in the buttons' values and the view's
+private_metadata, so a card keeps working across restarts. The value is never logged,
+never put into a message, and dropped from the payload as soon as it is read.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 from contextlib import asynccontextmanager, suppress
 from typing import Any, AsyncIterator
@@ -23,6 +31,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -30,6 +39,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from nanoclaw.channels import credentials
 from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -47,6 +57,15 @@ MAX_FILE_BYTES = 50 * 2**20
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 PING_INTERVAL = 10.0
 ACTION_ID = re.compile(r"^nanoclaw_answer_\d+$")
+CREDENTIAL_ENTER, CREDENTIAL_REFUSE = "nanoclaw_credential_enter", "nanoclaw_credential_refuse"
+CREDENTIAL_ACTION = re.compile(rf"^(?:{CREDENTIAL_ENTER}|{CREDENTIAL_REFUSE})$")
+CREDENTIAL_VIEW = "nanoclaw_credential"  # the modal's callback_id
+CREDENTIAL_BLOCK, CREDENTIAL_INPUT = "credential", "value"  # the modal's input block and its element
+ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
+METADATA_LIMIT = 3000  # a view's private_metadata
+INPUT_LIMIT = 3000  # the most a plain_text_input takes
+MAX_TOKEN = 200  # longer credential tokens are not put on buttons (the form link still works)
+FINISHED_MEMORY = 512  # credential cards this process closed (a late "expired" leaves them as they are)
 # Subtypes that are a person's (or a bot's) new message; the others are edits, joins, topic changes…
 MESSAGE_SUBTYPES = {None, "file_share", "bot_message", "thread_broadcast", "me_message"}
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "internal_error", "fatal_error", "request_timeout"}
@@ -61,7 +80,7 @@ EMOJI_NAMES = {
 class SlackChannel(Channel):
     type = "slack"
     capabilities = Capabilities(
-        threads=True, edits=True, reactions=True, cards=True, typing=False, files=True,
+        threads=True, edits=True, reactions=True, cards=True, modals=True, typing=False, files=True,
         max_message_length=MESSAGE_LIMIT,
         formatting="Slack: write Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks, lists and [links](url); "
                    "it is converted to Slack mrkdwn (no tables; headings show as bold)",
@@ -76,6 +95,7 @@ class SlackChannel(Channel):
         # Events are handled concurrently by the libraries; these keep them in Slack's order for the host.
         self._dispatching = asyncio.Lock()
         self._receiving = asyncio.Lock()
+        self._finished: dict[str, None] = {}  # tokens of credential cards closed here, oldest first
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -100,8 +120,10 @@ class SlackChannel(Channel):
         self._app.event("message")(self._on_message)
         self._app.event("app_mention")(self._ignore)  # the same text also arrives as a message event
         self._app.action(ACTION_ID)(self._on_button)
+        self._app.action(CREDENTIAL_ACTION)(self._on_credential_button)
+        self._app.view(CREDENTIAL_VIEW)(self._on_credential_view)
         if app_token:
-            self._socket = SocketModeClient(app_token=app_token, web_client=self.client,
+            self._socket = SocketModeClient(app_token=app_token, web_client=self.client, logger=_socket_logger(),
                                             auto_reconnect_enabled=False,  # we reconnect, with backoff
                                             ping_interval=PING_INTERVAL,
                                             on_close_listeners=[self._disconnected],
@@ -168,8 +190,9 @@ class SlackChannel(Channel):
         except Exception as exc:  # a malformed envelope must not reach the library's loop as an error
             log.warning("slack.malformed_event", type=req.type, error=type(exc).__name__)
             return
-        if response.status == 200:
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        if response.status == 200:  # the ack carries Bolt's answer (a modal's errors) as Slack's HTTP response would
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id,
+                                                                      payload=_response_payload(response)))
         else:
             log.warning("slack.event_rejected", type=req.type, status=response.status)
 
@@ -307,6 +330,86 @@ class SlackChannel(Channel):
         except (ChannelUnavailable, DestinationRefused) as exc:  # the answer itself was taken
             log.warning("slack.card_update_failed", error=str(exc))
 
+    # -- credential requests -------------------------------------------------------------
+
+    async def _on_credential_button(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()  # within Slack's 3 s; the trigger_id stays valid for views.open
+        try:
+            request = json.loads(action["value"])
+            token, user = str(request["token"]), str(body["user"]["id"])
+            message = body["message"]
+            card = _CredentialCard(token, str(body["channel"]["id"]), str(message["ts"]),
+                                   message.get("thread_ts"), _card_head(message, token))
+        except (KeyError, TypeError, ValueError):
+            log.warning("slack.malformed_action")
+            return
+        if action.get("action_id") == CREDENTIAL_REFUSE:
+            await self._credential_done(card, user, credentials.submit(self.host, self.type, token, None, user))
+            return
+        trigger = body.get("trigger_id")
+        try:
+            if not isinstance(trigger, str):
+                raise DestinationRefused("Slack sent no trigger_id")
+            async with _slack_errors("views.open"):
+                await self.client.views_open(trigger_id=trigger, view=_credential_modal(
+                    card, str(request.get("name") or ""), str(request.get("host") or "")))
+        except (ChannelUnavailable, DestinationRefused) as exc:
+            log.warning("slack.modal_failed", error=str(exc))
+            await self._ephemeral(card, user, "The form could not be opened. Use the link in the message instead.")
+
+    async def _on_credential_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The modal was submitted: its value goes to the host, and nowhere else."""
+        value = _take_value(view)  # out of the payload first, whatever follows
+        try:
+            card = _CredentialCard.from_metadata(view.get("private_metadata"))
+            user = str(body["user"]["id"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("slack.malformed_view")
+            await ack(response_action="errors",
+                      errors={CREDENTIAL_BLOCK: "This form is not valid. Use the link in the message instead."})
+            return
+        if not value:  # a required input cannot be empty on Slack; whitespace only is caught here
+            await ack(response_action="errors", errors={CREDENTIAL_BLOCK: "Enter the value, or cancel."})
+            return
+        status = credentials.submit(self.host, self.type, card.token, value, user)
+        del value  # the vault has it now; nothing here keeps it
+        if status == "saved":
+            await ack()  # closes the modal
+        else:  # failed or expired: said in the modal, next to the field
+            await ack(response_action="errors", errors={CREDENTIAL_BLOCK: credentials.reply(status)})
+        await self._credential_done(card, user, status)
+
+
+    async def _credential_done(self, card: _CredentialCard, user: str, status: str) -> None:
+        """Tell the person how it went (only they see it) and close the card."""
+        log.info("slack.credential", status=status.partition(":")[0])
+        await self._ephemeral(card, user, credentials.reply(status))
+        if status.startswith("refused:"):
+            return  # not this person's to answer: the request and its card stay open
+        if status == "expired" and card.token in self._finished:
+            return  # answered here before: the card already shows by whom
+        self._finished[card.token] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            del self._finished[next(iter(self._finished))]
+        outcome = f"{credentials.outcome(status)} (<@{user}>)"
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": card.head}}] \
+            if card.head else []
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]})
+        try:
+            async with _slack_errors("chat.update"):
+                await self.client.chat_update(channel=card.channel, ts=card.ts, blocks=blocks,
+                                              text=f"{card.head}\n{outcome}".strip())
+        except (ChannelUnavailable, DestinationRefused) as exc:  # the answer itself was taken
+            log.warning("slack.card_update_failed", error=str(exc))
+
+    async def _ephemeral(self, card: _CredentialCard, user: str, text: str) -> None:
+        try:
+            async with _slack_errors("chat.postEphemeral"):
+                await self.client.chat_postEphemeral(channel=card.channel, user=user, text=text,
+                                                     thread_ts=card.thread_ts)
+        except (ChannelUnavailable, DestinationRefused) as exc:
+            log.warning("slack.ephemeral_failed", error=str(exc))
+
     # -- outbound ------------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SendResult:
@@ -318,7 +421,12 @@ class SlackChannel(Channel):
                     filename=message.file.name, initial_comment=to_slack(message.text) if message.text else None)
             return SendResult(result["file"]["id"])
         text = to_slack(message.text or "")
-        blocks = self._card_blocks(message) if message.buttons and message.card_id else None
+        credential = _credential(message)
+        if credential is not None:  # the one-time link in the text stays, for whoever prefers it
+            text += f"\nOr press *{ENTER_LABEL}* to type it into a Slack form: it goes to the vault, not into the chat."
+            blocks: list[dict[str, Any]] | None = _credential_blocks(message, credential)
+        else:
+            blocks = self._card_blocks(message) if message.buttons and message.card_id else None
         if message.buttons and blocks is None:  # choices nobody can answer by button: show them as text
             text += "\n" + "\n".join(f"{i}) {_escape(label)}" for i, label in enumerate(message.buttons, 1))
         limit = SECTION_LIMIT if blocks is not None else MESSAGE_LIMIT
@@ -360,6 +468,132 @@ class SlackChannel(Channel):
         except DestinationRefused as exc:
             if "already_reacted" not in str(exc):
                 raise
+
+
+class _CredentialCard:
+    """Where a credential card is and what it said: carried in the modal's private_metadata."""
+
+    def __init__(self, token: str, channel: str, ts: str, thread_ts: Any, head: str) -> None:
+        self.token, self.channel, self.ts, self.head = token, channel, ts, head
+        self.thread_ts = thread_ts if isinstance(thread_ts, str) else None
+
+    def metadata(self) -> str:
+        fields = {"token": self.token, "channel": self.channel, "ts": self.ts, "thread_ts": self.thread_ts}
+        head = self.head
+        while True:
+            encoded = json.dumps({**fields, "head": head}, ensure_ascii=False)
+            if len(encoded) <= METADATA_LIMIT:
+                return encoded
+            head = _shorten(head, max(1, len(head) - (len(encoded) - METADATA_LIMIT) - 1))
+
+    @classmethod
+    def from_metadata(cls, raw: Any) -> _CredentialCard:
+        data = json.loads(raw)
+        token, channel, ts = data["token"], data["channel"], data["ts"]
+        if not all(isinstance(v, str) and v for v in (token, channel, ts)):
+            raise ValueError("incomplete private_metadata")
+        return cls(token, channel, ts, data.get("thread_ts"), str(data.get("head") or ""))
+
+
+def _credential(message: OutgoingMessage) -> dict[str, str] | None:
+    """Token, name and host of a credential request card (None: not one, or unusable on a button)."""
+    request = message.payload.get("credential") if message.kind == "card" else None
+    if not isinstance(request, dict):
+        return None
+    token = request.get("token")
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
+        log.warning("slack.credential_token_unusable", card=message.card_id)  # the form link still works
+        return None
+    return {"token": token, "name": str(request.get("name") or "")[:200], "host": str(request.get("host") or "")[:200]}
+
+
+def _credential_blocks(message: OutgoingMessage, credential: dict[str, str]) -> list[dict[str, Any]]:
+    value = json.dumps(credential)
+    return [{"type": "actions", "block_id": f"credential:{message.card_id or ''}"[:255], "elements": [
+        {"type": "button", "action_id": CREDENTIAL_ENTER, "style": "primary", "value": value,
+         "text": _plain(ENTER_LABEL)},
+        {"type": "button", "action_id": CREDENTIAL_REFUSE, "value": value, "text": _plain(REFUSE_LABEL),
+         "confirm": {"title": _plain("Refuse this request?"), "text": _plain("The assistant is told that you refused."),
+                     "confirm": _plain(REFUSE_LABEL), "deny": _plain("Back")}},
+    ]}]
+
+
+def _credential_modal(card: _CredentialCard, name: str, host: str) -> dict[str, Any]:
+    """The modal "Enter credential" opens: one plain_text_input; the card rides in private_metadata."""
+    what = f"*{_escape(name)}*" if name else "a credential"
+    if host:
+        what += f" for `{_escape(host)}`"
+    return {
+        "type": "modal", "callback_id": CREDENTIAL_VIEW, "private_metadata": card.metadata(),
+        "title": _plain("Credential needed"), "submit": _plain("Save"), "close": _plain("Cancel"),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"The assistant asks for {what}. It goes to "
+                                                                   "NanoClaw's vault: the assistant never sees it."}},
+            {"type": "input", "block_id": CREDENTIAL_BLOCK, "label": _plain("Value"),
+             "element": {"type": "plain_text_input", "action_id": CREDENTIAL_INPUT, "max_length": INPUT_LIMIT,
+                         "placeholder": _plain("Paste it here")},
+             "hint": _plain("Slack has no hidden input: the value shows while you type it.")},
+        ],
+    }
+
+
+def _take_value(view: Any) -> str | None:
+    """The modal's value, removed from the payload as it is read (surrounding whitespace dropped)."""
+    try:
+        element = view["state"]["values"][CREDENTIAL_BLOCK][CREDENTIAL_INPUT]
+        value = element.pop("value", None)
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return value.strip() if isinstance(value, str) else None
+
+
+def _card_head(message: dict[str, Any], token: str) -> str:
+    """A credential card's text up to its one-time link (used or dead once the request is answered)."""
+    text = next((str(b["text"].get("text") or "") for b in message.get("blocks") or []
+                 if isinstance(b, dict) and b.get("type") == "section" and isinstance(b.get("text"), dict)), "")
+    lines = (text or str(message.get("text") or "")).splitlines()
+    cut = next((i for i, line in enumerate(lines) if token in line or ENTER_LABEL in line), len(lines))
+    return "\n".join(lines[:cut]).strip()
+
+
+
+
+
+
+def _plain(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
+
+
+def _response_payload(response: BoltResponse) -> dict[str, Any] | None:
+    """Bolt's HTTP answer as a Socket Mode ack payload (as slack-bolt's own Socket Mode adapter sends it)."""
+    if not response.body:
+        return None
+    if (response.headers.get("content-type") or [""])[0].startswith("application/json"):
+        with suppress(ValueError):
+            payload = json.loads(response.body)
+            return payload if isinstance(payload, dict) else None
+        return None
+    return {"text": response.body}
+
+
+class _HideViewSubmissions(logging.Filter):
+    """slack-sdk's Socket Mode client logs every frame at DEBUG: a modal's submission is not written there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record that cannot be formatted: leave it to the handler
+            return True
+        if "view_submission" in text:
+            record.msg, record.args = "Received a view_submission frame (not logged: it holds what a person typed)", ()
+        return True
+
+
+def _socket_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_sdk.socket_mode.aiohttp")  # the client's default logger
+    if not any(isinstance(f, _HideViewSubmissions) for f in logger.filters):
+        logger.addFilter(_HideViewSubmissions())
+    return logger
 
 
 def _emoji_name(emoji: str) -> str | None:

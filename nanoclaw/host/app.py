@@ -142,7 +142,8 @@ class Host:
         self.proxy.approve = self.egress_approvals.ask
         self.gate.deciders["egress"] = self.egress_approvals.decide
         self.credentials = CredentialDesk(vault, lambda sid: self.sessions.end(sid).routing(),
-                                          self._send_card, self.delivery.answer_later, self.web)
+                                          self._send_card, self.delivery.answer_later, self.web,
+                                          may_answer=self._may_enter_credentials)
         self.actions.register_system("request_credential", self.credentials.request)
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
         self.actions.register_system("create_agent", agent_requests.request)
@@ -212,8 +213,17 @@ class Host:
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
 
-    def submit_credential(self, token: str, value: str | None) -> str:
-        return self.credentials.complete(token, value)
+    def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
+        return self.credentials.complete(token, value, sender_id=sender_id)
+
+    def _may_enter_credentials(self, route: Route, sender_id: str) -> bool:
+        """In a DM the person asked answers; in a group chat only the owner or an admin, since the agent
+        would act with whatever account's key was typed in."""
+        chat = messaging_groups.find(self.conn, route.channel_type, route.platform_id)
+        if chat is not None and chat.is_dm:
+            return True
+        user = users.find(self.conn, route.channel_type, sender_id)
+        return user is not None and user.role in ("owner", "admin")
 
     def register_local_op(self, op: str, handler: LocalHandler) -> None:
         self.api.register(op, handler)

@@ -47,13 +47,15 @@ class Pending:
 
 class CredentialDesk:
     def __init__(self, store: SecretStore, route_of: Callable[[str], Route | None], send_card: SendCard,
-                 answer: Callable[[str, str, str], None], web_server: WebServer, *, ttl: float = TTL) -> None:
+                 answer: Callable[[str, str, str], None], web_server: WebServer, *, ttl: float = TTL,
+                 may_answer: Callable[[Route, str], bool] = lambda route, sender: True) -> None:
         self.store = store
         self.route_of = route_of
         self.send_card = send_card
         self.answer = answer
         self.web = web_server
         self.ttl = ttl
+        self.may_answer = may_answer
         self._pending: dict[str, Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         web_server.add_public("GET", "/credentials/{token}", self._form)
@@ -98,14 +100,21 @@ class CredentialDesk:
             return _page(400, f"Not saved: {html.escape(status.removeprefix('failed: '))}")
         return _page(200, "Saved in NanoClaw's vault. You can close this page.")
 
-    def complete(self, token: str, value: str | None) -> str:
+    def complete(self, token: str, value: str | None, *, sender_id: str | None = None) -> str:
         """The person entered `value` (None: refused) for request `token`, in the form or a channel's modal.
 
-        Returns the status the agent is told: saved, rejected, failed: …, or expired (unknown or used token).
+        Returns the status the agent is told: saved, rejected, failed: …, or expired (unknown or used
+        token); or refused: … for a modal answer from someone who may not answer (the request stays open).
+        The form has no sender: whoever holds the one-time link answers.
         """
         pending = self._live(token)
         if pending is None:
             return "expired"
+        if sender_id is not None:
+            route = self.route_of(pending.session_id)
+            if route is None or not self.may_answer(route, sender_id):
+                log.warning("credential.refused_sender", name=pending.rule.name)
+                return "refused: in a group chat only the owner or an admin may enter a credential"
         self._pending.pop(token, None)  # one use, whatever happens next
         if value is None:
             self._finish(pending, "rejected")

@@ -162,7 +162,8 @@ class RecordingHost:
     def channel_ready(self, channel_type: str) -> None:
         self.ready.append(channel_type)
 
-    def submit_credential(self, token: str, value: str | None) -> str:
+    def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
+        assert sender_id, "the channel passes who answered"
         self.credentials.append((token, value))
         self._changed.set()
         return "saved" if value else "rejected"

@@ -285,8 +285,8 @@ class _DeskHost(RecordingHost):
         self.used: set[str] = set()
         self.status = status or (lambda value: "rejected" if value is None else "saved")
 
-    def submit_credential(self, token: str, value: str | None) -> str:
-        super().submit_credential(token, value)
+    def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
+        super().submit_credential(token, value, sender_id=sender_id)
         if token in self.used:
             return "expired"
         self.used.add(token)

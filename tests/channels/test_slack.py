@@ -1,4 +1,5 @@
-"""Slack specifics: the Events API's signatures, mention/thread/card mapping, errors, files, reconnect backoff.
+"""Slack specifics: the Events API's signatures, mention/thread/card mapping, errors, files, reconnect backoff,
+credential modals (refusal, expiry shown in the modal, the value kept out of logs and messages).
 
 The contract suite runs Slack in Socket Mode; here the Events API gets its own
 fixture (`events`), with the real slack-bolt app behind the host's /hooks/slack.
@@ -23,9 +24,9 @@ from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
 from tests.channels.conftest import Running
 from tests.channels.harness import RecordingHost
-from tests.channels.platforms.slack import SlackEventsPlatform, SlackPlatform, malformed_posts
+from tests.channels.platforms.slack import SlackEventsPlatform, SlackPlatform, _record, malformed_posts
 from tests.conftest import make_settings
-from tests.fakes.slack_server import BOT_ID, BOT_USER, sign
+from tests.fakes.slack_server import BOT_ID, BOT_USER, Message, sign
 
 socket_mode = pytest.mark.parametrize("running", ["slack"], indirect=True)
 
@@ -309,3 +310,151 @@ async def test_slack_refused_answer_is_told_to_the_presser_only(tmp_path: Path) 
         server = r.platform.server  # type: ignore[attr-defined]
         await _until(lambda: server.ephemeral)
         assert server.ephemeral[0]["user"] == "U000000U2" and "expired" in server.ephemeral[0]["text"]
+
+
+# -- credential modals -------------------------------------------------------------------------
+
+both_modes = pytest.mark.parametrize("platform_cls", [SlackPlatform, SlackEventsPlatform], ids=["socket", "events"])
+TOKEN = "tok_abc-123"
+FIELD = ("credential", "value")
+
+
+class CredentialHost(RecordingHost):
+    """Answers credential submissions with the statuses a test sets (then as the recording host does)."""
+
+    statuses: list[str] = []
+
+    def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
+        default = super().submit_credential(token, value, sender_id=sender_id)
+        return self.statuses.pop(0).replace("{value}", value or "") if self.statuses else default
+
+
+def _credential_card(r: Running, thread: str | None = None) -> OutgoingMessage:
+    link = f"http://127.0.0.1:8700/credentials/{TOKEN}"
+    text = ("The assistant needs a credential: weather (for api.weather.test).\nYour key from weather.test/account\n"
+            f"Enter it here, on this computer: {link}\nThe link works once, for 10 minutes. "
+            "The assistant never sees the value.")
+    credential = {"token": TOKEN, "name": "weather", "host": "api.weather.test",
+                  "description": "Your key from weather.test/account"}
+    return _out(r, text, kind="card", title="Credential needed", card_id="cred-r1", thread=thread,
+                payload={"form_url": link, "credential": credential})
+
+
+@asynccontextmanager
+async def _credential_slack(platform_cls: type[SlackPlatform], tmp: Path, statuses: list[str] | None = None,
+                            thread: bool = False) -> AsyncIterator[tuple[Running, Message, str | None]]:
+    """The channel with a credential card sent; yields the run, the card as the fake holds it, and its thread."""
+    host_cls = type("Host", (CredentialHost,), {"statuses": list(statuses or [])})
+    async with _slack(platform_cls(), tmp, host_cls=host_cls) as r:
+        where = r.platform.thread_root if thread else None
+        await r.channel.send(_credential_card(r, thread=where))
+        [sent] = await r.platform.wait_bot_messages(1)
+        card = r.platform.server.find(sent.id)  # type: ignore[attr-defined]
+        yield r, card, where
+
+
+@both_modes
+async def test_slack_credential_modal_saves_and_closes_the_card(platform_cls: type[SlackPlatform],
+                                                                tmp_path: Path) -> None:
+    async with _credential_slack(platform_cls, tmp_path, thread=True) as (r, card, thread):
+        server = r.platform.server  # type: ignore[attr-defined]
+        assert _record(card).buttons == ("Enter credential", "Refuse")
+        assert f"/credentials/{TOKEN}" in card.text and "Enter credential" in card.text  # the link stays as fallback
+        opened = await server.press_for_view(card, "Enter credential", "U000000U1")
+        assert opened.view["callback_id"] == "nanoclaw_credential" and opened.inputs() == [FIELD]
+        assert json.loads(opened.view["private_metadata"])["token"] == TOKEN
+        assert "weather" in json.dumps(opened.view["blocks"])
+        assert await server.submit_view(opened, {FIELD: "  sk-live-123 "}) is None  # an empty ack: the modal closes
+        assert opened.closed and r.host.credentials == [(TOKEN, "sk-live-123")]
+        await _until(lambda: card.edited_blocks and server.ephemeral)
+        [blocks] = card.edited_blocks
+        assert [b["type"] for b in blocks] == ["section", "context"]  # no buttons left
+        assert "Saved" in blocks[1]["elements"][0]["text"] and "<@U000000U1>" in blocks[1]["elements"][0]["text"]
+        assert "weather" in blocks[0]["text"]["text"] and TOKEN not in json.dumps(blocks) + card.edits[-1]
+        [note] = server.ephemeral
+        assert (note["user"], note["channel"], note["thread_ts"]) == ("U000000U1", card.channel, thread)
+        assert "Saved" in note["text"]
+
+
+@socket_mode
+async def test_slack_credential_refuse_tells_the_host_none(running: Running) -> None:
+    await running.channel.send(_credential_card(running))
+    [sent] = await running.platform.wait_bot_messages(1)
+    server = running.platform.server  # type: ignore[attr-defined]
+    card = server.find(sent.id)
+    refuse = card.blocks[-1]["elements"][1]
+    assert refuse["text"]["text"] == "Refuse" and refuse["confirm"]["confirm"]["text"] == "Refuse"  # asked twice
+    await running.platform.submit_modal(sent, None)
+    assert await running.host.wait_credentials(1) == [(TOKEN, None)]
+    await _until(lambda: card.edited_blocks and server.ephemeral)
+    assert "Refused" in server.ephemeral[0]["text"] and server.ephemeral[0]["user"] == "U000000U1"
+    assert "Refused" in json.dumps(card.edited_blocks[-1]) and "actions" not in json.dumps(card.edited_blocks[-1])
+    assert server.views == []  # no modal for a refusal
+
+
+@both_modes
+@pytest.mark.parametrize(("status", "shown"), [("expired", "expired"), ("failed: the vault is locked",
+                                                                         "Not saved: the vault is locked")])
+async def test_slack_expired_or_failed_credential_is_an_error_in_the_modal(
+        platform_cls: type[SlackPlatform], status: str, shown: str, tmp_path: Path) -> None:
+    async with _credential_slack(platform_cls, tmp_path, statuses=[status]) as (r, card, _):
+        server = r.platform.server  # type: ignore[attr-defined]
+        opened = await server.press_for_view(card, "Enter credential", "U000000U2")
+        response = await server.submit_view(opened, {FIELD: "sk-late"})
+        assert response is not None and response["response_action"] == "errors"
+        assert list(response["errors"]) == ["credential"] and shown in response["errors"]["credential"]
+        assert not opened.closed and r.host.credentials == [(TOKEN, "sk-late")]
+        await _until(lambda: card.edited_blocks and server.ephemeral)
+        assert shown in server.ephemeral[0]["text"] and server.ephemeral[0]["user"] == "U000000U2"
+        assert "actions" not in json.dumps(card.edited_blocks[-1])  # the request is over either way
+
+
+@socket_mode
+async def test_slack_credential_empty_value_keeps_the_request_open(running: Running) -> None:
+    await running.channel.send(_credential_card(running))
+    [sent] = await running.platform.wait_bot_messages(1)
+    server = running.platform.server  # type: ignore[attr-defined]
+    card = server.find(sent.id)
+    opened = await server.press_for_view(card, "Enter credential", "U000000U1")
+    response = await server.submit_view(opened, {FIELD: "   "})
+    assert response and response["response_action"] == "errors" and not opened.closed
+    assert running.host.credentials == [] and card.edited_blocks == []  # nothing sent to the vault, card unchanged
+    assert await server.submit_view(opened, {FIELD: "sk-second-try"}) is None
+    assert running.host.credentials == [(TOKEN, "sk-second-try")]
+
+
+async def test_slack_late_second_answer_leaves_the_card_as_answered(tmp_path: Path) -> None:
+    async with _credential_slack(SlackPlatform, tmp_path, statuses=["saved", "expired"]) as (r, card, _):
+        server = r.platform.server  # type: ignore[attr-defined]
+        first = await server.press_for_view(card, "Enter credential", "U000000U1")
+        second = await server.press_for_view(card, "Enter credential", "U000000U2")
+        assert await server.submit_view(first, {FIELD: "sk-one"}) is None
+        await _until(lambda: card.edited_blocks)
+        response = await server.submit_view(second, {FIELD: "sk-two"})
+        assert response and "expired" in response["errors"]["credential"]
+        await _until(lambda: len(server.ephemeral) == 2)
+        await asyncio.sleep(0.1)
+        [blocks] = card.edited_blocks  # one update: the late "expired" did not overwrite who answered
+        assert "Saved" in json.dumps(blocks) and "<@U000000U1>" in json.dumps(blocks)
+
+
+@both_modes
+async def test_slack_credential_value_is_never_logged_or_sent(platform_cls: type[SlackPlatform], tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    canary = "sk-canary-Zq81xw"
+    for name in (None, "slack_sdk", "slack_bolt", "nanoclaw", "aiohttp"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    # A status that quotes the value (a careless validator) is shown with the value hidden.
+    async with _credential_slack(platform_cls, tmp_path, statuses=["failed: {value} is malformed"]) as (r, card, _):
+        server = r.platform.server  # type: ignore[attr-defined]
+        opened = await server.press_for_view(card, "Enter credential", "U000000U1")
+        response = await server.submit_view(opened, {FIELD: canary})
+        assert r.host.credentials == [(TOKEN, canary)]
+        assert response and "[hidden] is malformed" in response["errors"]["credential"]
+        await _until(lambda: card.edited_blocks and server.ephemeral)
+        recorded = json.dumps([server.requests, [vars(m) for m in server.messages], server.ephemeral,
+                               [vars(v) for v in server.views], server.ack_payloads], default=repr)
+    assert canary not in recorded
+    assert "view_submission" in caplog.text or platform_cls is SlackEventsPlatform  # the frame was seen…
+    assert canary not in caplog.text  # …but not what was typed into it
+    assert all(canary not in str(rec.__dict__) for rec in caplog.records)

@@ -1,10 +1,11 @@
 """A fake Slack on 127.0.0.1: the Web API methods NanoClaw uses, Socket Mode and Events API delivery.
 
 The real slack-sdk/slack-bolt talk to it through SLACK_API_URL. It records what
-the bot did (messages, edits, reactions, uploads, acks) and lets a test act as a
-person: write (with a mention, in a thread, with a file), press a Block Kit
-button, or play a misbehaving platform (garbage, bad signatures, outages,
-dropped sockets). Wire formats follow Slack's docs and the SDK's parsing.
+the bot did (messages, edits, reactions, uploads, acks, opened modals, every
+Web API call's arguments) and lets a test act as a person: write (with a
+mention, in a thread, with a file), press a Block Kit button, fill in and submit
+a modal the bot opened, or play a misbehaving platform (garbage, bad signatures,
+outages, dropped sockets). Wire formats follow Slack's docs and the SDK's parsing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ BOT_USER = "U0BOTANDY1"
 BOT_ID = "B0BOTANDY1"
 TEAM = "T0TEAM0001"
 APP_ID = "A0APP00001"
+TRIGGER_TTL = 3.0  # seconds a trigger_id can open a view
+ACK_TIMEOUT = 3.0  # Slack waits this long for an interaction's ack
 EMOJI = {"thumbsup": "👍", "+1": "👍", "white_check_mark": "✅", "eyes": "👀", "x": "❌", "tada": "🎉"}
 
 
@@ -52,6 +55,23 @@ class Message:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class OpenView:
+    """A modal the bot opened with views.open (the view as Slack stored it)."""
+
+    view: dict[str, Any]
+    user: str  # who pressed the button whose trigger_id opened it
+    trigger_id: str
+    errors: dict[str, str] = field(default_factory=dict)  # from the last submission's response_action "errors"
+    closed: bool = False
+    submissions: int = 0
+
+    def inputs(self) -> list[tuple[str, str]]:
+        """(block_id, action_id) of each plain_text_input in the view."""
+        return [(b["block_id"], b["element"]["action_id"]) for b in self.view.get("blocks", [])
+                if b.get("type") == "input" and b.get("element", {}).get("type") == "plain_text_input"]
+
+
 def sign(body: str, timestamp: str, secret: str = SIGNING_SECRET) -> str:
     """X-Slack-Signature of a request body (v0 HMAC-SHA256)."""
     digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
@@ -69,6 +89,13 @@ class FakeSlack:
         self.ephemeral: list[dict[str, Any]] = []
         self.acks: list[str] = []
         self.calls: list[str] = []  # Web API methods called, in order
+        self.requests: list[tuple[str, dict[str, Any]]] = []  # (method, arguments) of every Web API call
+        self.views: list[OpenView] = []
+        self.ack_payloads: dict[str, Any] = {}  # Socket Mode envelope id → the payload its ack carried
+        self._acked = asyncio.Condition()
+        self._triggers: dict[str, tuple[float, str]] = {}  # trigger_id → (issued at, user)
+        self._used_triggers: set[str] = set()
+        self._trigger_numbers = itertools.count(100000)
         self.down = False
         self.echo_bot_messages = True  # Slack sends the bot's own posts back as message events
         self._sockets: set[web.WebSocketResponse] = set()
@@ -126,6 +153,7 @@ class FakeSlack:
             args.update(await request.json())
         elif request.can_read_body:
             args.update(await request.post())
+        self.requests.append((method, json.loads(json.dumps(args, default=str))))
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if not token:
@@ -180,6 +208,33 @@ class FakeSlack:
             return {"ok": False, "error": "already_reacted"}
         msg.reactions.append(name)
         return {"ok": True}
+
+    async def m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        if trigger in self._used_triggers:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        issued = self._triggers.pop(trigger, None)
+        if issued is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        self._used_triggers.add(trigger)
+        if time.monotonic() - issued[0] > TRIGGER_TTL:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        problems = view_problems(view)
+        if problems:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": problems}}
+        view_id = f"V{uuid.uuid4().hex[:10].upper()}"
+        stored = {"id": view_id, "team_id": TEAM, "type": "modal", "blocks": view["blocks"],
+                  "private_metadata": view.get("private_metadata", ""), "callback_id": view.get("callback_id", ""),
+                  "state": {"values": {}}, "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+                  "title": view["title"], "clear_on_close": bool(view.get("clear_on_close")),
+                  "notify_on_close": bool(view.get("notify_on_close")), "close": view.get("close"),
+                  "submit": view.get("submit"), "previous_view_id": None, "root_view_id": view_id, "app_id": APP_ID,
+                  "external_id": view.get("external_id", ""), "app_installed_team_id": TEAM, "bot_id": BOT_ID}
+        self.views.append(OpenView(stored, issued[1], trigger))
+        return {"ok": True, "view": stored}
 
     async def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user"))
@@ -253,6 +308,9 @@ class FakeSlack:
                 if frame.type == aiohttp.WSMsgType.TEXT:
                     with_id = json.loads(frame.data)
                     self.acks.append(with_id.get("envelope_id"))
+                    async with self._acked:
+                        self.ack_payloads[with_id.get("envelope_id")] = with_id.get("payload")
+                        self._acked.notify_all()
         finally:
             self._sockets.discard(ws)
         return ws
@@ -281,19 +339,44 @@ class FakeSlack:
 
         Returns the HTTP status of the Events API request (200 in Socket Mode)."""
         if self.socket_mode:
-            envelope = {"envelope_id": str(uuid.uuid4()), "type": kind, "payload": payload,
-                        "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": ""}
-            await self.send_raw(json.dumps(envelope))
+            await self.send_raw(json.dumps(self._envelope(kind, payload)))
             return 200
+        status, _ = await self._post_payload(kind, payload)
+        return status
+
+    async def interact(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Deliver an interaction whose response matters (a view_submission) and return that response.
+
+        Socket Mode: the payload of the envelope's ack; Events API: the JSON body of the HTTP response.
+        None: an empty acknowledgement. Like Slack, gives up after 3 s without an ack."""
+        if self.socket_mode:
+            envelope = self._envelope("interactive", payload)
+            await self.send_raw(json.dumps(envelope))
+            async with self._acked:
+                await asyncio.wait_for(self._acked.wait_for(lambda: envelope["envelope_id"] in self.ack_payloads),
+                                       ACK_TIMEOUT)
+            return self.ack_payloads[envelope["envelope_id"]]  # type: ignore[no-any-return]
+        status, body = await asyncio.wait_for(self._post_payload("interactive", payload), ACK_TIMEOUT)
+        assert status == 200, (status, body)
+        return json.loads(body) if body.strip() else None
+
+    def _envelope(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"envelope_id": str(uuid.uuid4()), "type": kind, "payload": payload,
+                "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": ""}
+
+    async def _post_payload(self, kind: str, payload: dict[str, Any]) -> tuple[int, str]:
         if kind == "events_api":
-            body, content_type = json.dumps(payload), "application/json"
-        else:
-            body, content_type = urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
-        return await self.post_signed(body, content_type)
+            return await self._post(json.dumps(payload), "application/json")
+        return await self._post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
     async def post_signed(self, body: str, content_type: str = "application/json", *, timestamp: str | None = None,
                           signature: str | None = None, signed: bool = True) -> int:
         """POST to the app's Events API URL, signed like Slack unless told otherwise."""
+        status, _ = await self._post(body, content_type, timestamp=timestamp, signature=signature, signed=signed)
+        return status
+
+    async def _post(self, body: str, content_type: str, *, timestamp: str | None = None,
+                    signature: str | None = None, signed: bool = True) -> tuple[int, str]:
         assert self.events_url is not None, "Events API mode needs events_url"
         ts = timestamp or str(int(time.time()))
         headers = {"Content-Type": content_type}
@@ -301,8 +384,7 @@ class FakeSlack:
             headers.update({"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or sign(body, ts)})
         async with aiohttp.ClientSession() as session:
             async with session.post(self.events_url(), data=body.encode(), headers=headers) as resp:
-                await resp.read()
-                return resp.status
+                return resp.status, await resp.text()
 
     def event_callback(self, event: dict[str, Any]) -> dict[str, Any]:
         return {"token": "legacy-verification-token", "team_id": TEAM, "api_app_id": APP_ID, "event": event,
@@ -361,28 +443,85 @@ class FakeSlack:
         return msg.ts
 
     async def press(self, msg: Message, label: str, user: str, user_name: str = "Alice") -> int:
+        status, _ = await self._press(msg, label, user, user_name)
+        return status
+
+    async def press_for_view(self, msg: Message, label: str, user: str, user_name: str = "Alice",
+                             timeout: float = TRIGGER_TTL + 2) -> OpenView:
+        """Press a button that should open a modal; the view the bot opened with its trigger_id."""
+        _, trigger = await self._press(msg, label, user, user_name)
+        deadline = time.monotonic() + timeout
+        while not (opened := [v for v in self.views if v.trigger_id == trigger]):
+            assert time.monotonic() < deadline, f"no views.open with the trigger of {label!r}; calls: {self.calls}"
+            await asyncio.sleep(0.02)
+        return opened[0]
+
+    async def _press(self, msg: Message, label: str, user: str, user_name: str) -> tuple[int, str]:
         blocks = msg.edited_blocks[-1] if msg.edited_blocks else msg.blocks
         for block in blocks:
             for element in block.get("elements") or []:
                 if element.get("type") == "button" and element["text"]["text"] == label:
                     payload = self.block_actions(msg, blocks, block, element, user, user_name)
-                    return await self.deliver("interactive", payload)
+                    return await self.deliver("interactive", payload), payload["trigger_id"]
         raise AssertionError(f"no button {label!r} on message {msg.ts}")
+
+    def new_trigger(self, user: str) -> str:
+        """A trigger_id as Slack puts into an interaction: good for one views.open within 3 s."""
+        trigger = f"{next(self._trigger_numbers)}.{TEAM[1:]}.{uuid.uuid4().hex}"
+        self._triggers[trigger] = (time.monotonic(), user)
+        return trigger
 
     def block_actions(self, msg: Message, blocks: list[dict[str, Any]], block: dict[str, Any],
                       element: dict[str, Any], user: str, user_name: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": msg.text,
+                                   "ts": msg.ts, "blocks": blocks}
+        if msg.thread_ts:
+            message["thread_ts"] = msg.thread_ts
         return {
             "type": "block_actions", "token": "legacy-verification-token", "api_app_id": APP_ID,
-            "team": {"id": TEAM, "domain": "fake"}, "is_enterprise_install": False, "trigger_id": "1.2.3",
+            "team": {"id": TEAM, "domain": "fake"}, "is_enterprise_install": False,
+            "trigger_id": self.new_trigger(user),
             "user": {"id": user, "username": user_name.lower(), "name": user_name.lower(), "team_id": TEAM},
             "container": {"type": "message", "message_ts": msg.ts, "channel_id": msg.channel, "is_ephemeral": False},
             "channel": {"id": msg.channel, "name": self.channels.get(msg.channel, "")},
-            "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": msg.text, "ts": msg.ts,
-                        "blocks": blocks},
+            "message": message,
             "response_url": f"{self.base}/actions/{msg.ts}",
             "actions": [{"type": "button", "action_id": element["action_id"], "block_id": block.get("block_id"),
                          "text": element["text"], "value": element.get("value"), "action_ts": str(time.time())}],
         }
+
+    async def submit_view(self, opened: OpenView, values: dict[tuple[str, str], str], user_name: str = "Alice"
+                          ) -> dict[str, Any] | None:
+        """The person who opened the modal fills in its inputs and presses its submit button.
+
+        Sends a view_submission (state.values by block_id and action_id) and applies the app's
+        response: none (or response_action "clear") closes the modal, "errors" keeps it open."""
+        assert not opened.closed, "the modal was closed"
+        assert opened.view.get("submit"), "a modal without a submit button cannot be submitted"
+        state: dict[str, dict[str, Any]] = {}
+        for block_id, action_id in opened.inputs():
+            state.setdefault(block_id, {})[action_id] = {"type": "plain_text_input",
+                                                         "value": values.get((block_id, action_id))}
+        view = {**opened.view, "state": {"values": state}}
+        payload = {
+            "type": "view_submission", "token": "legacy-verification-token", "api_app_id": APP_ID,
+            "team": {"id": TEAM, "domain": "fake"}, "trigger_id": self.new_trigger(opened.user),
+            "user": {"id": opened.user, "username": user_name.lower(), "name": user_name.lower(), "team_id": TEAM},
+            "view": view, "response_urls": [], "is_enterprise_install": False, "enterprise": None,
+        }
+        opened.submissions += 1
+        response = await self.interact(payload)
+        action = (response or {}).get("response_action")
+        if action == "errors":
+            errors = response["errors"]  # type: ignore[index]
+            known = {block_id for block_id, _ in opened.inputs()}
+            assert isinstance(errors, dict) and errors and set(errors) <= known, f"errors for unknown blocks: {errors}"
+            opened.errors = dict(errors)
+        elif action in (None, "clear"):
+            opened.closed, opened.errors = True, {}
+        else:
+            raise AssertionError(f"unexpected response to a view_submission: {response}")
+        return response
 
     # -- what the bot did ------------------------------------------------------------------
 
@@ -394,3 +533,47 @@ class FakeSlack:
 
     def bot_messages(self, channel: str | None = None) -> list[Message]:
         return [m for m in self.messages if m.by_bot and (channel is None or m.channel == channel)]
+
+
+def view_problems(view: Any) -> list[str]:
+    """What Slack's views.open refuses in a modal (a subset of its validation)."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return ["[ERROR] must be a modal view"]
+    problems = []
+
+    def plain(key: str, obj: Any, limit: int) -> None:
+        if not (isinstance(obj, dict) and obj.get("type") == "plain_text" and 0 < len(obj.get("text") or "") <= limit):
+            problems.append(f"[ERROR] {key} must be plain_text of 1..{limit} characters")
+
+    plain("title", view.get("title"), 24)
+    for key in ("submit", "close"):
+        if key in view:
+            plain(key, view[key], 24)
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        problems.append("[ERROR] private_metadata must be at most 3000 characters")
+    if len(str(view.get("callback_id") or "")) > 255:
+        problems.append("[ERROR] callback_id must be at most 255 characters")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not 0 < len(blocks) <= 100:
+        return [*problems, "[ERROR] blocks must be a list of 1..100 blocks"]
+    has_input = False
+    for i, block in enumerate(blocks):
+        if block.get("type") == "input":
+            has_input = True
+            plain(f"blocks[{i}].label", block.get("label"), 2000)
+            element = block.get("element") or {}
+            if element.get("type") != "plain_text_input" or not 0 < len(element.get("action_id") or "") <= 255:
+                problems.append(f"[ERROR] blocks[{i}].element must be a plain_text_input with an action_id")
+            if not 0 < int(element.get("max_length") or 3000) <= 3000:
+                problems.append(f"[ERROR] blocks[{i}].element.max_length must be 1..3000")
+            if "hint" in block:
+                plain(f"blocks[{i}].hint", block["hint"], 2000)
+        elif block.get("type") == "section":
+            text = block.get("text") or {}
+            if not 0 < len(text.get("text") or "") <= 3000:
+                problems.append(f"[ERROR] blocks[{i}].text must be 1..3000 characters")
+        if len(str(block.get("block_id") or "")) > 255:
+            problems.append(f"[ERROR] blocks[{i}].block_id must be at most 255 characters")
+    if has_input and "submit" not in view:
+        problems.append("[ERROR] a modal with input blocks needs a submit button")
+    return problems

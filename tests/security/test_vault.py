@@ -287,3 +287,24 @@ async def test_a_refused_or_expired_credential_request_tells_the_agent_so(tmp_pa
             assert (await client.get(_link(sent[2].text))).status_code == 410
     finally:
         await host.stop()
+
+
+async def test_in_a_group_chat_only_the_owner_or_an_admin_may_answer_in_a_modal(tmp_path: Path,
+                                                                                private_config_dir: Path) -> None:
+    """Whoever typed the key decides which account the agent acts with: not any member of a group chat."""
+    from nanoclaw.db import users
+
+    host = Host(make_settings(tmp_path / "home"), channels=[FakeChannel])
+    await host.start()
+    try:
+        ch, link = await _ask_for_credential(host)
+        token = link.rsplit("/", 1)[1]
+        refused = host.submit_credential(token, "sk-strangers-own-key", sender_id="stranger")
+        assert refused.startswith("refused:")
+        assert SecretStore.open(private_config_dir).rules() == []  # nothing saved, the request stays open
+        users.upsert(host.conn, "fake", "bob", role="admin")
+        assert host.submit_credential(token, CANARY, sender_id="bob") == "saved"
+        assert (await ch.wait_sent(2, timeout=30))[1].text == "saved"
+        assert host.submit_credential(token, "again", sender_id="bob") == "expired"  # one use
+    finally:
+        await host.stop()

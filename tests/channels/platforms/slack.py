@@ -51,6 +51,19 @@ class SlackPlatform(Platform):
         assert msg is not None, message
         await self.server.press(msg, label, "U" + sender.upper().rjust(8, "0"))
 
+    async def submit_modal(self, message: PlatformMessage, value: str | None, sender: str = "u1") -> None:
+        """Press "Enter credential", fill the modal the bot opened (views.open) with `value` and submit it
+        (a view_submission, as Slack sends it); None presses "Refuse" instead."""
+        msg = self.server.find(message.id, message.chat)
+        assert msg is not None, message
+        user = "U" + sender.upper().rjust(8, "0")
+        if value is None:
+            await self.server.press(msg, "Refuse", user)
+            return
+        opened = await self.server.press_for_view(msg, "Enter credential", user)
+        [field] = opened.inputs()
+        await self.server.submit_view(opened, {field: value})
+
     async def reactions_on(self, message_id: str) -> list[str]:
         msg = self.server.find(message_id)
         return [EMOJI.get(name, f":{name}:") for name in (msg.reactions if msg else [])]
@@ -102,6 +115,12 @@ def malformed_frames(server: FakeSlack, channel: str) -> list[str]:
                                                       "user": "U0MALLORY1", "text": ["x"]})),
         envelope("interactive", {"type": "block_actions", "user": {"id": "U0MALLORY1"},
                                  "actions": [{"type": "button", "action_id": "nanoclaw_answer_0", "value": "{nope"}]}),
+        envelope("interactive", {"type": "block_actions", "user": {"id": "U0MALLORY1"}, "trigger_id": "1.2.3",
+                                 "actions": [{"type": "button", "action_id": "nanoclaw_credential_enter",
+                                              "value": "[]"}]}),
+        envelope("interactive", {"type": "view_submission", "user": {"id": "U0MALLORY1"},
+                                 "view": {"type": "modal", "callback_id": "nanoclaw_credential",
+                                          "private_metadata": "{nope", "state": "garbage"}}),
     ]
 
 
