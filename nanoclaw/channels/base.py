@@ -7,12 +7,16 @@ A channel turns platform events into `InboundEvent`s for the host
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, Protocol
 
 from nanoclaw.config import Settings
+from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
+
+log = get_logger("nanoclaw.channels")
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,31 @@ class ChannelHost(Protocol):
 
     def register_page(self, method: str, path: str, handler: WebhookHandler) -> None:
         """Serve an owner-only route on the host's web server (login cookie and CSRF checked by the host)."""
+
+
+class Backoff:
+    """Pauses between reconnect attempts, the same for every channel: 0.5 s doubling to 30 s.
+
+    `wait` logs `channel.reconnect` (with the error, which must hold no token) and sleeps;
+    `reset` after a success returns True when it ends a run of failures (time for channel_ready).
+    """
+
+    FIRST, MOST = 0.5, 30.0
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.delay = self.FIRST
+        self.failing = False
+
+    async def wait(self, error: str = "") -> None:
+        log.warning("channel.reconnect", channel=self.channel, delay=self.delay, error=error)
+        self.failing = True
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.MOST)
+
+    def reset(self) -> bool:
+        recovered, self.failing, self.delay = self.failing, False, self.FIRST
+        return recovered
 
 
 class Channel(ABC):

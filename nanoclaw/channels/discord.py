@@ -33,6 +33,7 @@ from discord.http import Route as DiscordRoute
 
 from nanoclaw.channels import credentials
 from nanoclaw.channels.base import (
+    Backoff,
     Capabilities,
     Channel,
     FileAttachment,
@@ -56,7 +57,6 @@ CREDENTIAL_PREFIX = "ncc"  # "Enter credential" button: ncc|<token>|<name>; the 
 REFUSE_PREFIX = "ncr"  # "Refuse" button of a credential card: ncr|<token>
 VALUE_INPUT_ID = "value"  # custom_id of the modal's text input
 ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 START_WAIT = 15.0  # how long start() waits for the first connection before going on in the background
 TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per trigger
 TYPING_MAX = 600.0  # never type forever if the host forgets to switch it off
@@ -132,9 +132,10 @@ class DiscordChannel(Channel):
         discord.py resumes a dropped gateway session by itself; everything it gives up on
         (connection refused, bad frames, timeouts) ends `connect` and lands here.
         """
-        delay = RECONNECT_FIRST
+        backoff = Backoff(self.type)
         while True:
             client = _Client(self)
+            error = "connection closed"
             try:
                 await client.login(token)
                 self._client = client
@@ -152,17 +153,15 @@ class DiscordChannel(Channel):
                         raise ConfigError(reason) from exc
                     log.error("channel.stopped", channel=self.type, error=reason)
                     return
-                log.warning("channel.disconnected", channel=self.type, error=f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
             finally:
                 self._connected.clear()
                 if self._client is client:
                     self._client = None
             await client.close()
             if client.was_connected:
-                delay = RECONNECT_FIRST
-            log.info("channel.reconnect", channel=self.type, delay=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX)
+                backoff.reset()
+            await backoff.wait(error)
 
     def _on_connected(self, resumed: bool) -> None:
         self._connected.set()

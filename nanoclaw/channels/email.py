@@ -30,7 +30,9 @@ import aioimaplib
 import aiosmtplib
 from markdown_it import MarkdownIt
 
-from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.base import (
+    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+)
 from nanoclaw.channels.text import split_message, to_plain
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -39,7 +41,6 @@ log = get_logger(__name__)
 
 MAX_TEXT = 100_000  # not a protocol limit: longer answers go out as several mails so each stays readable
 MAX_FILE = 50 * 2**20
-BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 IMAP_TIMEOUT = SMTP_TIMEOUT = 30.0
 IDLE_RENEW = aioimaplib.TWENTY_NINE_MINUTES  # servers may drop an IDLE older than 30 minutes (RFC 2177)
 RECENT_IDS = 1000
@@ -301,19 +302,18 @@ class EmailChannel(Channel):
 
     async def _run(self, session: _Imap | None) -> None:
         """Read mail until stopped; every failure of a session leads to a new one after a growing pause."""
-        delay = BACKOFF_START
+        backoff = Backoff(self.type)
         while True:
             imap = None
             try:
                 imap = session or await self._connect()
-                session, delay = None, BACKOFF_START
+                session = None
+                backoff.reset()
                 await self._serve(imap)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any server misbehaviour
-                log.warning("channel.reconnect", channel=self.type, delay=delay, error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                await backoff.wait(str(exc) or type(exc).__name__)
             finally:
                 if imap is not None:
                     imap.close()

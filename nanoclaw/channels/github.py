@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from nanoclaw.channels.base import Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.base import Backoff, Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
 from nanoclaw.channels.text import split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -34,7 +34,6 @@ MAX_BODY = 65536  # GitHub refuses comment and issue bodies longer than this
 MAX_TITLE = 80  # issue titles may be longer (256), but a short one reads better in lists
 REACTIONS = {"👍": "+1", "👎": "-1", "😄": "laugh", "😕": "confused", "❤": "heart", "🎉": "hooray", "🚀": "rocket",
              "👀": "eyes"}
-BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 _HANDLED = {("issue_comment", "created"), ("issues", "opened"), ("pull_request", "opened"),
             ("pull_request_review_comment", "created")}
 
@@ -123,14 +122,13 @@ class GitHubChannel(Channel):
         return str(_field(user, "login", str))
 
     async def _retry_login(self) -> None:
-        delay = BACKOFF_START
+        backoff = Backoff(self.type)
         while self._login is None:
-            await asyncio.sleep(delay)
-            log.info("channel.reconnect", channel=self.type, delay=delay)
+            await backoff.wait("GitHub unreachable at start")
             try:
                 self._login = await self._fetch_login()
             except ChannelUnavailable:
-                delay = min(delay * 2, BACKOFF_MAX)
+                continue
             except (ConfigError, _Malformed) as exc:
                 log.error("github.login_failed", error=str(exc))
                 return

@@ -23,7 +23,7 @@ from nio import (
 )
 
 from nanoclaw.channels.base import (
-    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import split_message, to_matrix_html
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -36,7 +36,6 @@ LIMIT = 16000  # characters per message; Matrix caps a whole event at 64 KiB
 MAX_EVENT_BYTES = 60000  # body + formatted_body + envelope must stay under the 64 KiB event cap
 MAX_FILE = 50 * 2**20
 SYNC_TIMEOUT_MS = 30000
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 _TRANSIENT = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)  # ValueError: a non-JSON body
 _AUTH_ERRORS = {"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN", "M_FORBIDDEN", "M_USER_DEACTIVATED"}
 _TEXT_EVENTS = (RoomMessageText, RoomMessageNotice, RoomMessageEmote)
@@ -111,7 +110,7 @@ class MatrixChannel(Channel):
 
     async def _run(self) -> None:
         """Sync forever; on any failure wait 0.5 s, doubling to 30 s, and try again."""
-        delay, failed = BACKOFF_FIRST, False
+        backoff = Backoff(self.type)
         while True:
             try:
                 await self._sync(first=not self._synced)
@@ -119,16 +118,11 @@ class MatrixChannel(Channel):
                 log.error("channel.auth_failed", channel=self.type, error=str(exc))
                 return
             except Exception as exc:  # never let the loop die: a bad sync is retried
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("channel.reconnect", channel=self.type, delay=delay, error=error)
-                failed = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                await backoff.wait(f"{type(exc).__name__}: {exc}")
                 continue
-            if failed:
+            if backoff.reset():
                 log.info("channel.reconnected", channel=self.type)
                 self.host.channel_ready(self.type)
-            delay, failed = BACKOFF_FIRST, False
 
     async def _sync(self, first: bool) -> None:
         assert self.client is not None

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from nanoclaw.channels.base import (
-    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import Dialect, convert, split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -187,7 +187,7 @@ class SignalChannel(Channel):
     async def _listen(self) -> None:
         """Read the event stream forever; reconnect with exponential backoff (0.5 s doubling to 30 s)."""
         assert self._session is not None
-        delay = 0.5
+        backoff = Backoff(self.type)
         while True:
             headers = {"Accept": "text/event-stream"}
             if self._last_event_id:  # signal-cli replays what we missed while away
@@ -204,16 +204,14 @@ class SignalChannel(Channel):
                         log.info("signal.connected", url=self.url)
                     self._connected.set()
                     self.host.channel_ready(self.type)
-                    delay = 0.5
+                    backoff.reset()
                     async for data in self._sse(resp):
                         await self._dispatch(data)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            log.info("channel.reconnect", channel=self.type, delay=delay, error=error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+            await backoff.wait(error)
 
     async def _sse(self, resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
         """The `data` of each Server-Sent Event (multi-line data joined by newlines)."""

@@ -40,7 +40,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from nanoclaw.channels import credentials
-from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
+from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -54,7 +54,6 @@ SECTION_LIMIT = 3000  # Block Kit section text
 BUTTON_TEXT_LIMIT = 75  # Block Kit plain_text on a button
 BUTTON_VALUE_LABEL_LIMIT = 1900  # the value holds at most 2000 characters, JSON included
 MAX_FILE_BYTES = 50 * 2**20
-RECONNECT_MIN, RECONNECT_MAX = 0.5, 30.0
 PING_INTERVAL = 10.0
 ACTION_ID = re.compile(r"^nanoclaw_answer_\d+$")
 CREDENTIAL_ENTER, CREDENTIAL_REFUSE = "nanoclaw_credential_enter", "nanoclaw_credential_refuse"
@@ -163,18 +162,18 @@ class SlackChannel(Channel):
 
     async def _keep_connected(self) -> None:
         assert self._socket is not None
-        delay = 0.0  # the first connection is immediate
+        backoff = Backoff(self.type)
+        error = ""  # the first connection is immediate
         while not self._socket.closed:
-            if delay:
-                log.info("channel.reconnect", channel=self.type, delay=delay)
-                await asyncio.sleep(delay)
+            if error:
+                await backoff.wait(error)
             try:
                 await self._socket.connect_to_new_endpoint(force=True)
             except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                log.warning("slack.connect_failed", error=type(exc).__name__)
-                delay = min(max(delay * 2, RECONNECT_MIN), RECONNECT_MAX)
+                error = type(exc).__name__
                 continue
-            delay = RECONNECT_MIN
+            backoff.reset()
+            error = "connection closed"
             while await self._socket.is_connected():  # woken at once on close, else checked each ping
                 self._wake.clear()
                 with suppress(asyncio.TimeoutError):

@@ -28,7 +28,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Te
 from telegram.request import HTTPXRequest
 
 from nanoclaw.channels.base import (
-    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import split_message, to_plain, to_telegram_html
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -124,26 +124,6 @@ def html_pieces(markdown: str, md_limit: int = MAX_TEXT) -> list[str]:
     return [p for p in pieces if p.strip()]
 
 
-class _Backoff:
-    """0.5 s doubling to 30 s between attempts; logs each as `channel.reconnect`."""
-
-    def __init__(self, token: str) -> None:
-        self.delay = 0.5
-        self.failing = False
-        self.token = token
-
-    async def wait(self, exc: BaseException) -> None:
-        log.warning("channel.reconnect", channel="telegram", delay=self.delay, error=_safe(exc, self.token))
-        self.failing = True
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, 30.0)
-
-    def reset(self) -> bool:
-        """Back to the first delay; True if this ends a run of failures."""
-        recovered, self.failing, self.delay = self.failing, False, 0.5
-        return recovered
-
-
 class TelegramChannel(Channel):
     type = "telegram"
     capabilities = Capabilities(
@@ -211,9 +191,9 @@ class TelegramChannel(Channel):
         log.info("telegram.connected", username=self._me.username, mode="webhook" if self._webhook_url else "polling")
 
     async def _run(self, error: Exception | None) -> None:
-        backoff = _Backoff(self._token)
+        backoff = Backoff(self.type)
         while error is not None:
-            await backoff.wait(error)
+            await backoff.wait(_safe(error, self._token))
             try:
                 await self._connect()
                 error = None
@@ -224,7 +204,7 @@ class TelegramChannel(Channel):
         if not self._webhook_url:
             await self._poll(backoff)
 
-    async def _poll(self, backoff: _Backoff) -> None:
+    async def _poll(self, backoff: Backoff) -> None:
         assert self._bot is not None
         while True:
             try:
@@ -232,7 +212,7 @@ class TelegramChannel(Channel):
                     offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=UPDATES,
                 )
             except Exception as exc:  # network, 5xx, 429, 409 (another poller), bad JSON: wait and retry
-                await backoff.wait(exc)
+                await backoff.wait(_safe(exc, self._token))
                 continue
             if backoff.reset():
                 self.host.channel_ready(self.type)

@@ -25,6 +25,7 @@ import httpx
 from aiohttp import web
 
 from nanoclaw.channels.base import (
+    Backoff,
     Capabilities,
     Channel,
     FileAttachment,
@@ -56,7 +57,6 @@ LIST_BUTTON = "Choose"
 ID_PREFIX = "nc"  # marks button ids this channel made: nc|<card_id>|<index>|<label>
 # Graph error codes that mean "later" although the HTTP status is a 4xx: rate limits, temporary outages.
 TRANSIENT_CODES = {4, 80007, 130429, 131000, 131016, 131048, 131056, 133004}
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 
 REQUIRED = {
     "WHATSAPP_ACCESS_TOKEN": "a permanent token of a system user (Meta Business settings → System users → "
@@ -322,17 +322,15 @@ class WhatsAppChannel(Channel):
 
     async def _reconnect(self) -> None:
         """Probe the Graph API with backoff after an outage; tell the host when sends can go out again."""
-        delay = RECONNECT_FIRST
+        backoff = Backoff(self.type)
         while True:
-            log.info("channel.reconnect", channel=self.type, delay=delay)
-            await asyncio.sleep(delay)
+            await backoff.wait("Graph API unavailable")
             try:
                 assert self._http is not None
                 if (await self._http.get(self._phone_id)).status_code < 500:
                     break
             except httpx.TransportError:
                 pass
-            delay = min(delay * 2, RECONNECT_MAX)
         log.info("channel.reconnected", channel=self.type)
         self.host.channel_ready(self.type)
 
