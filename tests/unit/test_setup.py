@@ -5,7 +5,6 @@ Every test runs with HOME, XDG_CONFIG_HOME and NANOCLAW_HOME in tmp_path (`user_
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
