@@ -32,7 +32,8 @@ def backup(home: Path, archive: Path, config_dir: Path | None = None) -> dict[st
     with tempfile.TemporaryDirectory(prefix="nanoclaw-backup-") as tmp:
         snapshot = Path(tmp) / "nanoclaw-home"
         snapshot.mkdir()
-        for db in [home / "nanoclaw.db", *sorted(home.glob("sessions/*/*/*.db"))]:
+        state_dbs = sorted((home / "state").glob("*.db"))  # e.g. the web chat's transcript
+        for db in [home / "nanoclaw.db", *sorted(home.glob("sessions/*/*/*.db")), *state_dbs]:
             if ".quarantined-" in str(db):
                 continue
             target = snapshot / db.relative_to(home)
@@ -42,8 +43,9 @@ def backup(home: Path, archive: Path, config_dir: Path | None = None) -> dict[st
         for folder in ("groups", "state"):
             source = home / folder
             if source.is_dir():
-                shutil.copytree(source, snapshot / folder, symlinks=True,
-                                ignore=lambda d, names: [n for n in names if n in SKIP_STATE or n.endswith(".sock")])
+                shutil.copytree(source, snapshot / folder, symlinks=True, dirs_exist_ok=True,
+                                ignore=lambda d, names: [n for n in names if n in SKIP_STATE or n.endswith(".sock")
+                                                         or (Path(d) == home / "state" and _is_db_file(n))])
                 counts["files"] += sum(len(files) for _, _, files in os.walk(snapshot / folder))
         if (home / "config.env").is_file():
             shutil.copy2(home / "config.env", snapshot / "config.env")
@@ -59,6 +61,11 @@ def backup(home: Path, archive: Path, config_dir: Path | None = None) -> dict[st
             tar.add(snapshot, arcname="nanoclaw-home")
         partial.replace(archive)  # a crash mid-backup never leaves a truncated archive under the real name
     return counts
+
+
+def _is_db_file(name: str) -> bool:
+    """A live SQLite file: copied above through the backup API, never as bytes mid-write."""
+    return name.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))
 
 
 def _copy_db(source: Path, target: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nanoclaw.channels.web import WebChatStore
 from tests.integration.hostproc import NANOCLAW, HostProcess
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -28,6 +29,9 @@ def test_backup_and_restore_onto_a_fresh_home(tmp_path: Path) -> None:
         added = cli(old.env, "tasks", "add", "--cron", "0 7 * * *", "--prompt", "morning news")
         task_id = added.stdout.split()[1]
         (old.home / "groups" / "main" / "CLAUDE.md").write_text("# main\n- the owner likes tea\n")
+        web_chat = WebChatStore(old.home / "state" / "web-chat.db")  # the running host has it open too
+        web_chat.add(author="owner", kind="chat", text="kept in the web chat")
+        web_chat.close()
         session_before = [line for line in cli(old.env, "status").stdout.splitlines() if "session s-" in line]
         added = subprocess.run([NANOCLAW, "secrets", "add", "demo", "--host", "api.example.test"], env=old.env,
                                input="sk-canary-backup", capture_output=True, text=True, timeout=60)
@@ -57,6 +61,9 @@ def test_backup_and_restore_onto_a_fresh_home(tmp_path: Path) -> None:
     try:
         assert (new.home / "groups" / "main" / "CLAUDE.md").read_text().endswith("- the owner likes tea\n")
         assert task_id in cli(new.env, "tasks", "list").stdout
+        web_chat = WebChatStore(new.home / "state" / "web-chat.db")
+        assert [m["text"] for m in web_chat.history(None)] == ["kept in the web chat"]
+        web_chat.close()
         assert "hello after" in cli(new.env, "send", "hello after").stdout
         session_after = [line for line in cli(new.env, "status").stdout.splitlines() if "session s-" in line]
         assert session_before[0].split()[1] == session_after[0].split()[1]  # the same conversation goes on
