@@ -64,12 +64,12 @@ class Gatekeeper:
         return "held"
 
     def admin_route(self) -> Route | None:
-        """The admin group's first chat (on a fresh install: the owner's terminal)."""
-        for wiring in wirings.for_agent_group(self.conn, "main"):
-            chat = messaging_groups.get(self.conn, wiring.messaging_group_id)
-            if chat is not None:
-                return Route(chat.channel_type, chat.platform_id)
-        return None
+        """Where the owner is asked: the admin group's most recently wired direct chat, the terminal last
+        (its messages wait for an open `nanoclaw chat`; on a fresh install that leaves the web chat)."""
+        wired = wirings.for_agent_group(self.conn, "main")
+        found = [c for c in (messaging_groups.get(self.conn, w.messaging_group_id) for w in wired) if c is not None]
+        found.sort(key=lambda c: (c.is_dm, c.channel_type != "terminal", c.id))
+        return Route(found[-1].channel_type, found[-1].platform_id) if found else None
 
     async def decide(self, approval_id: str, approve: bool, by: str) -> str:
         """Apply the owner's decision; returns what happened, for the owner."""

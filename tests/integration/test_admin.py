@@ -12,6 +12,7 @@ from nanoclaw.db import agent_groups, approvals, messaging_groups, users
 from nanoclaw.host.app import Host
 from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.protocol.runner_end import RunnerEnd
+from nanoclaw.protocol.messages import Route
 from tests.conftest import fake, wire
 
 pytestmark = pytest.mark.sandbox
@@ -68,25 +69,6 @@ async def test_help_for_everyone_status_for_the_owner(host: Host) -> None:
     assert not refused.accepted and "Only the owner or an admin" in (refused.error or "")
 
 
-async def attach_terminal(host: Host) -> tuple[object, list[dict]]:
-    """A real `nanoclaw chat` client on the host's socket, collecting what the owner sees."""
-    from nanoclaw.client import LocalClient
-
-    client = LocalClient(host.settings.socket_path, timeout=None)
-    await asyncio.to_thread(client.request, "subscribe")
-    seen: list[dict] = []
-
-    def read() -> None:
-        try:
-            for event in client.events():
-                seen.append(event)
-        except Exception:
-            pass
-
-    asyncio.get_running_loop().run_in_executor(None, read)
-    return client, seen
-
-
 async def wait_until(predicate, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.05)):
         if predicate():
@@ -95,32 +77,40 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met")
 
 
+def web_chat(host: Host) -> list[dict]:
+    """What the owner sees in the web chat (the admin chat of a fresh install)."""
+    return host.channels["web"].store.history(None)  # type: ignore[attr-defined]
+
+
 async def test_unknown_sender_is_held_until_the_owner_approves(host: Host) -> None:
     wire(host, "club", trigger="always")
     messaging_groups.set_policy(host.conn, messaging_groups.find(host.conn, "fake", "club").id, "ask")
-    client, seen = await attach_terminal(host)
-    try:
-        ch = fake(host)
-        await ch.say("hi, I'm new", chat="club", sender="newbie")
-        await ch.say("still there?", chat="club", sender="newbie")
-        await wait_until(lambda: any("New sender" in e.get("text", "") for e in seen))
-        card = next(e for e in seen if "New sender" in e.get("text", ""))
-        assert "/approve oa-" in card["text"] and "1) Approve" in card["text"]
-        await asyncio.sleep(0.3)
-        assert ch.sent == []  # nothing reached the agent yet
-        approval_id = host.conn.execute("SELECT id FROM approvals").fetchone()[0]
-        assert len(approval_id) == 11
-        await host.answer(approval_id, "Approve", "root")
-        sent = await ch.wait_sent(1)
-        assert "hi, I'm new" in sent[-1].text and "still there?" in "".join(s.text for s in ch.sent)
-        await wait_until(lambda: any("Approved" in e.get("text", "") for e in seen))
-        assert await host.answer(approval_id, "Deny", "root") is None
-        await wait_until(lambda: any("is not open" in e.get("text", "") for e in seen))
-    finally:
-        import socket
+    ch = fake(host)
+    await ch.say("hi, I'm new", chat="club", sender="newbie")
+    await ch.say("still there?", chat="club", sender="newbie")
+    await wait_until(lambda: any("New sender" in (m["title"] or "") + m["text"] for m in web_chat(host)))
+    card = next(m for m in web_chat(host) if "New sender" in (m["title"] or "") + m["text"])
+    assert "/approve oa-" in card["text"] and card["buttons"] == ["Approve", "Deny"]
+    await asyncio.sleep(0.3)
+    assert ch.sent == []  # nothing reached the agent yet
+    approval_id = host.conn.execute("SELECT id FROM approvals").fetchone()[0]
+    assert len(approval_id) == 11 and card["card_id"] == approval_id
+    assert await host.answer(approval_id, "Approve", "a-guest") == "Only the owner or an admin may decide this."
+    await host.answer(approval_id, "Approve", "owner")
+    sent = await ch.wait_sent(1)
+    assert "hi, I'm new" in sent[-1].text and "still there?" in "".join(s.text for s in ch.sent)
+    await wait_until(lambda: any("Approved" in m["text"] for m in web_chat(host)))
+    assert await host.answer(approval_id, "Deny", "owner") is None
+    await wait_until(lambda: any("is not open" in m["text"] for m in web_chat(host)))
 
-        client.sock.shutdown(socket.SHUT_RDWR)  # unblocks the reader thread
-        client.close()
+
+async def test_the_owner_is_asked_in_the_latest_admin_chat_and_the_terminal_last(host: Host) -> None:
+    assert host.gate.admin_route() == Route("web", "owner")  # fresh install: terminal and web chat
+    wire(host, "owner-dm", is_dm=True)  # the owner wires a chat app's DM to main
+    assert host.gate.admin_route() == Route("fake", "owner-dm")
+    host.conn.execute("DELETE FROM wirings WHERE agent_group_id = 'main' AND messaging_group_id IN "
+                      "(SELECT id FROM messaging_groups WHERE channel_type != 'terminal')")
+    assert host.gate.admin_route() == Route("terminal", "local")
 
 
 async def test_denied_and_unlisted_senders_never_reach_the_agent(host: Host) -> None:
@@ -135,7 +125,7 @@ async def test_denied_and_unlisted_senders_never_reach_the_agent(host: Host) -> 
     ch = fake(host)
     await ch.say("let me in", chat="club", sender="troll")
     approval = host.conn.execute("SELECT id FROM approvals").fetchone()[0]
-    await host.answer(approval, "Deny", "root")
+    await host.answer(approval, "Deny", "owner")
     await ch.say("please?", chat="club", sender="troll")
     await ch.say("hello vip", chat="vip", sender="crasher")
     await ch.say("hello from a friend", chat="vip", sender="friend")

@@ -146,14 +146,17 @@ async def test_an_agent_asks_for_packages_the_owner_approves_and_its_next_start_
         assert "No such file" in (await ch.wait_sent(1, timeout=60))[0].text
         ask = json.dumps({"packages": ["jq"], "reason": "to read JSON"})
         await ch.say(f"[mock:tool=install_packages:{ask}]", chat="fam")
-        answer = (await ch.wait_sent(2, timeout=30))[1].text
+        sent = await ch.wait_sent(3, timeout=30)  # the agent's answer in fam, the card in the owner's admin DM
+        answer = next(s.text for s in sent if s.route.platform_id == "fam" and s.text.startswith("Asked the owner"))
         assert answer.startswith("Asked the owner to approve jq (oa-")
         approval_id = answer.split("(")[1].split(")")[0]
-        card = approvals.get(host.conn, approval_id)  # the card itself goes to the admin's first chat
+        [card_sent] = [s for s in sent if s.route.platform_id == "admin-dm"]
+        assert "Agent group family asks to install: jq" in card_sent.text
+        card = approvals.get(host.conn, approval_id)
         assert card is not None and card.kind == "install_packages" and card.payload["reason"] == "to read JSON"
         users.upsert(host.conn, "fake", "owner", role="owner")
         await ch.say(f"/approve {approval_id}", chat="admin-dm", sender="owner", is_dm=True)
-        assert "building family's image with jq" in (await ch.wait_sent(3, timeout=30))[2].text
+        assert "building family's image with jq" in (await ch.wait_sent(4, timeout=30))[3].text
         for _ in range(600):  # the build fetches jq from Debian's mirror
             if group_packages.for_group(host.conn, "family") or not host.packages.builds:
                 break
