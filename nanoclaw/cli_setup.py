@@ -271,7 +271,7 @@ class Wizard:
             except click.BadParameter as exc:
                 raise click.ClickException(f"channels: {exc.message}") from exc
         for channel in channels:
-            if channel != "terminal":
+            if channel not in ("terminal", "web"):
                 self._channel_secrets(channel)
         _done("channels " + ", ".join(channels))
         return channels
@@ -304,6 +304,15 @@ class Wizard:
         for name in saved:
             value = click.prompt(f"  {name} (hidden; Enter keeps the saved value)", default="", show_default=False,
                                  hide_input=True, value_proc=secret)
+            if value:
+                self.secrets_to_save[name] = value
+        asked = [n for n in _settings_asked(channel) if n not in saved]
+        if asked:
+            click.echo(f"  How to get them: docs/channels/{channel}.md (Enter skips one).")
+        for name in asked:
+            hidden = any(word in name for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
+            value = click.prompt(f"  {name}" + (" (hidden)" if hidden else ""), default="", show_default=False,
+                                 hide_input=hidden, value_proc=secret)
             if value:
                 self.secrets_to_save[name] = value
         click.echo(f"  {channel}'s tokens are variables named {prefix}…, e.g. {prefix}TOKEN.")
@@ -467,3 +476,11 @@ def setup(ctx: click.Context, non_interactive: bool, **options: Any) -> None:
       printf '%s' "$KEY" | nanoclaw setup --non-interactive --provider claude --key-stdin
     """
     Wizard(ctx, interactive=not non_interactive).run(**options)
+
+
+def _settings_asked(channel: str) -> tuple[str, ...]:
+    """The variables a channel says its owner sets (empty for a plugin that says nothing)."""
+    try:
+        return tuple(registry.load(registry.CHANNELS, channel).settings_asked)
+    except (LookupError, ImportError, AttributeError):
+        return ()

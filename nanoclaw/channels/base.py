@@ -170,6 +170,8 @@ class Backoff:
 class Channel(ABC):
     type: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # The variables an owner sets to use it (credentials.env), asked for by `nanoclaw setup`.
+    settings_asked: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, host: ChannelHost) -> None:
         self.host = host

@@ -69,6 +69,7 @@ INTENT_REFUSED = ("Discord refused the Message Content intent: switch it on in t
 
 class DiscordChannel(Channel):
     type = "discord"
+    settings_asked = ("DISCORD_BOT_TOKEN",)
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=MAX_LENGTH,

@@ -249,6 +249,7 @@ def _subject_for(text: str) -> str:
 
 class EmailChannel(Channel):
     type = "email"
+    settings_asked = ("EMAIL_ADDRESS", "EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST")
     capabilities = Capabilities(
         threads=False, edits=False, reactions=False, cards=False, typing=False, files=True,
         max_message_length=MAX_TEXT,

@@ -59,6 +59,7 @@ def _field(obj: Any, key: str, kind: type | tuple[type, ...]) -> Any:
 
 class GitHubChannel(Channel):
     type = "github"
+    settings_asked = ("GITHUB_TOKEN", "GITHUB_WEBHOOK_SECRET")
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=False, typing=False, files=False,
         max_message_length=MAX_BODY,

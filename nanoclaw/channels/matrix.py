@@ -43,6 +43,7 @@ _TEXT_EVENTS = (RoomMessageText, RoomMessageNotice, RoomMessageEmote)
 
 class MatrixChannel(Channel):
     type = "matrix"
+    settings_asked = ("MATRIX_HOMESERVER", "MATRIX_USER_ID", "MATRIX_ACCESS_TOKEN")
     capabilities = Capabilities(
         threads=False, edits=True, reactions=True, cards=False, typing=True, files=True,
         max_message_length=LIMIT,

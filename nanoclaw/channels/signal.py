@@ -140,6 +140,7 @@ def _rpc_error(method: str, error: Any) -> Exception:
 
 class SignalChannel(Channel):
     type = "signal"
+    settings_asked = ("SIGNAL_ACCOUNT", "SIGNAL_RPC_URL")
     capabilities = Capabilities(
         edits=True, reactions=True, typing=True, files=True, max_message_length=MAX_LENGTH,
         formatting="Signal: Markdown **bold**, *italic*, ~~strike~~ and `code` show as Signal text styles; "

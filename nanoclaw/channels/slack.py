@@ -78,6 +78,7 @@ EMOJI_NAMES = {
 
 class SlackChannel(Channel):
     type = "slack"
+    settings_asked = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=False, files=True,
         max_message_length=MESSAGE_LIMIT,

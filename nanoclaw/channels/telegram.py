@@ -126,6 +126,7 @@ def html_pieces(markdown: str, md_limit: int = MAX_TEXT) -> list[str]:
 
 class TelegramChannel(Channel):
     type = "telegram"
+    settings_asked = ("TELEGRAM_BOT_TOKEN",)
     capabilities = Capabilities(
         threads=False, edits=True, reactions=True, cards=True, typing=True, files=True, max_message_length=MAX_TEXT,
         formatting="Telegram: use Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks and [links](url); "

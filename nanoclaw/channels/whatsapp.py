@@ -69,6 +69,8 @@ REQUIRED = {
 
 class WhatsAppChannel(Channel):
     type = "whatsapp"
+    settings_asked = ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_APP_SECRET",
+                      "WHATSAPP_VERIFY_TOKEN")
     capabilities = Capabilities(
         reactions=True, cards=True, typing=True, files=True, max_message_length=MAX_TEXT,
         formatting="WhatsApp: *bold* _italic_ ~strike~ `code` ```block```; no headings, tables or link markup",

@@ -241,6 +241,29 @@ def test_wizard_asks_for_channel_tokens_hidden(user_env: dict[str, str], chatapp
     assert "CHATAPP_BOT_TOKEN=tok-abc" in credentials.read_text()
 
 
+def test_wizard_asks_for_the_settings_a_channel_names(user_env: dict[str, str]) -> None:
+    answers = [
+        "",  # no Anthropic key
+        "",  # provider: mock
+        "",  # name: Andy
+        "terminal, email",
+        "andy@example.test",  # EMAIL_ADDRESS, shown
+        "app-password-123",  # EMAIL_PASSWORD, hidden
+        "imap.example.test",
+        "",  # EMAIL_SMTP_HOST skipped
+        "",  # no more variables
+        "n",  # no service
+    ]
+    code, out = run_cli("setup", input="\n".join(answers) + "\n")
+    assert code == 0, out
+    assert "docs/channels/email.md" in out and "EMAIL_PASSWORD (hidden)" in out
+    assert "app-password-123" not in out
+    _, credentials = saved(user_env)
+    text = credentials.read_text()
+    assert "EMAIL_ADDRESS=andy@example.test" in text and "EMAIL_PASSWORD=app-password-123" in text
+    assert "EMAIL_IMAP_HOST=imap.example.test" in text and "EMAIL_SMTP_HOST" not in text
+
+
 # -- the wizard in a real terminal (tmux) ----------------------------------------------------
 
 
