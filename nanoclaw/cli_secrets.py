@@ -1,4 +1,7 @@
-"""`nanoclaw secrets` — the vault's secrets: values come from a hidden prompt or stdin, never from arguments."""
+"""`nanoclaw secrets` — the vault's secrets: values come from a hidden prompt or stdin, never from arguments.
+
+They go to the backend NANOCLAW_VAULT_BACKEND selects: NanoClaw's own vault (builtin) or OneCLI.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,16 @@ import time
 
 import click
 
-from nanoclaw.config import user_config_dir
+from nanoclaw.cli_options import load_settings
 from nanoclaw.errors import NanoClawError
-from nanoclaw.vault.store import SecretRule, SecretStore
+from nanoclaw.vault.backend import SecretBackend, open_backend
+from nanoclaw.vault.store import SecretRule
 
 
-def _store() -> SecretStore:
+def _store() -> SecretBackend:
+    settings = load_settings(click.get_current_context().find_root())
     try:
-        return SecretStore.open(user_config_dir())
+        return open_backend(settings)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -29,6 +34,9 @@ def _read_value(name: str) -> str:
 @click.group()
 def secrets() -> None:
     """Secrets the vault injects into agents' requests; agents never see them.
+
+    With NANOCLAW_VAULT_BACKEND=onecli they are kept in OneCLI (its `onecli` CLI),
+    where a secret serves every agent group.
 
     \b
     printf %s "$TOKEN" | nanoclaw secrets add github --host api.github.com --format 'Bearer {value}'
@@ -54,17 +62,21 @@ def add(name: str, host: str, header: str, value_format: str, path: str, method:
         rule = store.add(SecretRule(name, host, header, value_format, path, method.upper(), groups), _read_value(name))
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"stored {rule.name}: injected as {rule.header} on requests to {rule.host}")
+    where = "" if store.scoped else " (in OneCLI, for every agent group)"
+    click.echo(f"stored {rule.name}: injected as {rule.header} on requests to {rule.host}{where}")
 
 
 @secrets.command("list")
 def list_secrets() -> None:
     """The stored secrets and where each goes (never their values)."""
-    rules = _store().rules()
+    try:
+        rules = _store().rules()
+    except NanoClawError as exc:
+        raise click.ClickException(str(exc)) from exc
     if not rules:
         click.echo("no secrets yet (nanoclaw secrets add --help)")
     for r in rules:
-        scope = ",".join(r.groups) or "all groups"
+        scope = ",".join(r.groups) or "all groups"  # OneCLI's are always all groups
         when = time.strftime("%Y-%m-%d", time.localtime(r.rotated_at))
         click.echo(f"{r.name:<20} {r.host:<28} {r.header}: {r.format.replace('{value}', '•••')}  "
                    f"{r.method} {r.path}  {scope}  set {when}")

@@ -22,6 +22,7 @@ from nanoclaw.errors import ConfigError
 ENV_PREFIX = "NANOCLAW_"
 CONFIG_FILE = "config.env"  # in NANOCLAW_HOME
 CREDENTIALS_FILE = "credentials.env"  # in user_config_dir(), outside the home and the project
+VAULT_BACKENDS = ("builtin", "onecli")
 
 
 def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -71,6 +72,9 @@ class Settings:
     egress_approval_timeout: float = 600.0
     web_port: int = 8700  # the host's web server: web chat, dashboard, credential forms, webhooks (0 = any free port)
     web_host: str = "127.0.0.1"  # loopback only unless you put it elsewhere on purpose (see docs/security.md)
+    # Where secrets live: builtin (~/.config/nanoclaw/vault.json) or onecli (the `onecli` CLI and its gateway;
+    # ONECLI_GATEWAY_URL and ONECLI_CA_CERT are read from the environment/.env, see docs/security.md).
+    vault_backend: str = "builtin"
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -145,6 +149,8 @@ class Settings:
             raise ConfigError(
                 f"assistant name {self.assistant_name!r} must be a word (letters, digits, - or _), e.g. Andy"
             )
+        if self.vault_backend not in VAULT_BACKENDS:
+            raise ConfigError(f"NANOCLAW_VAULT_BACKEND={self.vault_backend!r} is not one of {', '.join(VAULT_BACKENDS)}")
         for name in ("max_sandboxes", "max_attempts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"NANOCLAW_{name.upper()} must be at least 1")

@@ -49,7 +49,9 @@ from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
 from nanoclaw.sandbox.mounts import Allowlist
 from nanoclaw.vault.ca import CertificateAuthority
+from nanoclaw.vault.backend import open_backend
 from nanoclaw.vault.collect import CredentialDesk
+from nanoclaw.vault.onecli import OneCliVault
 from nanoclaw.vault.policy import POLICY_FILE
 from nanoclaw.vault.proxy import EgressProxy, Upstream
 from nanoclaw.vault.store import SecretStore
@@ -72,6 +74,9 @@ class Host:
             raise ConfigError(f"provider {provider!r} is not installed (installed: {', '.join(sorted(providers))})")
         runtime_name = settings.runtime or (runtime.name if runtime else detect.detect())
         self.settings = settings = settings.with_overrides(provider=provider, runtime=runtime_name)
+        # The secret backend (builtin or OneCLI): one that cannot work stops the host here, before anything opens.
+        self.vault = vault = open_backend(settings, for_host=True)
+        onecli = vault if isinstance(vault, OneCliVault) else None
         bootstrap.ensure_home(settings)
         self.conn = db.connect(settings.db_path)
         bootstrap.first_run(self.conn, settings)
@@ -100,12 +105,15 @@ class Host:
                 auth_token=settings.extra.get("ANTHROPIC_AUTH_TOKEN") or None,
             ),
             allow_private=settings.egress_allow_private,
-            vault=(vault := SecretStore.open(user_config_dir())),
+            vault=vault if isinstance(vault, SecretStore) else None,
             policy_path=user_config_dir() / POLICY_FILE,
             ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
+            onecli=onecli,
         )
-        self.vault = vault
-        self.sessions.ca_files = (ca.cert_path, ca.bundle(settings.state_dir / "ca-bundle.pem"))
+        # Sandboxes trust the vault's CA and, with OneCLI, OneCLI's (its gateway signs the hosts it injects into).
+        also = (onecli.ca_cert,) if onecli is not None and onecli.ca_cert is not None else ()
+        self.sessions.ca_files = (ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
+                                  ca.bundle(settings.state_dir / "ca-bundle.pem", also))
         self._proxy_sockets: dict[str, Path] = {}
         self.supervisor.prepare = self._open_proxy
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)

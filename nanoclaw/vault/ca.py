@@ -12,6 +12,7 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -97,12 +98,17 @@ class CertificateAuthority:
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM))
         return cert_file, key_file
 
-    def bundle(self, path: Path) -> Path:
-        """The system's CA bundle plus this CA, for sandboxes (SSL_CERT_FILE)."""
+    def bundle(self, path: Path, also: Sequence[Path] = ()) -> Path:
+        """The system's CA bundle plus this CA (and the certificates in `also`), for sandboxes (SSL_CERT_FILE)."""
         import certifi
 
         system = Path("/etc/ssl/certs/ca-certificates.crt")
         base = system.read_bytes() if system.exists() else Path(certifi.where()).read_bytes()
+        return self.certificates(path, also, base)
+
+    def certificates(self, path: Path, also: Sequence[Path] = (), base: bytes = b"") -> Path:
+        """This CA's certificate and those in `also`, in one file (NODE_EXTRA_CA_CERTS takes a single file)."""
+        pems = [self.cert.public_bytes(serialization.Encoding.PEM), *(extra.read_bytes() for extra in also)]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base + b"\n" + self.cert.public_bytes(serialization.Encoding.PEM))
+        path.write_bytes(b"\n".join([base, *pems]) if base else b"\n".join(pems))
         return path

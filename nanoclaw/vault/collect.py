@@ -15,7 +15,7 @@ import hmac
 import html
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -26,7 +26,8 @@ from nanoclaw.host.actions import DEFERRED
 from nanoclaw.host.web import WebServer
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
-from nanoclaw.vault.store import SecretRule, SecretStore, VaultError, validate
+from nanoclaw.vault.backend import SecretBackend
+from nanoclaw.vault.store import SecretRule, VaultError, validate
 
 log = get_logger("nanoclaw.vault.collect")
 
@@ -46,7 +47,7 @@ class Pending:
 
 
 class CredentialDesk:
-    def __init__(self, store: SecretStore, route_of: Callable[[str], Route | None], send_card: SendCard,
+    def __init__(self, store: SecretBackend, route_of: Callable[[str], Route | None], send_card: SendCard,
                  answer: Callable[[str, str, str], None], web_server: WebServer, *, ttl: float = TTL,
                  may_answer: Callable[[Route, str], bool] = lambda route, sender: True) -> None:
         self.store = store
@@ -75,9 +76,10 @@ class CredentialDesk:
         if pending is None:
             return _page(410, "This link was used already or has expired.")
         rule = pending.rule
+        scope = "" if self.store.scoped else " from every agent group (it is kept in OneCLI)"
         body = (f"<h1>{html.escape(rule.name)}</h1><p>{html.escape(pending.description)}</p>"
                 f"<p>It will be sent as <code>{html.escape(rule.header)}</code> on requests to "
-                f"<code>{html.escape(rule.host)}</code>; the assistant never sees it.</p>"
+                f"<code>{html.escape(rule.host)}</code>{scope}; the assistant never sees it.</p>"
                 f"<form method='post'><input type='hidden' name='csrf' value='{pending.csrf}'>"
                 "<input type='password' name='value' autocomplete='off' autofocus required> "
                 "<button name='action' value='save'>Save</button> "
@@ -98,7 +100,8 @@ class CredentialDesk:
             return _page(200, "Refused. The assistant was told.")
         if status != "saved":
             return _page(400, f"Not saved: {html.escape(status.removeprefix('failed: '))}")
-        return _page(200, "Saved in NanoClaw's vault. You can close this page.")
+        where = "NanoClaw's vault" if self.store.scoped else "OneCLI"
+        return _page(200, f"Saved in {where}. You can close this page.")
 
     def complete(self, token: str, value: str | None, *, sender_id: str | None = None) -> str:
         """The person entered `value` (None: refused) for request `token`, in the form or a channel's modal.
@@ -122,8 +125,8 @@ class CredentialDesk:
         try:
             if pending.rule.name in {r.name for r in self.store.rules()}:
                 self.store.rotate(pending.rule.name, value)
-            else:
-                self.store.add(pending.rule, value)
+            else:  # a backend without groups (OneCLI) stores it for every group, as its form said
+                self.store.add(pending.rule if self.store.scoped else replace(pending.rule, groups=()), value)
         except NanoClawError as exc:
             self._finish(pending, f"failed: {exc}")
             return f"failed: {exc}"

@@ -9,7 +9,9 @@ Speaks HTTP/1.1 (h11). Three kinds of request arrive on a socket:
 * `CONNECT host:port`: a tunnel, for HTTPS_PROXY. When the vault holds a secret
   for that host, the proxy terminates TLS itself (a certificate from the vault's
   CA, which sandboxes trust), adds the secret's header to each request, and
-  redacts the value should the upstream echo it back.
+  redacts the value should the upstream echo it back. With the OneCLI backend, a
+  tunnel to a host OneCLI holds a secret for goes through OneCLI's gateway
+  instead (after the same authentication and egress policy), which does that.
 
 Destinations on loopback, private or link-local addresses are refused unless
 allowed, so a sandbox cannot reach the host's own services through the proxy.
@@ -37,6 +39,7 @@ import httpx
 from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger, quiet_http_clients
 from nanoclaw.vault.ca import CertificateAuthority
+from nanoclaw.vault.onecli import Gateway, OneCliVault
 from nanoclaw.vault.policy import Decision, Policy
 from nanoclaw.vault.redact import Redactor
 from nanoclaw.vault.store import SecretStore
@@ -64,11 +67,12 @@ class Upstream:
 class EgressProxy:
     def __init__(self, socket_dir: Path, upstream: Upstream, *, allow_private: bool = False,
                  vault: SecretStore | None = None, ca: CertificateAuthority | None = None,
-                 policy_path: Path | None = None) -> None:
+                 policy_path: Path | None = None, onecli: OneCliVault | None = None) -> None:
         self.socket_dir = socket_dir
         self.upstream = upstream
         self.allow_private = allow_private
         self.vault = vault
+        self.onecli = onecli  # the OneCLI backend: its hosts go through its gateway
         self.ca = ca
         self.policy_path = policy_path
         # Holds a request until the owner decides: (session, group, method, host, path, rule) → approved?
@@ -78,6 +82,7 @@ class EgressProxy:
         self._upstreams: dict[str, Upstream] = {}
         self._tokens: dict[str, str] = {}
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
+        self._onecli_client = onecli.http_client() if onecli is not None else None
 
     async def open_session(self, session_id: str, agent_group_id: str, upstream: Upstream | None = None) -> Path:
         """Serve a socket for this session (idempotent); returns its path. `upstream` overrides the model API."""
@@ -114,6 +119,8 @@ class EgressProxy:
         for session_id in list(self._servers):
             await self.close_session(session_id)
         await self._client.aclose()
+        if self._onecli_client is not None:
+            await self._onecli_client.aclose()
 
     def policy(self) -> Policy:
         """The egress policy, reloaded when its file changed; raises ConfigError while the file is invalid."""
@@ -163,6 +170,13 @@ class EgressProxy:
             if not address.is_global:
                 return f"{host} resolves to a non-public address ({address}); the sandbox may not reach it"
         return None
+
+    async def via_onecli(self, url: str) -> httpx.AsyncClient | None:
+        """The client through OneCLI's gateway when OneCLI holds a secret for this HTTPS URL's host."""
+        parts = urlsplit(url)
+        if self.onecli is None or parts.scheme != "https" or not await self.onecli.routes(parts.hostname or ""):
+            return None
+        return self._onecli_client
 
 
 class _Connection:
@@ -254,21 +268,25 @@ class _Connection:
         method = request.method.decode("latin-1")
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers]
         secrets: list[tuple[str, str]] = []
+        client: httpx.AsyncClient | None = None
         if self.origin is not None:  # inside an intercepted CONNECT: the vault's secrets go in here
             url = self.origin + (target if target.startswith("/") else "/")
             parts = urlsplit(url)
             if not await self._admitted(parts.hostname or "", method, parts.path):
                 return
-            assert self.proxy.vault is not None
-            secrets = self.proxy.vault.for_request(parts.hostname or "", method, parts.path, self.group)
+            if self.proxy.vault is not None:
+                secrets = self.proxy.vault.for_request(parts.hostname or "", method, parts.path, self.group)
             injected = {name.lower() for name, _ in secrets}
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in injected] + secrets
-            kind = "vault" if secrets else "intercepted"
+            client = await self.proxy.via_onecli(url)  # intercepted to judge by path, injected by OneCLI
+            kind = "onecli" if client else "vault" if secrets else "intercepted"
         elif target.startswith("/"):
             url = self._upstream.base_url.rstrip("/") + target
             headers = [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in CREDENTIAL_HEADERS]
-            headers += self._credentials(method, urlsplit(url).path)
-            kind = "model"
+            client = await self.proxy.via_onecli(url)  # OneCLI holds the model API's key: it injects it
+            if client is None:
+                headers += self._credentials(method, urlsplit(url).path)
+            kind = "onecli" if client else "model"
         else:
             parts = urlsplit(target)
             if parts.scheme != "http" or not parts.hostname:
@@ -285,8 +303,9 @@ class _Connection:
             kind = "proxy"
         host = urlsplit(url).hostname or ""
         try:
-            upstream = self.proxy._client.build_request(method, url, headers=headers, content=body)
-            response = await self.proxy._client.send(upstream, stream=True)
+            client = client or self.proxy._client
+            upstream = client.build_request(method, url, headers=headers, content=body)
+            response = await client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
             await self._error(502, f"NanoClaw proxy: upstream {host} unreachable ({type(exc).__name__})", method, host)
             return
@@ -347,17 +366,28 @@ class _Connection:
             return
         if not await self._admitted(host, "CONNECT", ""):
             return
+        onecli = self.proxy.onecli
+        gateway = onecli.gateway if onecli is not None and await onecli.routes(host) else None
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_text)), 30)
-        except (OSError, asyncio.TimeoutError) as exc:
-            await self._error(502, f"NanoClaw proxy: cannot connect to {host} ({type(exc).__name__})", "CONNECT", host)
+            if gateway is not None:
+                up_reader, up_writer = await _through(gateway, host, int(port_text))
+            else:
+                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_text)), 30)
+        except _GatewayRefused as exc:
+            hint = "; it wants an agent's token in ONECLI_GATEWAY_URL" if " 407" in str(exc) else ""
+            await self._error(502, f"NanoClaw proxy: OneCLI's gateway refused the tunnel to {host} ({exc}){hint}",
+                              "CONNECT", host)
+            return
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            where = f"OneCLI's gateway at {gateway.host}:{gateway.port} for {host}" if gateway else host
+            await self._error(502, f"NanoClaw proxy: cannot connect to {where} ({type(exc).__name__})", "CONNECT", host)
             return
         self._send(h11.Response(status_code=200, headers=[]))
         await self.writer.drain()
         leftover = self.conn.trailing_data[0]
         if leftover:
             up_writer.write(leftover)
-        self._audit("CONNECT", host, "", 200, 0.0, "tunnel")
+        self._audit("CONNECT", host, "", 200, 0.0, "onecli" if gateway else "tunnel")
         await asyncio.gather(_pipe(self.reader, up_writer), _pipe(up_reader, self.writer))
         log.debug("egress.tunnel_closed", session=self.session_id, host=host, seconds=round(time.monotonic() - started, 1))
 
@@ -427,6 +457,27 @@ class _Connection:
         log.info("egress.request", session=self.session_id, agent_group=self.group, method=method or "?",
                  host=host or "?", path=path[:200] or "-", status=status, decision=decision,
                  ms=round(seconds * 1000))
+
+
+class _GatewayRefused(Exception):
+    pass
+
+
+async def _through(gateway: Gateway, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A tunnel to host:port opened by OneCLI's gateway (which intercepts it to inject the secret)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(gateway.host, gateway.port), 30)
+    try:
+        writer.write(gateway.connect_head(host, port))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    except BaseException:
+        writer.close()
+        raise
+    status = head.split(b"\r\n", 1)[0].split(b" ", 2)
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or status[1] != b"200":
+        writer.close()
+        raise _GatewayRefused(head.split(b"\r\n", 1)[0].decode("latin-1")[:200])
+    return reader, writer
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -59,6 +60,10 @@ class _Entry:
 
 @dataclass
 class SecretStore:
+    """The builtin backend (nanoclaw.vault.backend.SecretBackend): secrets in vault.json, injected by the proxy."""
+
+    name: ClassVar[str] = "builtin"
+    scoped: ClassVar[bool] = True  # a rule's groups are honoured
     folder: Path
     _entries: dict[str, _Entry] = field(default_factory=dict, repr=False)
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
