@@ -94,6 +94,12 @@ class Supervisor:
             done.set_result(None)
             await self._handle_exit(session_id, crashed=True, reason=f"the sandbox could not start ({exc})")
             return
+        if self._closing:  # the host stopped while this sandbox was starting: it must not outlive the host
+            process.kill()
+            await process.wait()
+            del self._starting[session_id]
+            done.set_result(None)
+            return
         self.starts += 1
         runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic())
         self.live[session_id] = runner
@@ -171,6 +177,8 @@ class Supervisor:
 
     def _ensure_timers(self) -> None:
         # The timer runs only while runners live: an idle host does no periodic work.
+        if self._closing:
+            return
         if self._timer is None or self._timer.done():
             self._timer = asyncio.create_task(self._tick())
 
@@ -236,6 +244,8 @@ class Supervisor:
         self._closing = True
         for handle in self._retry_at.values():
             handle.cancel()
+        if self._starting:  # a start in flight ends (and kills its sandbox) rather than outliving the host
+            await asyncio.wait(list(self._starting.values()), timeout=30)
         for runner in list(self.live.values()):
             runner.process.kill()
         watchers = [r.watcher for r in self.live.values() if r.watcher]
