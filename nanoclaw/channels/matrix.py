@@ -9,10 +9,13 @@ and typing notices. Unencrypted rooms only: nio runs without olm here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -62,6 +65,8 @@ class MatrixChannel(Channel):
         self._synced = False  # after the first sync: events from then on are new
         self._started_ms = 0
         self._password = ""
+        self._token_file: Path | None = None
+        self._saved_token = ""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -83,8 +88,12 @@ class MatrixChannel(Channel):
         self._password = password or ""
         if token:
             self.client.restore_login(self.user_id, device, token)
+        self._token_file = self.host.settings.state_dir / f"matrix-sync-{_digest(self.user_id)}.json"
+        resumed = self._load_sync_token()
         try:
-            await self._sync(first=True)  # the backlog before start is history, not new messages
+            # The backlog before the very first start is history; after a restart, what came while the host
+            # was down is new: the saved sync token picks up exactly there (the host ignores repeats).
+            await self._sync(first=not resumed)
         except _AuthFailed as exc:
             raise ConfigError(f"the homeserver refused the bot's login (MATRIX_ACCESS_TOKEN, or "
                               f"MATRIX_USER_ID and MATRIX_PASSWORD): {exc}") from exc
@@ -138,6 +147,11 @@ class MatrixChannel(Channel):
         if not isinstance(resp, SyncResponse):
             if isinstance(resp, ErrorResponse) and resp.status_code in _AUTH_ERRORS:
                 raise _AuthFailed(str(resp))
+            if self._saved_token and self.client.next_batch == self._saved_token and \
+                    isinstance(resp, ErrorResponse) and str(resp.status_code).startswith("4"):
+                log.warning("matrix.sync_token_refused", error=str(resp))  # start over from now
+                self.client.next_batch, self._saved_token, self._started_ms = "", "", int(time.time() * 1000)
+                self._synced = False
             raise _Transient(str(resp))
         for room_id, invite in resp.rooms.invite.items():
             self._note_invite(room_id, invite.invite_state)
@@ -150,6 +164,34 @@ class MatrixChannel(Channel):
                     for event in self._since_our_join(info.timeline.events):
                         await self._handle(room, event)
         self._synced = True
+        self._save_sync_token(resp.next_batch)
+
+    def _load_sync_token(self) -> bool:
+        """Resume from the last sync of an earlier run; False on a first start (or an unreadable file)."""
+        assert self.client is not None and self._token_file is not None
+        try:
+            saved = json.loads(self._token_file.read_text())
+            token = saved["next_batch"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not isinstance(token, str) or not token:
+            return False
+        self.client.next_batch = self._saved_token = token
+        self._started_ms = 0  # events after the token are new whatever their time
+        log.info("matrix.resumed", since="saved sync token")
+        return True
+
+    def _save_sync_token(self, token: str) -> None:
+        if not token or token == self._saved_token or self._token_file is None:
+            return
+        partial = self._token_file.with_suffix(".partial")
+        try:
+            self._token_file.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"next_batch": token}))
+            os.replace(partial, self._token_file)  # a crash never leaves half a token
+            self._saved_token = token
+        except OSError as exc:
+            log.warning("matrix.sync_token_not_saved", error=exc.strerror)
 
     # -- inbound ---------------------------------------------------------------
 
@@ -387,3 +429,7 @@ def _strip_reply_fallback(body: str, relation: Any) -> str:
 
 def _join(*parts: str) -> str:
     return "\n".join(p for p in parts if p)
+
+
+def _digest(user_id: str) -> str:
+    return hashlib.sha256(user_id.encode()).hexdigest()[:12]
