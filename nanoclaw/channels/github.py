@@ -7,6 +7,10 @@ issue or PR gets its own session. GitHub has no direct messages.
 
 Outbound uses httpx directly: PyGithub is synchronous only, and githubkit pulls
 in large generated schema packages for the four endpoints we call.
+
+GitHub does not retry a webhook that failed because the host was down, so the
+channel keeps, per repository, when the newest comment it passed on was written
+(`state/github-seen.json`) and at start fetches the issue comments written since.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +40,7 @@ MAX_BODY = 65536  # GitHub refuses comment and issue bodies longer than this
 MAX_TITLE = 80  # issue titles may be longer (256), but a short one reads better in lists
 REACTIONS = {"👍": "+1", "👎": "-1", "😄": "laugh", "😕": "confused", "❤": "heart", "🎉": "hooray", "🚀": "rocket",
              "👀": "eyes"}
+CATCH_UP_MAX = 100  # comments fetched per repository after a restart (one page)
 _HANDLED = {("issue_comment", "created"), ("issues", "opened"), ("pull_request", "opened"),
             ("pull_request_review_comment", "created")}
 
@@ -74,6 +81,9 @@ class GitHubChannel(Channel):
         self._login: str | None = None
         self._login_task: asyncio.Task[None] | None = None
         self._failing = False  # the last request failed transiently: tell the host when one succeeds again
+        self._seen: dict[str, tuple[str, int]] = {}  # repo → (created_at, id) of the newest comment passed on
+        self._seen_file: Path | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -106,11 +116,16 @@ class GitHubChannel(Channel):
                 await self._client.aclose()
                 raise
         self.host.register_webhook("github", self._on_webhook)
+        self._seen_file = self.host.settings.state_dir / "github-seen.json"
+        self._seen = _read_seen(self._seen_file)
+        if self._seen:
+            self._catch_up_task = asyncio.create_task(self._catch_up())
         log.info("github.started", login=self._login or "?")
 
     async def stop(self) -> None:
-        if self._login_task is not None:
-            self._login_task.cancel()
+        for task in (self._login_task, self._catch_up_task):
+            if task is not None:
+                task.cancel()
         if self._client is not None:
             await self._client.aclose()
 
@@ -148,16 +163,58 @@ class GitHubChannel(Channel):
         if self._login is None:  # without our login we could not drop our own comments: ask GitHub to redeliver
             return web.Response(status=503, text="starting")
         try:
-            event = self._to_event(kind, json.loads(body))
+            payload = json.loads(body)
+            event = self._to_event(kind, payload)
         except (ValueError, _Malformed) as exc:
             log.warning("github.payload_malformed", kind=kind, error=str(exc))
             return web.Response(status=400, text="malformed payload")
         if event is None:
             return web.Response(status=204)
+        await self._pass_on(event, _created_at(payload), _comment_id(payload))
+        return web.Response(status=200)
+
+    async def _pass_on(self, event: InboundEvent, created_at: str | None, comment_id: int) -> None:
         result = await self.host.receive(event)
         if not result.accepted and result.error:
             await self._tell_sender(event, result.error)
-        return web.Response(status=200)
+        if created_at and (created_at, comment_id) > self._seen.get(event.platform_id, ("", 0)):
+            self._seen[event.platform_id] = (created_at, comment_id)
+            _write_seen(self._seen_file, self._seen)
+
+    async def _catch_up(self) -> None:
+        """Issue comments written while the host was down (the host ignores ones it already has)."""
+        backoff = Backoff(self.type)
+        while self._login is None:  # our own comments must be recognised first
+            await asyncio.sleep(0.2)
+        for repo, (since, last_id) in list(self._seen.items()):
+            while True:
+                try:
+                    comments = await self._call("GET", f"/repos/{repo}/issues/comments",
+                                                params={"since": since, "sort": "created", "direction": "asc",
+                                                        "per_page": CATCH_UP_MAX})
+                    break
+                except ChannelUnavailable as exc:
+                    await backoff.wait(str(exc))
+                except DestinationRefused as exc:  # the repo is gone or the token lost access
+                    log.warning("github.catch_up_refused", repo=repo, error=str(exc))
+                    comments = []
+                    break
+            passed = 0
+            for comment in comments if isinstance(comments, list) else []:
+                try:
+                    if _field(comment, "id", int) <= last_id:
+                        continue  # `since` includes the newest one passed on before
+                    number = int(str(_field(comment, "issue_url", str)).rsplit("/", 1)[1])
+                    payload = {"action": "created", "repository": {"full_name": repo}, "comment": comment,
+                               "issue": {"number": number}}
+                    event = self._to_event("issue_comment", payload)
+                except (ValueError, IndexError, _Malformed) as exc:
+                    log.warning("github.payload_malformed", kind="catch-up", error=str(exc))
+                    continue
+                if event is not None:
+                    await self._pass_on(event, comment.get("created_at"), comment["id"])
+                    passed += 1
+            log.info("github.caught_up", repo=repo, comments=passed)
 
     def _to_event(self, kind: str, payload: Any) -> InboundEvent | None:
         """The host's event for one delivery; None for events we do not handle and our own writing."""
@@ -244,11 +301,12 @@ class GitHubChannel(Channel):
         await self._call("POST", _item_path(route.platform_id, platform_message_id) + "/reactions",
                          {"content": content})
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                    params: dict[str, Any] | None = None) -> Any:
         """One REST call; transient failures are ChannelUnavailable, refusals DestinationRefused."""
         assert self._client is not None, "GitHubChannel.start() was not called"
         try:
-            response = await self._client.request(method, path, json=body)
+            response = await self._client.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
             self._failing = True
             raise ChannelUnavailable(f"GitHub unreachable: {type(exc).__name__}: {exc}") from exc
@@ -298,3 +356,43 @@ def _rate_limited(response: httpx.Response) -> bool:
         return False
     return (response.headers.get("x-ratelimit-remaining") == "0" or "retry-after" in response.headers
             or "rate limit" in _message(response).lower())
+
+
+def _created_at(payload: Any) -> str | None:
+    """When the delivered comment (or issue) was written, ISO 8601 as GitHub gives it."""
+    item = payload.get("comment") or payload.get("issue") or payload.get("pull_request") \
+        if isinstance(payload, dict) else None
+    value = item.get("created_at") if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _comment_id(payload: Any) -> int:
+    comment = payload.get("comment") if isinstance(payload, dict) else None
+    value = comment.get("id") if isinstance(comment, dict) else None
+    return value if isinstance(value, int) else 0
+
+
+def _read_seen(path: Path) -> dict[str, tuple[str, int]]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("github.seen_unreadable", path=str(path), error=str(exc))
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {repo: (str(v[0]), int(v[1])) for repo, v in data.items()
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)}
+
+
+def _write_seen(path: Path | None, seen: dict[str, tuple[str, int]]) -> None:
+    if path is None:
+        return
+    partial = path.with_suffix(".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(seen))
+        os.replace(partial, path)  # a crash never leaves half a file
+    except OSError as exc:
+        log.warning("github.seen_not_saved", error=exc.strerror)

@@ -200,3 +200,57 @@ async def test_github_starts_while_github_is_down_and_learns_its_login(tmp_path:
         await channel.stop()
         await platform.stop()
         await host.web.stop()
+
+
+async def test_github_comments_written_while_the_host_was_down_are_fetched_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GitHub does not retry a webhook that failed while the host was down: the channel catches up."""
+    platform = GitHubPlatform()
+    env = await platform.start(tmp_path)
+
+    async def run_channel() -> tuple[RecordingHost, GitHubChannel]:
+        host = RecordingHost(make_settings(tmp_path / "home", extra=env))  # the same home each time
+        host.web.bind()
+        platform.webhook_base = f"{host.web_url}/hooks"
+        channel = GitHubChannel(host)
+        await channel.start()
+        await host.web.start()
+        return host, channel
+
+    try:
+        host, channel = await run_channel()
+        await platform.user_says("seen live", thread="7")
+        await host.wait_events(1)
+        await channel.stop()
+        await host.web.stop()
+        # While the host is down: two comments whose webhooks failed, one of them ours (never passed on).
+        platform.fake.comment_event(REPO, 7, "written while the host was down", "alice")
+        platform.fake.comment_event(REPO, 9, "and another, on issue 9", "bob")
+        platform.fake.comment_event(REPO, 9, "the bot's own answer", BOT_LOGIN)
+        host, channel = await run_channel()
+        try:
+            events = await host.wait_events(2)
+            await asyncio.sleep(0.3)
+            assert [(e.text, e.thread_id) for e in host.events] == [
+                ("written while the host was down", "7"), ("and another, on issue 9", "9")]
+        finally:
+            await channel.stop()
+            await host.web.stop()
+        host, channel = await run_channel()  # a third start has nothing to catch up
+        try:
+            await asyncio.sleep(0.5)
+            assert host.events == []
+        finally:
+            await channel.stop()
+            await host.web.stop()
+        (tmp_path / "home" / "state" / "github-seen.json").write_text("{not json")
+        host, channel = await run_channel()  # a damaged file: a warning, and a start like a first one
+        try:
+            await asyncio.sleep(0.2)
+            assert host.events == [] and "github.seen_unreadable" in caplog.text
+        finally:
+            await channel.stop()
+            await host.web.stop()
+    finally:
+        await platform.stop()

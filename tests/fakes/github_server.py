@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ class Comment:
     author: str
     review: bool = False
     reactions: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 class GitHubFake:
@@ -85,6 +87,7 @@ class GitHubFake:
         r.add_post("/repos/{owner}/{repo}/issues", self._create_issue)
         r.add_patch("/repos/{owner}/{repo}/issues/{number:\\d+}", self._edit_issue)
         r.add_post("/repos/{owner}/{repo}/issues/{number:\\d+}/comments", self._create_comment)
+        r.add_get("/repos/{owner}/{repo}/issues/comments", self._list_comments)
         r.add_patch("/repos/{owner}/{repo}/issues/comments/{id:\\d+}", self._edit_comment)
         r.add_patch("/repos/{owner}/{repo}/pulls/comments/{id:\\d+}", self._edit_comment)
         r.add_post("/repos/{owner}/{repo}/issues/{number:\\d+}/reactions", self._react_issue)
@@ -159,6 +162,17 @@ class GitHubFake:
         self.sent.append(PlatformMessage(str(comment.id), repo, body, str(number), raw=data))
         return web.json_response(self._comment_json(comment), status=201)
 
+    async def _list_comments(self, request: web.Request) -> web.Response:
+        """GET issues/comments as GitHub answers it: `since` keeps comments updated at or after it."""
+        repo, query = _repo(request), request.query
+        since = query.get("since", "")
+        found = sorted((c for c in self.comments.values() if c.repo == repo and not c.review
+                        and c.created_at >= since), key=lambda c: (c.created_at, c.id))
+        if query.get("direction") == "desc":
+            found.reverse()
+        found = found[: int(query.get("per_page", "30"))]
+        return web.json_response([self._comment_json(c, bot=c.author.endswith("[bot]")) for c in found])
+
     async def _edit_comment(self, request: web.Request) -> web.Response:
         data = await request.json()
         comment = self.comments.get(int(request.match_info["id"]))
@@ -226,7 +240,8 @@ class GitHubFake:
         anchor = "discussion_r" if comment.review else "issuecomment-"
         return {"id": comment.id, "node_id": f"IC_{comment.id}", "body": comment.body, "user": user(comment.author, bot),
                 "html_url": f"https://github.com/{comment.repo}/issues/{comment.number}#{anchor}{comment.id}",
-                "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
+                "issue_url": f"{self.base_url}/repos/{comment.repo}/issues/{comment.number}",
+                "created_at": comment.created_at, "updated_at": comment.created_at,
                 "author_association": "OWNER"}
 
     def _repo_json(self, repo: str) -> dict[str, Any]:
