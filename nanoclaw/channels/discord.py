@@ -10,6 +10,11 @@ Credential requests (a card whose payload has "credential") get an "Enter creden
 button that opens a Discord modal; its submission goes to `ChannelHost.submit_credential`
 and is answered with an ephemeral status. The value is never logged, stored or echoed.
 
+Catch-up: the gateway never replays what was written while the bot was offline (a RESUME
+only replays a short outage). So the newest message id passed to the host is kept per channel
+in `state_dir/discord-seen-<app>.json`; after READY of a fresh session (not RESUMED) each of
+those channels is asked for what came after it, oldest first, through the live handler.
+
 Settings: DISCORD_BOT_TOKEN (required), DISCORD_API_BASE (default Discord's own;
 tests point it at a fake server).
 """
@@ -20,9 +25,12 @@ import asyncio
 import copy
 import hashlib
 import io
+import json
 import logging
+import os
 import re
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -60,6 +68,8 @@ ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
 START_WAIT = 15.0  # how long start() waits for the first connection before going on in the background
 TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per trigger
 TYPING_MAX = 600.0  # never type forever if the host forgets to switch it off
+SEEN_SAVE_DELAY = 5.0  # the seen-message file is written at most this often (and on stop)
+CATCH_UP_MAX = 200  # messages fetched per channel after a fresh session; older missed ones are skipped
 _CHAT_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 TOKEN_REFUSED = ("Discord refused DISCORD_BOT_TOKEN: copy the bot's current token from "
                  "https://discord.com/developers/applications (your application → Bot → Reset Token)")
@@ -85,6 +95,14 @@ class DiscordChannel(Channel):
         self._typing: dict[int, asyncio.Task[None]] = {}
         self._saved_endpoints: tuple[str, yarl.URL] | None = None
         self._starting = False  # start() still waits: a settings error goes to it, not to the log
+        # catch-up: channel id → newest message id passed to the host, kept in `_seen_file`
+        self._seen_file: Path | None = None  # known once logged in (named after the application)
+        self._seen: dict[int, int] = {}
+        self._seen_saved: dict[int, int] = {}
+        self._save_task: asyncio.Task[None] | None = None
+        self._catch_up_from: dict[int, int] = {}  # `_seen` as it was at the last READY
+        self._live_since_ready: set[int] = set()  # message ids already passed since then, while catching up
+        self._catching_up = False
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -123,6 +141,10 @@ class DiscordChannel(Channel):
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
+        if self._save_task is not None:
+            self._save_task.cancel()
+            self._save_task = None
+        self._save_seen()
         if self._saved_endpoints is not None:
             DiscordRoute.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved_endpoints
             self._saved_endpoints = None
@@ -140,6 +162,8 @@ class DiscordChannel(Channel):
             try:
                 await client.login(token)
                 self._client = client
+                if self._seen_file is None and client.application_id is not None:
+                    self._load_seen(client.application_id)
                 _, gateway, _ = await client.http.get_bot_gateway()
                 DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
                 await client.connect(reconnect=False)
@@ -167,10 +191,91 @@ class DiscordChannel(Channel):
     def _on_connected(self, resumed: bool) -> None:
         self._connected.set()
         if resumed:
-            log.info("channel.reconnect", channel=self.type, how="resume")
+            log.info("channel.reconnect", channel=self.type, how="resume")  # the gateway replays the gap
         else:
             log.info("channel.connected", channel=self.type)
+            self._catch_up_from = dict(self._seen)  # a fresh session: the gap is fetched once guilds are in
+            self._live_since_ready.clear()
+            self._catching_up = bool(self._catch_up_from)
         self.host.channel_ready(self.type)
+
+    # --- catch-up after a fresh session -------------------------------------------------------
+
+    def _load_seen(self, application_id: int) -> None:
+        self._seen_file = self.host.settings.state_dir / f"discord-seen-{_digest(str(application_id))}.json"
+        try:
+            raw = json.loads(self._seen_file.read_text())
+            seen = {int(k): int(v) for k, v in raw["channels"].items()}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("discord.seen_file_ignored", file=str(self._seen_file), error=type(exc).__name__)
+            return
+        self._seen.update(seen)
+        self._seen_saved = dict(self._seen)
+
+    def _note_seen(self, channel_id: int, message_id: int) -> None:
+        if message_id <= self._seen.get(channel_id, 0):
+            return
+        self._seen[channel_id] = message_id
+        if self._save_task is None or self._save_task.done():
+            self._save_task = asyncio.create_task(self._save_later())
+
+    def _forget_channel(self, channel_id: int) -> None:
+        self._seen.pop(channel_id, None)
+        self._save_seen()
+
+    async def _save_later(self) -> None:
+        await asyncio.sleep(SEEN_SAVE_DELAY)
+        self._save_seen()
+
+    def _save_seen(self) -> None:
+        if self._seen_file is None or self._seen == self._seen_saved:
+            return
+        partial = self._seen_file.with_suffix(".partial")
+        snapshot = dict(self._seen)
+        try:
+            self._seen_file.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"channels": {str(k): str(v) for k, v in snapshot.items()}}))
+            os.replace(partial, self._seen_file)  # a crash never leaves half a file
+            self._seen_saved = snapshot
+        except OSError as exc:
+            log.warning("discord.seen_not_saved", error=exc.strerror)
+
+    async def _catch_up(self, client: _Client) -> None:
+        """Pass what was written in known channels while no session was up (after READY, not RESUMED)."""
+        start, self._catch_up_from = self._catch_up_from, {}
+        try:
+            await self._catch_up_channels(client, start)
+        finally:
+            self._catching_up = False
+            self._live_since_ready.clear()
+
+    async def _catch_up_channels(self, client: _Client, start: dict[int, int]) -> None:
+        for channel_id, after in start.items():
+            try:
+                channel = client.get_channel(channel_id) or await client.fetch_channel(channel_id)
+                if not isinstance(channel, discord.abc.Messageable):  # not a channel with messages any more
+                    log.info("discord.catch_up_channel_gone", channel_id=channel_id, status=None)
+                    self._forget_channel(channel_id)
+                    continue
+                count = 0
+                async for message in channel.history(after=discord.Object(after), oldest_first=True,
+                                                     limit=CATCH_UP_MAX):
+                    count += 1
+                    if message.id not in self._live_since_ready:
+                        await client.on_message(message)
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info("discord.catch_up_channel_gone", channel_id=channel_id, status=getattr(exc, "status", None))
+                self._forget_channel(channel_id)
+                continue
+            except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                log.warning("discord.catch_up_failed", channel_id=channel_id, error=type(exc).__name__)
+                continue
+            if count:
+                log.info("discord.caught_up", channel_id=channel_id, messages=count)
+            if count >= CATCH_UP_MAX:
+                log.warning("discord.catch_up_capped", channel_id=channel_id, limit=CATCH_UP_MAX)
 
     # --- inbound ------------------------------------------------------------------------------
 
@@ -195,6 +300,9 @@ class DiscordChannel(Channel):
         )
         log.debug("discord.message", chat=platform_id, thread=thread_id, text=event.text)
         await self.host.receive(event)
+        if self._catching_up:
+            self._live_since_ready.add(message.id)
+        self._note_seen(channel.id, message.id)
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
         custom_id = str((interaction.data or {}).get("custom_id", ""))
@@ -375,6 +483,20 @@ class _Client(discord.Client):
     async def on_resumed(self) -> None:
         self.nanoclaw._on_connected(resumed=True)
 
+    async def close(self) -> None:
+        ready = getattr(self._connection, "_ready_task", None)
+        if ready is not None:
+            ready.cancel()  # discord.py would still dispatch "ready" (a catch-up) on this closed login
+        await super().close()
+
+    async def on_ready(self) -> None:  # after READY (not RESUMED), once its guilds have arrived
+        if self.is_closed() or self.nanoclaw._client is not self:
+            return
+        try:
+            await self.nanoclaw._catch_up(self)
+        except Exception as exc:
+            log.warning("discord.catch_up_failed", error=f"{type(exc).__name__}: {exc}")
+
     async def on_message(self, message: discord.Message) -> None:
         try:
             await self.nanoclaw._on_message(self, message)
@@ -386,6 +508,10 @@ class _Client(discord.Client):
             await self.nanoclaw._on_interaction(interaction)
         except Exception as exc:
             log.warning("discord.interaction_failed", id=interaction.id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
 
 
 def _snowflake(value: str) -> int:

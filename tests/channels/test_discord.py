@@ -14,14 +14,14 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 
 from nanoclaw.channels.base import IngestResult, OutgoingMessage
-from nanoclaw.channels.discord import DiscordChannel
+from nanoclaw.channels.discord import DiscordChannel, _digest
 from nanoclaw.errors import ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
 from tests.channels.conftest import Running
 from tests.channels.harness import RecordingHost
 from tests.channels.platforms.discord import DiscordPlatform
 from tests.conftest import make_settings
-from tests.fakes.discord_server import BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD, DiscordFake, text_inputs
+from tests.fakes.discord_server import APP_ID, BOT_ID, DM_CHANNEL, TEXT_CHANNEL, THREAD, DiscordFake, text_inputs
 
 discord_only = pytest.mark.parametrize("running", ["discord"], indirect=True)
 
@@ -460,3 +460,96 @@ async def test_discord_ordinary_cards_get_no_credential_buttons(running: Running
     first, second = await running.platform.wait_bot_messages(2)
     assert first.buttons == ("Yes", "No") and second.buttons == ()
     assert "Enter credential" not in first.text + second.text
+
+
+# --- catch-up of what was written while the bot was offline ----------------------------------
+
+GONE_CHANNEL = "1100000000000000002"
+
+
+def _seen_file(tmp_path: Path) -> Path:
+    return make_settings(tmp_path / "home").state_dir / f"discord-seen-{_digest(APP_ID)}.json"
+
+
+async def _quiet(host: RecordingHost, count: int, settle: float = 0.5) -> list[str]:
+    """The texts of the host's events once `count` arrived and nothing more came for `settle` seconds."""
+    await host.wait_events(count)
+    await asyncio.sleep(settle)
+    return [e.text for e in host.events]
+
+
+async def test_discord_messages_written_while_stopped_are_passed_once_oldest_first(tmp_path: Path) -> None:
+    platform = DiscordPlatform()
+    env = await platform.start(tmp_path)
+    fake = platform.fake
+    fake.channels[GONE_CHANNEL] = {**fake.channels[TEXT_CHANNEL], "id": GONE_CHANNEL, "name": "old"}
+    alice = fake.user_json(fake.user_id("u1"), "Alice")
+    try:
+        first = await _start_with(tmp_path, env)
+        host1: RecordingHost = first.host
+        await platform.user_says("seen in the channel")
+        await platform.user_says("seen in the DM", dm=True)
+        await fake.say(GONE_CHANNEL, "seen in a channel about to go", user=alice)
+        assert await _quiet(host1, 3, settle=0.1)
+        await first.stop()
+        saved = json.loads(_seen_file(tmp_path).read_text())["channels"]
+        assert set(saved) == {TEXT_CHANNEL, DM_CHANNEL, GONE_CHANNEL}
+
+        # while NanoClaw is stopped
+        missed = [await platform.user_says(f"missed {n}") for n in (1, 2)]
+        await platform.user_says("missed in the DM", dm=True)
+        await platform.user_says("in a thread never seen", thread=THREAD)  # history, not fetched
+        del fake.channels[GONE_CHANNEL]  # deleted meanwhile: 404
+
+        second = await _start_with(tmp_path, env)
+        host2: RecordingHost = second.host
+        try:
+            assert await _quiet(host2, 3) == ["missed 1", "missed 2", "missed in the DM"]
+            assert [e.message_id for e in host2.events[:2]] == missed
+            assert host2.events[2].is_dm and host2.events[0].chat_name == "Family #general"
+            asked = {cid: query for cid, query in fake.history_requests}
+            assert asked[TEXT_CHANNEL]["after"] == saved[TEXT_CHANNEL] and THREAD not in asked
+            await platform.user_says("live again")
+            assert await _quiet(host2, 4, settle=0.1) == ["missed 1", "missed 2", "missed in the DM", "live again"]
+        finally:
+            await second.stop()
+        saved = json.loads(_seen_file(tmp_path).read_text())["channels"]
+        assert set(saved) == {TEXT_CHANNEL, DM_CHANNEL}  # the gone channel was dropped
+        assert saved[TEXT_CHANNEL] == host2.events[3].message_id
+    finally:
+        await platform.stop()
+
+
+@discord_only
+async def test_discord_fresh_session_after_a_drop_catches_up(running: Running) -> None:
+    fake = running.platform.fake  # type: ignore[attr-defined]
+    await running.platform.user_says("before the drop")
+    await running.host.wait_events(1)
+    fake.gateway_down = True
+    await fake.drop(resumable=False)  # the session is gone: no RESUME replays what follows
+    await running.platform.user_says("while the gateway was down")
+    fake.gateway_down = False
+    assert await _quiet(running.host, 2) == ["before the drop", "while the gateway was down"]
+    assert fake.identifies == 2
+
+
+async def test_discord_corrupt_seen_file_is_ignored_with_a_warning(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="nanoclaw.channels.discord")
+    path = _seen_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"channels": {"11000000')
+    platform = DiscordPlatform()
+    env = await platform.start(tmp_path)
+    try:
+        channel = await _start_with(tmp_path, env)
+        try:
+            assert "discord.seen_file_ignored" in caplog.text
+            await platform.user_says("hello")
+            assert await _quiet(channel.host, 1, settle=0.1) == ["hello"]
+        finally:
+            await channel.stop()
+        assert set(json.loads(path.read_text())["channels"]) == {TEXT_CHANNEL}  # rewritten whole
+        assert not platform.fake.history_requests
+    finally:
+        await platform.stop()

@@ -10,6 +10,13 @@ and an active thread, and one DM channel. It records what the bot did (`messages
 Interactions follow Discord's rules: one callback per interaction (a second is 400, code 40060),
 a MODAL callback (type 9) only for a button press (not for a modal submission), and a modal
 must have a title, a custom_id and 1–5 components, its text inputs a custom_id.
+
+Every message (people's and the bot's) is kept per channel and served by GET
+/channels/{id}/messages as Discord does: at most `limit` (1–100, default 50) messages, newest
+first; with `after` the ones right after that id, with `before` the ones right before it
+(discord.py's history() pages with `after` taking the first, newest, id as its next cursor).
+`forbidden` channels answer 403, unknown ones 404; `drop(resumable=False)` ends the sessions
+so the bot must IDENTIFY afresh (a RESUME is refused with op 9).
 """
 
 from __future__ import annotations
@@ -104,6 +111,9 @@ class DiscordFake:
             DM_CHANNEL: {"id": DM_CHANNEL, "type": 1, "recipients": [], "last_message_id": None},
         }
         self.files: dict[str, bytes] = {}  # CDN path → bytes
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel id → messages as REST returns them, oldest first
+        self.history_requests: list[tuple[str, dict[str, str]]] = []  # (channel id, query) of GET messages
+        self.forbidden: set[str] = set()  # channels whose messages the bot may not read (403)
         self._ids = itertools.count(1500000000000000001)
         self._users: dict[str, str] = {}
         self._sessions: dict[str, _Session] = {}
@@ -124,6 +134,7 @@ class DiscordFake:
         r.add_get(f"{API}/gateway/bot", self._gateway_bot)
         r.add_get(f"{API}/channels/{{cid}}", self._get_channel)
         r.add_post(f"{API}/channels/{{cid}}/messages", self._create_message)
+        r.add_get(f"{API}/channels/{{cid}}/messages", self._get_messages)
         r.add_patch(f"{API}/channels/{{cid}}/messages/{{mid}}", self._edit_message)
         r.add_put(f"{API}/channels/{{cid}}/messages/{{mid}}/reactions/{{emoji}}/@me", self._react)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
@@ -183,6 +194,7 @@ class DiscordFake:
         if guild_id:
             data["guild_id"] = guild_id
             data["member"] = {"roles": [], "joined_at": TIMESTAMP, "deaf": False, "mute": False, "flags": 0}
+        self._keep(data)
         await self.dispatch("MESSAGE_CREATE", data)
         return message_id
 
@@ -239,10 +251,13 @@ class DiscordFake:
         for conn in list(self._conns):
             await conn.send_raw(text)
 
-    async def drop(self) -> None:
-        """Close every gateway connection the way a Discord restart does (the sessions stay resumable)."""
+    async def drop(self, resumable: bool = True) -> None:
+        """Close every gateway connection the way a Discord restart does (the sessions stay resumable
+        unless `resumable` is False: then a RESUME is refused and the bot must IDENTIFY again)."""
         for session in self._sessions.values():
             session.conn = None
+        if not resumable:
+            self._sessions.clear()
         conns, self._conns = list(self._conns), set()
         await asyncio.gather(*(asyncio.wait_for(c.ws.close(code=1001), 2) for c in conns), return_exceptions=True)
 
@@ -392,12 +407,46 @@ class DiscordFake:
                              "url": f"http://127.0.0.1:{self.port}/attachments/{channel_id}/{message_id}/{name}",
                              "proxy_url": ""} for name, data in files],
         }
+        self._keep(raw)
         guild_id = self.channels[channel_id].get("guild_id")
         if guild_id:
             raw["guild_id"] = guild_id
         self.messages.append(Posted(message_id, channel_id, content, raw["components"], files, nonce=nonce,
                                     raw={**raw, "allowed_mentions": payload.get("allowed_mentions")}))
         return _json(raw)
+
+    def _keep(self, data: dict[str, Any]) -> None:
+        """A message as GET /channels/{id}/messages returns it (no guild_id, no member)."""
+        kept = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
+        self.history.setdefault(data["channel_id"], []).append(kept)
+
+    async def _get_messages(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, 0, "401: Unauthorized")
+        channel_id = request.match_info["cid"]
+        self.history_requests.append((channel_id, dict(request.query)))
+        if channel_id not in self.channels:
+            return _error(404, 10003, "Unknown Channel")
+        if channel_id in self.forbidden:
+            return _error(403, 50001, "Missing Access")
+        if self.down:
+            return _error(503, 0, "Service Unavailable")
+        try:
+            limit = int(request.query.get("limit", "50"))
+            after = int(request.query["after"]) if "after" in request.query else None
+            before = int(request.query["before"]) if "before" in request.query else None
+        except ValueError:
+            return _error(400, 50035, "Invalid Form Body")
+        if not 1 <= limit <= 100:
+            return _error(400, 50035, "Invalid Form Body: limit: int value should be between 1 and 100.")
+        found = sorted(self.history.get(channel_id, []), key=lambda m: int(m["id"]))
+        if before is not None:
+            found = [m for m in found if int(m["id"]) < before]
+        if after is not None:
+            found = [m for m in found if int(m["id"]) > after][:limit]  # the ones right after `after`
+        else:
+            found = found[-limit:]  # the newest
+        return _json(list(reversed(found)))  # newest first, always
 
     async def _edit_message(self, request: web.Request) -> web.Response:
         failed = self._refuse(request)
