@@ -7,6 +7,12 @@ calls in mrkdwn, cards become Block Kit buttons whose presses answer the host,
 and files go out with `files_upload_v2` and come in from `url_private_download`.
 In Socket Mode it keeps the WebSocket up itself, with exponential backoff.
 
+Nothing written while NanoClaw was stopped (or the socket down) is lost: per conversation (and per
+thread) it keeps the `ts` of the newest message it passed to the host in
+`state_dir/slack-seen-<team>.json`, and after each (re)connection (in Events API mode: at start, as
+Slack gives up retrying) it reads what came after it with `conversations.history`/`.replies`, oldest
+first, through the same handler as live events. Conversations it never saw are history: not read.
+
 Credential requests (a card whose payload has "credential") get "Enter credential" and
 "Refuse" buttons: the first opens a modal (`views.open`) whose `view_submission` goes to
 `ChannelHost.submit_credential`; the person gets an ephemeral status and the card loses its
@@ -21,8 +27,10 @@ import asyncio
 import html
 import json
 import logging
+import os
 import re
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
@@ -64,6 +72,10 @@ ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
 METADATA_LIMIT = 3000  # a view's private_metadata
 INPUT_LIMIT = 3000  # the most a plain_text_input takes
 MAX_TOKEN = 200  # longer credential tokens are not put on buttons (the form link still works)
+SEEN_SAVE_DELAY = 2.0  # seconds: positions are written at most this often (and on stop)
+CATCH_UP_LIMIT = 200  # messages read back per conversation and catch-up; older ones are skipped (logged)
+PASSED_MEMORY = 4096  # messages this process passed to the host (a live event and its catch-up copy go once)
+GONE_ERRORS = {"channel_not_found", "not_in_channel", "thread_not_found"}  # the conversation is dropped
 FINISHED_MEMORY = 512  # credential cards this process closed (a late "expired" leaves them as they are)
 # Subtypes that are a person's (or a bot's) new message; the others are edits, joins, topic changes…
 MESSAGE_SUBTYPES = {None, "file_share", "bot_message", "thread_broadcast", "me_message"}
@@ -96,6 +108,16 @@ class SlackChannel(Channel):
         self._dispatching = asyncio.Lock()
         self._receiving = asyncio.Lock()
         self._finished: dict[str, None] = {}  # tokens of credential cards closed here, oldest first
+        self._bot_user_id: str | None = None
+        self._bot_id: str | None = None
+        # "channel" or "channel/thread_ts" → {"ts": newest passed to the host, "channel_type": …}
+        self._seen: dict[str, dict[str, str]] = {}
+        self._seen_file: Path | None = None
+        self._seen_dirty = False
+        self._saver: asyncio.Task[None] | None = None
+        self._catcher: asyncio.Task[None] | None = None
+        self._catch_up_again = False
+        self._passed: dict[str, None] = {}  # "channel:ts", oldest first
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -134,20 +156,25 @@ class SlackChannel(Channel):
             self._verifier = SignatureVerifier(signing_secret)
             url = self.host.register_webhook("slack", self._on_webhook)
             log.info("slack.webhook", url=url)
+            self._want_catch_up()  # Slack stops retrying events after a while
 
     async def stop(self) -> None:
         # Close the client first: the library can swallow a cancellation, but its `closed` ends every loop.
         if self._socket is not None:
             await self._socket.close()
             self._wake.set()
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._keeper
+        for task in (self._keeper, self._catcher, self._saver):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        self._save_seen()
 
     async def _check_token(self) -> None:
         try:
             me = await self.client.auth_test()
+            self._bot_user_id, self._bot_id = me.get("user_id"), me.get("bot_id")
+            self._open_seen(me.get("team_id") or me.get("user_id"))
             log.info("slack.connected", team=me.get("team"), bot=me.get("user"),
                      mode="socket" if self.host.settings.extra.get("SLACK_APP_TOKEN") else "events")
         except SlackApiError as exc:
@@ -174,6 +201,7 @@ class SlackChannel(Channel):
                 error = type(exc).__name__
                 continue
             backoff.reset()
+            self._want_catch_up()  # what was written while the socket was down
             error = "connection closed"
             while await self._socket.is_connected():  # woken at once on close, else checked each ping
                 self._wake.clear()
@@ -222,9 +250,9 @@ class SlackChannel(Channel):
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         async with self._receiving:
-            await self._receive(event, context)
+            await self._receive(event, context.bot_user_id, context.bot_id)
 
-    async def _receive(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def _receive(self, event: dict[str, Any], bot_user_id: str | None, bot_id: str | None) -> None:
         subtype = event.get("subtype")
         if subtype not in MESSAGE_SUBTYPES:
             return
@@ -233,11 +261,14 @@ class SlackChannel(Channel):
         if not (isinstance(channel, str) and isinstance(ts, str) and isinstance(sender, str) and isinstance(text, str)):
             log.warning("slack.malformed_event", type="message", subtype=subtype)
             return
-        if sender in (context.bot_user_id, context.bot_id):  # our own message (Bolt drops most already)
+        if sender in (bot_user_id, bot_id):  # our own message (Bolt drops most already)
+            return
+        passed = f"{channel}:{ts}"
+        if passed in self._passed:  # already passed live, or by an earlier catch-up
             return
         from_bot = bool(event.get("bot_id")) or subtype == "bot_message"
-        mention = re.compile(rf"<@{re.escape(context.bot_user_id or '-')}(?:\|[^>]*)?>")
-        mentioned = bool(context.bot_user_id) and bool(mention.search(text))
+        mention = re.compile(rf"<@{re.escape(bot_user_id or '-')}(?:\|[^>]*)?>")
+        mentioned = bool(bot_user_id) and bool(mention.search(text))
         text = html.unescape(mention.sub(f"@{self.host.settings.assistant_name}", text))
         files, notes = await self._download(event.get("files"))
         is_dm = event.get("channel_type") == "im"
@@ -248,6 +279,128 @@ class SlackChannel(Channel):
             chat_name=sender_name if is_dm else await self._name("channel", channel),
             mentions_assistant=mentioned, files=tuple(files), from_bot=from_bot,
         ))
+        self._passed[passed] = None
+        while len(self._passed) > PASSED_MEMORY:
+            del self._passed[next(iter(self._passed))]
+        thread = event.get("thread_ts")
+        self._note_seen(channel, thread if isinstance(thread, str) else None, ts, str(event.get("channel_type") or ""))
+
+    # -- catching up -----------------------------------------------------------------------
+
+    def _open_seen(self, owner: Any) -> None:
+        """Load the positions of an earlier run (a missing or unreadable file: none, with a warning)."""
+        if self._seen_file is not None or not isinstance(owner, str) or not owner:
+            return
+        self._seen_file = self.host.settings.state_dir / f"slack-seen-{re.sub(r'[^A-Za-z0-9_-]', '_', owner)}.json"
+        try:
+            saved = json.loads(self._seen_file.read_text())["conversations"]
+            if not isinstance(saved, dict):
+                raise TypeError("conversations is not an object")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("slack.seen_state_unreadable", file=str(self._seen_file), error=type(exc).__name__)
+            return
+        for key, entry in saved.items():
+            if not (isinstance(key, str) and isinstance(entry, dict) and _ts_key(entry.get("ts")) is not None):
+                log.warning("slack.seen_state_entry_skipped", conversation=str(key)[:100])
+                continue
+            current = self._seen.get(key)
+            if current is None or _ts_key(entry["ts"]) > _ts_key(current["ts"]):  # type: ignore[operator]
+                self._seen[key] = {"ts": entry["ts"], "channel_type": str(entry.get("channel_type") or "")}
+
+    def _note_seen(self, channel: str, thread: str | None, ts: str, channel_type: str) -> None:
+        keys = [channel] if thread is None else [f"{channel}/{thread}", channel]
+        for i, key in enumerate(keys):
+            current = self._seen.get(key)
+            if i and current is not None:  # a reply makes its channel known; it does not move the channel on
+                continue
+            new = _ts_key(ts)
+            if new is None or (current is not None and (_ts_key(current["ts"]) or (0, 0)) >= new):
+                continue
+            self._seen[key] = {"ts": ts, "channel_type": channel_type or (current or {}).get("channel_type", "")}
+            self._seen_dirty = True
+        if self._seen_dirty and (self._saver is None or self._saver.done()):
+            self._saver = asyncio.create_task(self._save_later(), name="slack-seen-save")
+
+    async def _save_later(self) -> None:
+        await asyncio.sleep(SEEN_SAVE_DELAY)
+        self._save_seen()
+
+    def _save_seen(self) -> None:
+        if not self._seen_dirty or self._seen_file is None:
+            return
+        partial = self._seen_file.with_suffix(".partial")
+        try:
+            self._seen_file.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps({"conversations": self._seen}))
+            os.replace(partial, self._seen_file)  # a crash never leaves half a file
+            self._seen_dirty = False
+        except OSError as exc:
+            log.warning("slack.seen_state_not_saved", error=exc.strerror)
+
+    def _want_catch_up(self) -> None:
+        self._catch_up_again = True
+        if self._catcher is None or self._catcher.done():
+            self._catcher = asyncio.create_task(self._catch_up_loop(), name="slack-catch-up")
+
+    async def _catch_up_loop(self) -> None:
+        while self._catch_up_again:  # a reconnection during a catch-up asks for another one
+            self._catch_up_again = False
+            try:
+                await self._catch_up()
+            except Exception as exc:  # never fatal: the next connection tries again
+                log.warning("slack.catch_up_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _catch_up(self) -> None:
+        if self._seen_file is None:  # auth.test was deferred at start
+            await self._check_token()
+            if self._seen_file is None:
+                log.warning("slack.catch_up_deferred", reason="bot identity unknown")
+                return
+        for key, entry in list(self._seen.items()):
+            channel, _, thread = key.partition("/")
+            messages = await self._missed(key, channel, thread or None, entry["ts"])
+            for message in messages:
+                event = {**message, "channel": channel, "channel_type": entry.get("channel_type") or None}
+                if thread:
+                    event.setdefault("thread_ts", thread)
+                elif event.get("thread_ts") == event.get("ts"):
+                    event.pop("thread_ts")  # a thread's parent: a top-level message, as it came live
+                async with self._receiving:
+                    await self._receive(event, self._bot_user_id, self._bot_id)
+            if messages:
+                log.info("slack.caught_up", conversation=key, messages=len(messages))
+
+    async def _missed(self, key: str, channel: str, thread: str | None, oldest: str) -> list[dict[str, Any]]:
+        """Messages of a conversation after `oldest`, oldest first (at most CATCH_UP_LIMIT)."""
+        try:
+            if thread:
+                resp = await self.client.conversations_replies(channel=channel, ts=thread, oldest=oldest,
+                                                               inclusive=False, limit=CATCH_UP_LIMIT)
+            else:
+                resp = await self.client.conversations_history(channel=channel, oldest=oldest, inclusive=False,
+                                                                limit=CATCH_UP_LIMIT)
+        except SlackApiError as exc:
+            error = _error_code(exc)
+            if error in GONE_ERRORS:
+                log.info("slack.catch_up_dropped", conversation=key, error=error)
+                self._seen.pop(key, None)
+                self._seen_dirty = True
+                self._save_seen()
+            else:
+                log.warning("slack.catch_up_failed", conversation=key, error=error)
+            return []
+        except (SlackRequestError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("slack.catch_up_failed", conversation=key, error=type(exc).__name__)
+            return []
+        floor = _ts_key(oldest) or (0, 0)
+        messages = [m for m in resp.get("messages") or [] if isinstance(m, dict)
+                    and (_ts_key(m.get("ts")) or (0, 0)) > floor]  # replies always start with the parent
+        messages.sort(key=lambda m: _ts_key(m["ts"]))  # type: ignore[arg-type,return-value]
+        if resp.get("has_more") or len(messages) > CATCH_UP_LIMIT:
+            log.warning("slack.catch_up_capped", conversation=key, limit=CATCH_UP_LIMIT)
+        return messages[:CATCH_UP_LIMIT]
 
     async def _name(self, kind: str, id_: str) -> str | None:
         """Display name of a user or channel, looked up once (None when Slack will not tell)."""
@@ -602,6 +755,12 @@ def _emoji_name(emoji: str) -> str | None:
     if re.fullmatch(r":?[a-z0-9_+\-]+:?", emoji):
         return emoji.strip(":")
     return EMOJI_NAMES.get(emoji)
+
+
+def _ts_key(ts: Any) -> tuple[int, int] | None:
+    """A Slack ts ("1710000001.000123") as a sortable pair; None when it is not one."""
+    match = re.fullmatch(r"(\d+)\.(\d+)", ts) if isinstance(ts, str) else None
+    return (int(match[1]), int(match[2].ljust(6, "0"))) if match else None
 
 
 def _size(file: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from nanoclaw.channels.base import FileAttachment, OutgoingMessage
+from nanoclaw.channels.base import FileAttachment, InboundEvent, OutgoingMessage
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
 from tests.channels.conftest import Running
@@ -286,6 +286,114 @@ async def test_slack_reconnect_backs_off_exponentially(running: Running, caplog:
     await running.platform.user_says("back again")
     [event] = await running.host.wait_events(1, timeout=10)
     assert event.text == "back again" and server.connected == 1
+
+
+# -- catching up on what was written while NanoClaw was away ----------------------------------
+
+
+async def test_slack_passes_messages_written_while_stopped_once_oldest_first(tmp_path: Path) -> None:
+    p = SlackPlatform()
+    env = await p.start(tmp_path)
+    server = p.server
+    home, root = tmp_path / "home", p.thread_root
+
+    async def run(expected: int) -> list[InboundEvent]:
+        host = RecordingHost(make_settings(home, extra=env))
+        channel = p.channel_class()(host)
+        await channel.start()
+        try:
+            await host.wait_events(expected) if expected else None
+            await asyncio.sleep(0.3)  # nothing more comes
+        finally:
+            await channel.stop()
+        return host.events
+
+    try:
+        host = RecordingHost(make_settings(home, extra=env))
+        channel = p.channel_class()(host)
+        await channel.start()
+        first = await p.user_says("before, top level")
+        await p.user_says("before, in the thread", thread=root)
+        await host.wait_events(2)
+        await channel.stop()
+        [seen_file] = host.settings.state_dir.glob("slack-seen-*.json")
+        assert seen_file.name == "slack-seen-T0TEAM0001.json"
+
+        server.queue_while_disconnected = False  # Slack has given up delivering: only the history shows them
+        missed_1 = await p.user_says("missed 1")
+        missed_thread = await p.user_says("missed in the thread", thread=root)
+        await server.m_chat_postMessage({"channel": p.group_chat, "text": "our own post"})
+        await p.user_says("join", sender="u5")
+        server.messages[-1].raw["subtype"] = "channel_join"  # not a new message: skipped, as live
+        missed_2 = await p.user_says("missed 2", mention=True)
+        await p.user_says("a DM never seen before", dm=True)  # history: not read
+        assert len(server.lost) >= 5  # nothing waits for the next connection
+        server.queue_while_disconnected = True
+
+        events = await run(3)
+        assert [(e.message_id, e.text, e.thread_id) for e in events] == [
+            (missed_1, "missed 1", None), (missed_2, "@Andy missed 2", None),
+            (missed_thread, "missed in the thread", root)]
+        assert events[1].mentions_assistant and events[0].sender_name == "Alice" and events[0].chat_name == "general"
+        history = [a for m, a in server.requests if m == "conversations.history"]
+        assert [(a["channel"], a["oldest"], a["inclusive"], a["limit"]) for a in history] == [
+            (p.group_chat, first, "0", "200")]
+        assert [a["ts"] for m, a in server.requests if m == "conversations.replies"] == [root]
+        assert await run(0) == []  # passed once: a later start has nothing to catch up
+    finally:
+        await p.stop()
+
+
+@socket_mode
+async def test_slack_catches_up_after_the_socket_drops(running: Running) -> None:
+    p, server = running.platform, running.platform.server  # type: ignore[attr-defined]
+    await p.user_says("before")
+    await running.host.wait_events(1)
+    server.queue_while_disconnected = False
+    await p.set_down(True)  # no reconnection until the messages are written
+    await p.drop_connections()
+    down_1 = await p.user_says("while down 1")
+    down_2 = await p.user_says("while down 2")
+    assert len(server.lost) == 2
+    await p.set_down(False)
+    events = await running.host.wait_events(3, timeout=15)
+    await asyncio.sleep(0.3)
+    assert [(e.message_id, e.text) for e in running.host.events][1:] == [(down_1, "while down 1"),
+                                                                          (down_2, "while down 2")]
+    assert len(running.host.events) == 3 == len(events)
+    await p.user_says("live again")  # live events go on, once
+    await running.host.wait_events(4)
+    await asyncio.sleep(0.2)
+    assert [e.text for e in running.host.events][-1] == "live again" and len(running.host.events) == 4
+
+
+async def test_slack_corrupt_seen_file_is_ignored_with_a_warning(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="nanoclaw.channels")
+    state = make_settings(tmp_path / "home").state_dir
+    state.mkdir(parents=True)
+    (state / "slack-seen-T0TEAM0001.json").write_text('{"conversations": {"C0A1B2C3D4": {"ts": ')
+    async with _slack(SlackPlatform(), tmp_path) as r:
+        assert "slack.seen_state_unreadable" in caplog.text
+        await r.platform.user_says("still works")
+        [event] = await r.host.wait_events(1)
+        assert event.text == "still works"
+        server = r.platform.server  # type: ignore[attr-defined]
+        assert "conversations.history" not in server.calls
+    saved = json.loads((state / "slack-seen-T0TEAM0001.json").read_text())  # rewritten on stop
+    assert saved["conversations"][r.platform.group_chat]["ts"] == event.message_id
+
+
+async def test_slack_conversation_gone_is_dropped_from_the_seen_file(tmp_path: Path) -> None:
+    state = make_settings(tmp_path / "home").state_dir
+    state.mkdir(parents=True)
+    seen = {"C0GONE0001": {"ts": "1700000000.000001", "channel_type": "channel"}}
+    (state / "slack-seen-T0TEAM0001.json").write_text(json.dumps({"conversations": seen}))
+    async with _slack(SlackEventsPlatform(), tmp_path) as r:  # the Events API catches up at start too
+        server = r.platform.server  # type: ignore[attr-defined]
+        await _until(lambda: "conversations.history" in server.calls)
+        await _until(lambda: "C0GONE0001" not in (state / "slack-seen-T0TEAM0001.json").read_text())
+    assert r.host.events == []
 
 
 @socket_mode

@@ -98,6 +98,10 @@ class FakeSlack:
         self._trigger_numbers = itertools.count(100000)
         self.down = False
         self.echo_bot_messages = True  # Slack sends the bot's own posts back as message events
+        # Socket Mode events with no connection wait for the next one (Slack retries); False: they are lost,
+        # as when Slack has given up (only conversations.history/replies still show them).
+        self.queue_while_disconnected = True
+        self.lost: list[str] = []  # frames dropped for want of a connection
         self._sockets: set[web.WebSocketResponse] = set()
         self._pending: list[str] = []  # envelopes waiting for a Socket Mode connection
         self._uploads: dict[str, dict[str, Any]] = {}
@@ -185,6 +189,54 @@ class FakeSlack:
         self._echo(msg)
         return {"ok": True, "channel": channel, "ts": msg.ts,
                 "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": msg.text, "ts": msg.ts}}
+
+    async def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A channel's top-level messages (and thread parents, broadcasts) in (oldest, latest], newest first."""
+        channel = str(args.get("channel"))
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        top = [m for m in self.messages if m.channel == channel
+               and (m.thread_ts in (None, m.ts) or m.raw.get("subtype") == "thread_broadcast")]
+        found = sorted(self._in_range(top, args), key=lambda m: _ts(m.ts), reverse=True)
+        limit = _limit(args)
+        return {"ok": True, "messages": [self._wire(m) for m in found[:limit]], "has_more": len(found) > limit,
+                "pin_count": 0, "response_metadata": {"next_cursor": ""}}
+
+    async def m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent always first (whatever oldest says), then the replies in range, oldest first."""
+        channel, ts = str(args.get("channel")), str(args.get("ts"))
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        parent = self.find(ts, channel)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [m for m in self.messages if m.channel == channel and m.thread_ts == ts and m.ts != ts]
+        found = sorted(self._in_range(replies, args), key=lambda m: _ts(m.ts))
+        limit = _limit(args)
+        return {"ok": True, "messages": [self._wire(m) for m in [parent, *found[:limit - 1]]],
+                "has_more": len(found) > limit - 1, "response_metadata": {"next_cursor": ""}}
+
+    def _in_range(self, messages: list[Message], args: dict[str, Any]) -> list[Message]:
+        inclusive = str(args.get("inclusive", "0")).lower() in ("1", "true")
+        oldest, latest = _ts(str(args.get("oldest") or "0")), _ts(str(args.get("latest") or "9999999999"))
+        return [m for m in messages if (oldest <= _ts(m.ts) if inclusive else oldest < _ts(m.ts))
+                and _ts(m.ts) <= latest]
+
+    def _wire(self, m: Message) -> dict[str, Any]:
+        """A message as conversations.history shows it: its event without channel, channel_type, event_ts."""
+        if m.raw.get("type") == "message":
+            wire = {k: v for k, v in m.raw.items() if k not in ("channel", "channel_type", "event_ts")}
+        elif m.by_bot:
+            wire = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "text": m.text,
+                    "ts": m.ts}
+        else:
+            wire = {"type": "message", "user": m.user, "text": m.text, "ts": m.ts}
+        if m.thread_ts:
+            wire["thread_ts"] = m.thread_ts
+        replies = [r for r in self.messages if r.channel == m.channel and r.thread_ts == m.ts and r.ts != m.ts]
+        if replies:  # a thread's parent
+            wire.update(thread_ts=m.ts, reply_count=len(replies), latest_reply=replies[-1].ts)
+        return wire
 
     async def m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         msg = self.find(str(args.get("ts")), str(args.get("channel")))
@@ -319,7 +371,7 @@ class FakeSlack:
         """One Socket Mode frame to the app (queued until it connects)."""
         live = [ws for ws in self._sockets if not ws.closed]
         if not live:
-            self._pending.append(raw)
+            (self._pending if self.queue_while_disconnected else self.lost).append(raw)
             return
         await live[-1].send_str(raw)
 
@@ -420,6 +472,7 @@ class FakeSlack:
         if mention:
             text = f"<@{BOT_USER}> {text}"
         msg = self.add_message(channel, text, user)
+        msg.thread_ts = thread_ts
         event: dict[str, Any] = {"type": "message", "channel": channel, "text": text, "ts": msg.ts,
                                  "event_ts": msg.ts, "channel_type": self._channel_type(channel), "team": TEAM}
         if bot:
@@ -533,6 +586,15 @@ class FakeSlack:
 
     def bot_messages(self, channel: str | None = None) -> list[Message]:
         return [m for m in self.messages if m.by_bot and (channel is None or m.channel == channel)]
+
+
+def _ts(ts: str) -> tuple[int, int]:
+    seconds, _, fraction = ts.partition(".")
+    return int(seconds or 0), int(fraction.ljust(6, "0")[:6] or 0)
+
+
+def _limit(args: dict[str, Any]) -> int:
+    return max(1, min(int(args.get("limit") or 100), 999))
 
 
 def view_problems(view: Any) -> list[str]:
