@@ -25,9 +25,7 @@ import asyncio
 import copy
 import hashlib
 import io
-import json
 import logging
-import os
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,6 +38,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route as DiscordRoute
 
 from nanoclaw.channels import credentials
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.base import (
     Backoff,
     Capabilities,
@@ -203,13 +202,12 @@ class DiscordChannel(Channel):
 
     def _load_seen(self, application_id: int) -> None:
         self._seen_file = self.host.settings.state_dir / f"discord-seen-{_digest(str(application_id))}.json"
+        raw = read_position(self._seen_file, self.type)
         try:
-            raw = json.loads(self._seen_file.read_text())
-            seen = {int(k): int(v) for k, v in raw["channels"].items()}
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("discord.seen_file_ignored", file=str(self._seen_file), error=type(exc).__name__)
+            seen = {int(k): int(v) for k, v in raw["channels"].items()} if raw is not None else {}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("channel.position_unreadable", channel=self.type, path=str(self._seen_file),
+                        error=type(exc).__name__)
             return
         self._seen.update(seen)
         self._seen_saved = dict(self._seen)
@@ -232,15 +230,9 @@ class DiscordChannel(Channel):
     def _save_seen(self) -> None:
         if self._seen_file is None or self._seen == self._seen_saved:
             return
-        partial = self._seen_file.with_suffix(".partial")
         snapshot = dict(self._seen)
-        try:
-            self._seen_file.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps({"channels": {str(k): str(v) for k, v in snapshot.items()}}))
-            os.replace(partial, self._seen_file)  # a crash never leaves half a file
+        if write_position(self._seen_file, {"channels": {str(k): str(v) for k, v in snapshot.items()}}, self.type):
             self._seen_saved = snapshot
-        except OSError as exc:
-            log.warning("discord.seen_not_saved", error=exc.strerror)
 
     async def _catch_up(self, client: _Client) -> None:
         """Pass what was written in known channels while no session was up (after READY, not RESUMED)."""

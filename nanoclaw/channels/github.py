@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import httpx
 from aiohttp import web
 
 from nanoclaw.channels.base import Backoff, Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -179,7 +179,8 @@ class GitHubChannel(Channel):
             await self._tell_sender(event, result.error)
         if created_at and (created_at, comment_id) > self._seen.get(event.platform_id, ("", 0)):
             self._seen[event.platform_id] = (created_at, comment_id)
-            _write_seen(self._seen_file, self._seen)
+            if self._seen_file is not None:
+                write_position(self._seen_file, self._seen, self.type)
 
     async def _catch_up(self) -> None:
         """Issue comments written while the host was down (the host ignores ones it already has)."""
@@ -373,26 +374,8 @@ def _comment_id(payload: Any) -> int:
 
 
 def _read_seen(path: Path) -> dict[str, tuple[str, int]]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        log.warning("github.seen_unreadable", path=str(path), error=str(exc))
-        return {}
+    data = read_position(path, "github")
     if not isinstance(data, dict):
         return {}
     return {repo: (str(v[0]), int(v[1])) for repo, v in data.items()
             if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)}
-
-
-def _write_seen(path: Path | None, seen: dict[str, tuple[str, int]]) -> None:
-    if path is None:
-        return
-    partial = path.with_suffix(".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(seen))
-        os.replace(partial, path)  # a crash never leaves half a file
-    except OSError as exc:
-        log.warning("github.seen_not_saved", error=exc.strerror)

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from nio import (
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_matrix_html
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -169,11 +169,8 @@ class MatrixChannel(Channel):
     def _load_sync_token(self) -> bool:
         """Resume from the last sync of an earlier run; False on a first start (or an unreadable file)."""
         assert self.client is not None and self._token_file is not None
-        try:
-            saved = json.loads(self._token_file.read_text())
-            token = saved["next_batch"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+        saved = read_position(self._token_file, self.type)
+        token = saved.get("next_batch") if isinstance(saved, dict) else None
         if not isinstance(token, str) or not token:
             return False
         self.client.next_batch = self._saved_token = token
@@ -182,16 +179,9 @@ class MatrixChannel(Channel):
         return True
 
     def _save_sync_token(self, token: str) -> None:
-        if not token or token == self._saved_token or self._token_file is None:
-            return
-        partial = self._token_file.with_suffix(".partial")
-        try:
-            self._token_file.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps({"next_batch": token}))
-            os.replace(partial, self._token_file)  # a crash never leaves half a token
-            self._saved_token = token
-        except OSError as exc:
-            log.warning("matrix.sync_token_not_saved", error=exc.strerror)
+        if token and token != self._saved_token and self._token_file is not None:
+            if write_position(self._token_file, {"next_batch": token}, self.type):
+                self._saved_token = token
 
     # -- inbound ---------------------------------------------------------------
 

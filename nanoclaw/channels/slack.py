@@ -27,7 +27,6 @@ import asyncio
 import html
 import json
 import logging
-import os
 import re
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -48,6 +47,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from nanoclaw.channels import credentials
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -292,14 +292,13 @@ class SlackChannel(Channel):
         if self._seen_file is not None or not isinstance(owner, str) or not owner:
             return
         self._seen_file = self.host.settings.state_dir / f"slack-seen-{re.sub(r'[^A-Za-z0-9_-]', '_', owner)}.json"
-        try:
-            saved = json.loads(self._seen_file.read_text())["conversations"]
-            if not isinstance(saved, dict):
-                raise TypeError("conversations is not an object")
-        except FileNotFoundError:
+        raw = read_position(self._seen_file, self.type)
+        if raw is None:
             return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("slack.seen_state_unreadable", file=str(self._seen_file), error=type(exc).__name__)
+        saved = raw.get("conversations") if isinstance(raw, dict) else None
+        if not isinstance(saved, dict):
+            log.warning("channel.position_unreadable", channel=self.type, path=str(self._seen_file),
+                        error="no conversations object")
             return
         for key, entry in saved.items():
             if not (isinstance(key, str) and isinstance(entry, dict) and _ts_key(entry.get("ts")) is not None):
@@ -330,14 +329,8 @@ class SlackChannel(Channel):
     def _save_seen(self) -> None:
         if not self._seen_dirty or self._seen_file is None:
             return
-        partial = self._seen_file.with_suffix(".partial")
-        try:
-            self._seen_file.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps({"conversations": self._seen}))
-            os.replace(partial, self._seen_file)  # a crash never leaves half a file
+        if write_position(self._seen_file, {"conversations": self._seen}, self.type):
             self._seen_dirty = False
-        except OSError as exc:
-            log.warning("slack.seen_state_not_saved", error=exc.strerror)
 
     def _want_catch_up(self) -> None:
         self._catch_up_again = True

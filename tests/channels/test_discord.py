@@ -544,7 +544,7 @@ async def test_discord_corrupt_seen_file_is_ignored_with_a_warning(tmp_path: Pat
     try:
         channel = await _start_with(tmp_path, env)
         try:
-            assert "discord.seen_file_ignored" in caplog.text
+            assert "channel.position_unreadable" in caplog.text
             await platform.user_says("hello")
             assert await _quiet(channel.host, 1, settle=0.1) == ["hello"]
         finally:

@@ -248,7 +248,7 @@ async def test_github_comments_written_while_the_host_was_down_are_fetched_once(
         host, channel = await run_channel()  # a damaged file: a warning, and a start like a first one
         try:
             await asyncio.sleep(0.2)
-            assert host.events == [] and "github.seen_unreadable" in caplog.text
+            assert host.events == [] and "channel.position_unreadable" in caplog.text
         finally:
             await channel.stop()
             await host.web.stop()

@@ -374,7 +374,7 @@ async def test_slack_corrupt_seen_file_is_ignored_with_a_warning(tmp_path: Path,
     state.mkdir(parents=True)
     (state / "slack-seen-T0TEAM0001.json").write_text('{"conversations": {"C0A1B2C3D4": {"ts": ')
     async with _slack(SlackPlatform(), tmp_path) as r:
-        assert "slack.seen_state_unreadable" in caplog.text
+        assert "channel.position_unreadable" in caplog.text
         await r.platform.user_says("still works")
         [event] = await r.host.wait_events(1)
         assert event.text == "still works"
