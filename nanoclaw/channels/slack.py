@@ -48,6 +48,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from nanoclaw.channels import credentials
 from nanoclaw.channels.position import read_position, write_position
+from nanoclaw.channels.slack_blocks import (
+    CREDENTIAL_BLOCK, CREDENTIAL_ENTER, CREDENTIAL_REFUSE, CREDENTIAL_VIEW, ENTER_LABEL, CredentialCard, card_blocks,
+    card_head, credential_blocks, credential_modal, credential_request, escape, shorten, take_value,
+)
 from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -59,19 +63,10 @@ log = get_logger(__name__)
 DEFAULT_API_URL = "https://slack.com/api/"
 MESSAGE_LIMIT = 4000  # Slack accepts more, but truncates long texts in practice
 SECTION_LIMIT = 3000  # Block Kit section text
-BUTTON_TEXT_LIMIT = 75  # Block Kit plain_text on a button
-BUTTON_VALUE_LABEL_LIMIT = 1900  # the value holds at most 2000 characters, JSON included
 MAX_FILE_BYTES = 50 * 2**20
 PING_INTERVAL = 10.0
 ACTION_ID = re.compile(r"^nanoclaw_answer_\d+$")
-CREDENTIAL_ENTER, CREDENTIAL_REFUSE = "nanoclaw_credential_enter", "nanoclaw_credential_refuse"
 CREDENTIAL_ACTION = re.compile(rf"^(?:{CREDENTIAL_ENTER}|{CREDENTIAL_REFUSE})$")
-CREDENTIAL_VIEW = "nanoclaw_credential"  # the modal's callback_id
-CREDENTIAL_BLOCK, CREDENTIAL_INPUT = "credential", "value"  # the modal's input block and its element
-ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
-METADATA_LIMIT = 3000  # a view's private_metadata
-INPUT_LIMIT = 3000  # the most a plain_text_input takes
-MAX_TOKEN = 200  # longer credential tokens are not put on buttons (the form link still works)
 SEEN_SAVE_DELAY = 2.0  # seconds: positions are written at most this often (and on stop)
 CATCH_UP_LIMIT = 200  # messages read back per conversation and catch-up; older ones are skipped (logged)
 PASSED_MEMORY = 4096  # messages this process passed to the host (a live event and its catch-up copy go once)
@@ -470,7 +465,7 @@ class SlackChannel(Channel):
                 # The buttons go away so nobody answers twice; the choice stays visible.
                 blocks = [b for b in message.get("blocks") or [] if b.get("type") != "actions"]
                 blocks.append({"type": "context", "elements": [
-                    {"type": "mrkdwn", "text": f"<@{user}> chose *{_escape(label)}*"}]})
+                    {"type": "mrkdwn", "text": f"<@{user}> chose *{escape(label)}*"}]})
                 await self.client.chat_update(channel=channel, ts=message["ts"], text=message.get("text") or label,
                                               blocks=blocks)
         except (ChannelUnavailable, DestinationRefused) as exc:  # the answer itself was taken
@@ -484,8 +479,8 @@ class SlackChannel(Channel):
             request = json.loads(action["value"])
             token, user = str(request["token"]), str(body["user"]["id"])
             message = body["message"]
-            card = _CredentialCard(token, str(body["channel"]["id"]), str(message["ts"]),
-                                   message.get("thread_ts"), _card_head(message, token))
+            card = CredentialCard(token, str(body["channel"]["id"]), str(message["ts"]),
+                                   message.get("thread_ts"), card_head(message, token))
         except (KeyError, TypeError, ValueError):
             log.warning("slack.malformed_action")
             return
@@ -497,7 +492,7 @@ class SlackChannel(Channel):
             if not isinstance(trigger, str):
                 raise DestinationRefused("Slack sent no trigger_id")
             async with _slack_errors("views.open"):
-                await self.client.views_open(trigger_id=trigger, view=_credential_modal(
+                await self.client.views_open(trigger_id=trigger, view=credential_modal(
                     card, str(request.get("name") or ""), str(request.get("host") or "")))
         except (ChannelUnavailable, DestinationRefused) as exc:
             log.warning("slack.modal_failed", error=str(exc))
@@ -505,9 +500,9 @@ class SlackChannel(Channel):
 
     async def _on_credential_view(self, ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The modal was submitted: its value goes to the host, and nowhere else."""
-        value = _take_value(view)  # out of the payload first, whatever follows
+        value = take_value(view)  # out of the payload first, whatever follows
         try:
-            card = _CredentialCard.from_metadata(view.get("private_metadata"))
+            card = CredentialCard.from_metadata(view.get("private_metadata"))
             user = str(body["user"]["id"])
         except (KeyError, TypeError, ValueError):
             log.warning("slack.malformed_view")
@@ -526,7 +521,7 @@ class SlackChannel(Channel):
         await self._credential_done(card, user, status)
 
 
-    async def _credential_done(self, card: _CredentialCard, user: str, status: str) -> None:
+    async def _credential_done(self, card: CredentialCard, user: str, status: str) -> None:
         """Tell the person how it went (only they see it) and close the card."""
         log.info("slack.credential", status=status.partition(":")[0])
         await self._ephemeral(card, user, credentials.reply(status))
@@ -548,7 +543,7 @@ class SlackChannel(Channel):
         except (ChannelUnavailable, DestinationRefused) as exc:  # the answer itself was taken
             log.warning("slack.card_update_failed", error=str(exc))
 
-    async def _ephemeral(self, card: _CredentialCard, user: str, text: str) -> None:
+    async def _ephemeral(self, card: CredentialCard, user: str, text: str) -> None:
         try:
             async with _slack_errors("chat.postEphemeral"):
                 await self.client.chat_postEphemeral(channel=card.channel, user=user, text=text,
@@ -567,16 +562,16 @@ class SlackChannel(Channel):
                     filename=message.file.name, initial_comment=to_slack(message.text) if message.text else None)
             return SendResult(result["file"]["id"])
         text = to_slack(message.text or "")
-        credential = _credential(message)
+        credential = credential_request(message)
         if credential is not None:  # the one-time link in the text stays, for whoever prefers it
             text += f"\nOr press *{ENTER_LABEL}* to type it into a Slack form: it goes to the vault, not into the chat."
-            blocks: list[dict[str, Any]] | None = _credential_blocks(message, credential)
+            blocks: list[dict[str, Any]] | None = credential_blocks(message, credential)
         else:
-            blocks = self._card_blocks(message) if message.buttons and message.card_id else None
+            blocks = card_blocks(message) if message.buttons and message.card_id else None
         if message.buttons and blocks is None:  # choices nobody can answer by button: show them as text
-            text += "\n" + "\n".join(f"{i}) {_escape(label)}" for i, label in enumerate(message.buttons, 1))
+            text += "\n" + "\n".join(f"{i}) {escape(label)}" for i, label in enumerate(message.buttons, 1))
         limit = SECTION_LIMIT if blocks is not None else MESSAGE_LIMIT
-        title = f"*{_escape(message.title)}*\n" if message.title else ""
+        title = f"*{escape(message.title)}*\n" if message.title else ""
         pieces = split_message(title + text, limit)
         first: str | None = None
         for i, piece in enumerate(pieces):
@@ -590,18 +585,10 @@ class SlackChannel(Channel):
             first = first or result["ts"]
         return SendResult(first)
 
-    def _card_blocks(self, message: OutgoingMessage) -> list[dict[str, Any]]:
-        buttons = [{
-            "type": "button", "action_id": f"nanoclaw_answer_{i}",
-            "text": {"type": "plain_text", "text": _shorten(label, BUTTON_TEXT_LIMIT)},
-            "value": json.dumps({"card": message.card_id, "label": label[:BUTTON_VALUE_LABEL_LIMIT]}),
-        } for i, label in enumerate(message.buttons)]
-        return [{"type": "actions", "block_id": f"card:{message.card_id}"[:255], "elements": buttons[:25]}]
-
     async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
         async with _slack_errors("chat.update"):
             await self.client.chat_update(channel=route.platform_id, ts=platform_message_id,
-                                          text=_shorten(to_slack(text), MESSAGE_LIMIT))
+                                          text=shorten(to_slack(text), MESSAGE_LIMIT))
 
     async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
         name = _emoji_name(emoji)
@@ -614,100 +601,6 @@ class SlackChannel(Channel):
         except DestinationRefused as exc:
             if "already_reacted" not in str(exc):
                 raise
-
-
-class _CredentialCard:
-    """Where a credential card is and what it said: carried in the modal's private_metadata."""
-
-    def __init__(self, token: str, channel: str, ts: str, thread_ts: Any, head: str) -> None:
-        self.token, self.channel, self.ts, self.head = token, channel, ts, head
-        self.thread_ts = thread_ts if isinstance(thread_ts, str) else None
-
-    def metadata(self) -> str:
-        fields = {"token": self.token, "channel": self.channel, "ts": self.ts, "thread_ts": self.thread_ts}
-        head = self.head
-        while True:
-            encoded = json.dumps({**fields, "head": head}, ensure_ascii=False)
-            if len(encoded) <= METADATA_LIMIT:
-                return encoded
-            head = _shorten(head, max(1, len(head) - (len(encoded) - METADATA_LIMIT) - 1))
-
-    @classmethod
-    def from_metadata(cls, raw: Any) -> _CredentialCard:
-        data = json.loads(raw)
-        token, channel, ts = data["token"], data["channel"], data["ts"]
-        if not all(isinstance(v, str) and v for v in (token, channel, ts)):
-            raise ValueError("incomplete private_metadata")
-        return cls(token, channel, ts, data.get("thread_ts"), str(data.get("head") or ""))
-
-
-def _credential(message: OutgoingMessage) -> dict[str, str] | None:
-    """Token, name and host of a credential request card (None: not one, or unusable on a button)."""
-    request = message.payload.get("credential") if message.kind == "card" else None
-    if not isinstance(request, dict):
-        return None
-    token = request.get("token")
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
-        log.warning("slack.credential_token_unusable", card=message.card_id)  # the form link still works
-        return None
-    return {"token": token, "name": str(request.get("name") or "")[:200], "host": str(request.get("host") or "")[:200]}
-
-
-def _credential_blocks(message: OutgoingMessage, credential: dict[str, str]) -> list[dict[str, Any]]:
-    value = json.dumps(credential)
-    return [{"type": "actions", "block_id": f"credential:{message.card_id or ''}"[:255], "elements": [
-        {"type": "button", "action_id": CREDENTIAL_ENTER, "style": "primary", "value": value,
-         "text": _plain(ENTER_LABEL)},
-        {"type": "button", "action_id": CREDENTIAL_REFUSE, "value": value, "text": _plain(REFUSE_LABEL),
-         "confirm": {"title": _plain("Refuse this request?"), "text": _plain("The assistant is told that you refused."),
-                     "confirm": _plain(REFUSE_LABEL), "deny": _plain("Back")}},
-    ]}]
-
-
-def _credential_modal(card: _CredentialCard, name: str, host: str) -> dict[str, Any]:
-    """The modal "Enter credential" opens: one plain_text_input; the card rides in private_metadata."""
-    what = f"*{_escape(name)}*" if name else "a credential"
-    if host:
-        what += f" for `{_escape(host)}`"
-    return {
-        "type": "modal", "callback_id": CREDENTIAL_VIEW, "private_metadata": card.metadata(),
-        "title": _plain("Credential needed"), "submit": _plain("Save"), "close": _plain("Cancel"),
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"The assistant asks for {what}. It goes to "
-                                                                   "NanoClaw's vault: the assistant never sees it."}},
-            {"type": "input", "block_id": CREDENTIAL_BLOCK, "label": _plain("Value"),
-             "element": {"type": "plain_text_input", "action_id": CREDENTIAL_INPUT, "max_length": INPUT_LIMIT,
-                         "placeholder": _plain("Paste it here")},
-             "hint": _plain("Slack has no hidden input: the value shows while you type it.")},
-        ],
-    }
-
-
-def _take_value(view: Any) -> str | None:
-    """The modal's value, removed from the payload as it is read (surrounding whitespace dropped)."""
-    try:
-        element = view["state"]["values"][CREDENTIAL_BLOCK][CREDENTIAL_INPUT]
-        value = element.pop("value", None)
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return value.strip() if isinstance(value, str) else None
-
-
-def _card_head(message: dict[str, Any], token: str) -> str:
-    """A credential card's text up to its one-time link (used or dead once the request is answered)."""
-    text = next((str(b["text"].get("text") or "") for b in message.get("blocks") or []
-                 if isinstance(b, dict) and b.get("type") == "section" and isinstance(b.get("text"), dict)), "")
-    lines = (text or str(message.get("text") or "")).splitlines()
-    cut = next((i for i, line in enumerate(lines) if token in line or ENTER_LABEL in line), len(lines))
-    return "\n".join(lines[:cut]).strip()
-
-
-
-
-
-
-def _plain(text: str) -> dict[str, str]:
-    return {"type": "plain_text", "text": text}
 
 
 def _response_payload(response: BoltResponse) -> dict[str, Any] | None:
@@ -761,14 +654,6 @@ def _size(file: dict[str, Any]) -> int:
         return int(file.get("size") or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _error_code(exc: SlackApiError) -> str:
