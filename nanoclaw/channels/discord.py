@@ -25,7 +25,6 @@ import asyncio
 import copy
 import hashlib
 import io
-import logging
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -38,6 +37,10 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route as DiscordRoute
 
 from nanoclaw.channels import credentials
+from nanoclaw.channels.discord_components import (
+    CREDENTIAL_PREFIX, ENTER_LABEL, REFUSE_PREFIX, card_view, credential_modal, credential_request,
+    hide_modal_values, parse_custom_id, take_modal_value,
+)
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.base import (
     Backoff,
@@ -58,12 +61,6 @@ log = get_logger(__name__)
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 MAX_LENGTH = 2000  # Discord's limit for a message's content
 MAX_FILE_BYTES = 50 * 2**20  # larger attachments are not downloaded
-MAX_BUTTONS = 25  # 5 action rows of 5 buttons
-CUSTOM_ID_PREFIX = "nc"  # our buttons' custom_id: nc|<card_id>|<index>|<label>, at most 100 characters
-CREDENTIAL_PREFIX = "ncc"  # "Enter credential" button: ncc|<token>|<name>; the modal it opens: ncc|<token>
-REFUSE_PREFIX = "ncr"  # "Refuse" button of a credential card: ncr|<token>
-VALUE_INPUT_ID = "value"  # custom_id of the modal's text input
-ENTER_LABEL, REFUSE_LABEL = "Enter credential", "Refuse"
 START_WAIT = 15.0  # how long start() waits for the first connection before going on in the background
 TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per trigger
 TYPING_MAX = 600.0  # never type forever if the host forgets to switch it off
@@ -303,7 +300,7 @@ class DiscordChannel(Channel):
             return
         if interaction.type is not discord.InteractionType.component:
             return
-        parsed = _parse_custom_id(custom_id)
+        parsed = parse_custom_id(custom_id)
         if parsed is None:
             log.warning("discord.unknown_interaction", id=interaction.id)
             return  # not our button: never acknowledged, so never mistaken for an answer
@@ -330,14 +327,14 @@ class DiscordChannel(Channel):
             return
         if interaction.type is discord.InteractionType.component and kind == CREDENTIAL_PREFIX:
             try:
-                await interaction.response.send_modal(_credential_modal(token, name))
+                await interaction.response.send_modal(credential_modal(token, name))
             except (discord.HTTPException, discord.InteractionResponded) as exc:
                 log.warning("discord.interaction_ack_failed", id=interaction.id, error=str(exc))
             return
         if interaction.type is discord.InteractionType.component and kind == REFUSE_PREFIX:
             status = credentials.submit(self.host, self.type, token, None, str(interaction.user.id))
         elif interaction.type is discord.InteractionType.modal_submit and kind == CREDENTIAL_PREFIX:
-            value = _take_modal_value(interaction.data or {})
+            value = take_modal_value(interaction.data or {})
             if value is None:  # not what our modal sends: the request stays open
                 log.warning("discord.credential_without_value", id=interaction.id)
                 await self._tell(interaction, "Nothing was entered, so nothing was saved.")
@@ -384,11 +381,11 @@ class DiscordChannel(Channel):
         text = message.text or ""
         if message.kind in ("card", "question") and message.title:
             text = f"**{message.title}**\n{text}".strip()
-        credential = _credential(message)
+        credential = credential_request(message)
         if credential is not None:
             text = f"{text}\nOr press **{ENTER_LABEL}** to type it here: it goes to the vault, not into the chat."
         pieces = split_message(text, MAX_LENGTH) if text else [""]
-        view = _buttons(message, credential) if message.buttons or credential else None
+        view = card_view(message, credential) if message.buttons or credential else None
         sent: discord.Message | None = None
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1
@@ -466,7 +463,7 @@ class _Client(discord.Client):
         parsers = self._connection.parsers
         for name, parser in list(parsers.items()):
             parsers[name] = _guarded(name, parser)
-        _hide_modal_values()
+        hide_modal_values()
 
     async def on_connect(self) -> None:
         self.was_connected = True
@@ -572,126 +569,12 @@ def _chat_name(message: discord.Message) -> str | None:
     return f"{message.guild.name} #{name}" if name else message.guild.name
 
 
-def _custom_id(card_id: str, index: int, label: str) -> str:
-    # The label rides in the custom_id so a press is answered without state kept here;
-    # Discord caps custom_id at 100 characters, so a very long label arrives cut.
-    return f"{CUSTOM_ID_PREFIX}|{card_id}|{index}|{label}"[:100]
-
-
-def _parse_custom_id(custom_id: str) -> tuple[str, str] | None:
-    parts = custom_id.split("|", 3)
-    if len(parts) != 4 or parts[0] != CUSTOM_ID_PREFIX or not parts[1] or not parts[2].isdigit():
-        return None
-    return parts[1], parts[3]
-
-
-def _buttons(message: OutgoingMessage, credential: tuple[str, str] | None = None) -> discord.ui.View:
-    """Native buttons; without a card id nothing could take a press, so they are shown disabled.
-
-    A credential request adds "Enter credential" (opens the modal) and "Refuse"."""
-    view = discord.ui.View(timeout=None)
-    room = MAX_BUTTONS - (2 if credential else 0)
-    if len(message.buttons) > room:
-        log.warning("discord.too_many_buttons", count=len(message.buttons), shown=room)
-    for index, label in enumerate(message.buttons[:room]):
-        view.add_item(discord.ui.Button(label=label[:80], custom_id=_custom_id(message.card_id or "", index, label),
-                                        style=discord.ButtonStyle.secondary, disabled=not message.card_id))
-    if credential is not None:
-        token, name = credential
-        view.add_item(discord.ui.Button(label=ENTER_LABEL, style=discord.ButtonStyle.primary,
-                                        custom_id=f"{CREDENTIAL_PREFIX}|{token}|{name}"[:100]))
-        view.add_item(discord.ui.Button(label=REFUSE_LABEL, style=discord.ButtonStyle.secondary,
-                                        custom_id=f"{REFUSE_PREFIX}|{token}"))
-    return view
-
-
-def _credential(message: OutgoingMessage) -> tuple[str, str] | None:
-    """(token, name) of a credential request card, when its token fits Discord's custom_id."""
-    request = message.payload.get("credential") if message.kind == "card" else None
-    if not isinstance(request, dict):
-        return None
-    token, name = request.get("token"), request.get("name")
-    if not isinstance(token, str) or not token or "|" in token or len(token) > 90:
-        log.warning("discord.credential_token_unusable", card=message.card_id)  # the form link still works
-        return None
-    return token, name if isinstance(name, str) else ""
-
-
-def _credential_modal(token: str, name: str) -> discord.ui.Modal:
-    """The modal a press of "Enter credential" opens (interaction callback type 9)."""
-    title = f"Credential: {name}" if name else "Credential needed"
-    modal = discord.ui.Modal(title=title[:45], custom_id=f"{CREDENTIAL_PREFIX}|{token}")
-    modal.add_item(discord.ui.Label(
-        text="Value", description="Saved in NanoClaw's vault. The assistant and the chat never see it.",
-        component=discord.ui.TextInput(custom_id=VALUE_INPUT_ID, style=discord.TextStyle.short,
-                                       required=True, max_length=4000),
-    ))
-    modal.stop()  # answered from its custom_id (on_interaction): discord.py must not keep it waiting in memory
-    return modal
-
-
-def _take_modal_value(data: dict[str, Any]) -> str | None:
-    """The text typed into our modal's input, removed from the interaction's data as it is read."""
-    found: str | None = None
-    stack = list(data.get("components") or [])
-    while stack:
-        component = stack.pop()
-        if not isinstance(component, dict):
-            continue
-        if component.get("type") == 4 and component.get("custom_id") == VALUE_INPUT_ID and "value" in component:
-            value = component.pop("value")
-            if isinstance(value, str) and found is None:
-                found = value
-        stack.extend(component.get("components") or [])  # action rows (the older modal layout)
-        if isinstance(component.get("component"), dict):
-            stack.append(component["component"])  # labels
-    return found
-
-
-
-
-
-
 def _finished_card(content: str, token: str, outcome: str) -> str:
     """The card's text up to its one-time link (used now), then the outcome."""
     lines = content.splitlines()
     cut = next((i for i, line in enumerate(lines) if token in line), len(lines))
     text = "\n".join([*lines[:cut], outcome])
     return text if len(text) <= MAX_LENGTH else text[: MAX_LENGTH - len(outcome) - 2] + "…\n" + outcome
-
-
-class _HideModalValues(logging.Filter):
-    """discord.py logs every gateway event at DEBUG: a modal submission's values are hidden there."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(_is_modal_submit(a) for a in record.args):
-            record.args = tuple(_hidden(a) if _is_modal_submit(a) else a for a in record.args)
-        return True
-
-
-def _is_modal_submit(frame: Any) -> bool:
-    return (isinstance(frame, dict) and frame.get("t") == "INTERACTION_CREATE"
-            and isinstance(frame.get("d"), dict) and frame["d"].get("type") == 5)
-
-
-def _hidden(frame: dict[str, Any]) -> dict[str, Any]:
-    frame = copy.deepcopy(frame)  # a copy: the event itself is still to be parsed
-    stack: list[Any] = [frame["d"].get("data")]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "value" in item:
-                item["value"] = "[hidden]"
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return frame
-
-
-def _hide_modal_values() -> None:
-    gateway = logging.getLogger("discord.gateway")
-    if not any(isinstance(f, _HideModalValues) for f in gateway.filters):
-        gateway.addFilter(_HideModalValues())
 
 
 def _nonce(message_id: str, piece: int) -> str:
