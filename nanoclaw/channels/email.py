@@ -6,7 +6,8 @@ address (List-Post) for mailing-list mail, and for a conversation of several
 people without a list the sorted, comma-joined addresses of everyone but the
 assistant (replies go to all of them). Email has no threads the host sees;
 replies keep the mail thread together with "Re: <subject>", In-Reply-To and
-References taken from the last mail of the chat (kept in memory).
+References taken from the last mail of the chat (kept in state/, so a restart
+answers in the same thread).
 
 Processed mail is marked \\Seen, so a restart delivers only what is new.
 """
@@ -14,6 +15,7 @@ Processed mail is marked \\Seen, so a restart delivers only what is new.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import mimetypes
 import re
 from collections import deque
@@ -24,6 +26,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, Awaitable, Mapping
 
 import aioimaplib
@@ -33,6 +36,7 @@ from markdown_it import MarkdownIt
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_plain
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
@@ -44,6 +48,7 @@ MAX_FILE = 50 * 2**20
 IMAP_TIMEOUT = SMTP_TIMEOUT = 30.0
 IDLE_RENEW = aioimaplib.TWENTY_NINE_MINUTES  # servers may drop an IDLE older than 30 minutes (RFC 2177)
 RECENT_IDS = 1000
+MAX_THREADS_KEPT = 500  # chats whose reply threading is kept across restarts (the most recent)
 SECURITY = ("ssl", "starttls", "none")
 
 _md = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
@@ -262,6 +267,7 @@ class EmailChannel(Channel):
         self._cfg: _Config | None = None
         self._task: asyncio.Task[None] | None = None
         self._threads: dict[str, _Thread] = {}  # chat → its last inbound mail, for replies in the same mail thread
+        self._threads_file: Path | None = None
         self._failing = False  # the last send failed transiently: tell the host when one succeeds again
         # Mail passed on but not yet marked seen when the connection dropped comes again: pass it once.
         self._recent: deque[str] = deque(maxlen=RECENT_IDS)
@@ -270,6 +276,11 @@ class EmailChannel(Channel):
 
     async def start(self) -> None:
         self._cfg = _Config.load(self.host.settings.extra)
+        self._threads_file = self.host.settings.state_dir / f"email-threads-{_digest(self._cfg.address)}.json"
+        saved = read_position(self._threads_file, self.type)
+        for chat, entry in (saved.items() if isinstance(saved, dict) else []):
+            if isinstance(entry, list) and len(entry) == 3 and all(isinstance(v, str) for v in entry):
+                self._threads[chat] = _Thread(*entry)
         session: _Imap | None = None
         try:
             session = await self._connect()
@@ -284,6 +295,12 @@ class EmailChannel(Channel):
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
+
+    def _save_threads(self) -> None:
+        if self._threads_file is not None:
+            kept = dict(list(self._threads.items())[-MAX_THREADS_KEPT:])  # the most recent chats
+            write_position(self._threads_file, {c: [t.subject, t.message_id, t.references] for c, t in kept.items()},
+                           self.type)
 
     async def _connect(self) -> _Imap:
         cfg = self._config()
@@ -400,7 +417,9 @@ class EmailChannel(Channel):
         from_bot = _automated(mail, sender, listed=post is not None)
         if message_id and not from_bot:  # answers continue the people's mail thread, not a robot's
             references = " ".join([*str(mail.get("References", "")).split()[-20:], message_id])
+            self._threads.pop(chat, None)  # the most recent chat last
             self._threads[chat] = _Thread(subject, message_id, references)
+            self._save_threads()
         return InboundEvent(
             channel_type=self.type, platform_id=chat, message_id=message_id.strip("<>") or f"uid-{uid}",
             text=text, sender_id=sender, sender_name=sender_name or sender, is_dm=is_dm, chat_name=chat_name,
@@ -520,3 +539,7 @@ class _Imap:
         transport = self.client.protocol.transport
         if transport is not None:
             transport.close()
+
+
+def _digest(address: str) -> str:
+    return hashlib.sha256(address.lower().encode()).hexdigest()[:12]

@@ -87,6 +87,17 @@ async def test_email_reply_stays_in_the_mail_thread_and_goes_to_everyone(tmp_pat
     assert result.platform_message_id == sent.id
 
 
+async def test_email_reply_after_a_restart_stays_in_the_mail_thread(tmp_path: Path) -> None:
+    async with started(tmp_path) as (platform, host, channel):
+        mail_id = platform.deliver(platform.mail("question before the restart", dm=True, chat="bob@example.com"))
+        await host.wait_events(1)
+    async with started(tmp_path) as (platform, host, channel):  # a new process on the same home
+        await channel.send(chat_message("bob@example.com", "the answer, after the restart"))
+        [sent] = await platform.wait_bot_messages(1)
+    assert sent.raw["subject"] == "Re: Hello" and sent.raw["in_reply_to"] == f"<{mail_id}>"
+    assert list((tmp_path / "home" / "state").glob("email-threads-*.json"))
+
+
 async def test_email_new_conversation_subject_and_files(tmp_path: Path) -> None:
     async with started(tmp_path) as (platform, host, channel):
         await channel.send(chat_message("new@example.com", "# Weekly report\n\nAll **fine**."))
