@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import pytest
 
@@ -53,16 +54,20 @@ async def start_platform(name: str, tmp: Path) -> tuple[Platform, dict[str, str]
     return platform, env
 
 
-@pytest.fixture
-async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
-    """The channel named by the test's `platform_name` parameter, started against its fake server."""
-    name: str = request.param
-    home = tmp_path / "home"
-    host = RecordingHost(make_settings(home))
+@asynccontextmanager
+async def channel_on(platform: Platform, tmp: Path, *, host_cls: type[RecordingHost] = RecordingHost,
+                     edit_env: Callable[[dict[str, str]], None] | None = None,
+                     env: dict[str, str] | None = None) -> AsyncIterator[Running]:
+    """`platform`'s channel started with a RecordingHost on `tmp/home`. The platform is started and stopped
+    here, unless `env` (from its earlier start) is given: a test restarting channels against one platform."""
+    own_platform = env is None
+    home = tmp / "home"
+    host = host_cls(make_settings(home))
     host.web.bind()  # the port is known before the platform starts (webhook URLs), served once the channel started
-    platform = PLATFORMS[name]()
     platform.webhook_base = f"{host.web_url}/hooks"
-    env = await platform.start(tmp_path)
+    env = await platform.start(tmp) if env is None else dict(env)
+    if edit_env is not None:
+        edit_env(env)
     host.settings = make_settings(home, extra=env)
     channel = platform.channel_class()(host)
     try:
@@ -73,5 +78,13 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         try:
             await channel.stop()
         finally:
-            await platform.stop()
+            if own_platform:
+                await platform.stop()
             await host.web.stop()
+
+
+@pytest.fixture
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    """The channel named by the test's `platform_name` parameter, started against its fake server."""
+    async with channel_on(PLATFORMS[request.param](), tmp_path) as r:
+        yield r

@@ -12,7 +12,7 @@ from nanoclaw.channels.base import IngestResult, OutgoingMessage
 from nanoclaw.channels.github import GitHubChannel
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
-from tests.channels.conftest import Running
+from tests.channels.conftest import Running, channel_on
 from tests.channels.harness import RecordingHost
 from tests.channels.platforms.github import BOT_LOGIN, GitHubPlatform
 from tests.conftest import make_settings
@@ -178,28 +178,21 @@ async def test_github_starts_while_github_is_down_and_learns_its_login(tmp_path:
     platform = GitHubPlatform()
     env = await platform.start(tmp_path)
     platform.fake.down = True
-    host = RecordingHost(make_settings(tmp_path / "home", extra=env))
-    host.web.bind()
-    platform.webhook_base = f"{host.web_url}/hooks"
-    channel = GitHubChannel(host)
     try:
-        await channel.start()
-        await host.web.start()
-        _, own = platform.fake.comment_event(REPO, 1, "mine", BOT_LOGIN)
-        assert await platform.deliver("issue_comment", own) == 503  # cannot tell own comments yet: GitHub retries
-        platform.fake.down = False
-        for _ in range(60):
-            if await platform.deliver("issue_comment", own) != 503:
-                break
-            await asyncio.sleep(0.05)
-        assert await platform.deliver("issue_comment", own) == 204  # now recognised as ours
-        await platform.user_says("hello again")
-        [event] = await host.wait_events(1)
-        assert event.text == "hello again"
+        async with channel_on(platform, tmp_path, env=env) as r:
+            _, own = platform.fake.comment_event(REPO, 1, "mine", BOT_LOGIN)
+            assert await platform.deliver("issue_comment", own) == 503  # cannot tell own comments yet: GitHub retries
+            platform.fake.down = False
+            for _ in range(60):
+                if await platform.deliver("issue_comment", own) != 503:
+                    break
+                await asyncio.sleep(0.05)
+            assert await platform.deliver("issue_comment", own) == 204  # now recognised as ours
+            await platform.user_says("hello again")
+            [event] = await r.host.wait_events(1)
+            assert event.text == "hello again"
     finally:
-        await channel.stop()
         await platform.stop()
-        await host.web.stop()
 
 
 async def test_github_comments_written_while_the_host_was_down_are_fetched_once(
@@ -208,49 +201,25 @@ async def test_github_comments_written_while_the_host_was_down_are_fetched_once(
     """GitHub does not retry a webhook that failed while the host was down: the channel catches up."""
     platform = GitHubPlatform()
     env = await platform.start(tmp_path)
-
-    async def run_channel() -> tuple[RecordingHost, GitHubChannel]:
-        host = RecordingHost(make_settings(tmp_path / "home", extra=env))  # the same home each time
-        host.web.bind()
-        platform.webhook_base = f"{host.web_url}/hooks"
-        channel = GitHubChannel(host)
-        await channel.start()
-        await host.web.start()
-        return host, channel
-
     try:
-        host, channel = await run_channel()
-        await platform.user_says("seen live", thread="7")
-        await host.wait_events(1)
-        await channel.stop()
-        await host.web.stop()
+        async with channel_on(platform, tmp_path, env=env) as r:  # the same home at every start
+            await platform.user_says("seen live", thread="7")
+            await r.host.wait_events(1)
         # While the host is down: two comments whose webhooks failed, one of them ours (never passed on).
         platform.fake.comment_event(REPO, 7, "written while the host was down", "alice")
         platform.fake.comment_event(REPO, 9, "and another, on issue 9", "bob")
         platform.fake.comment_event(REPO, 9, "the bot's own answer", BOT_LOGIN)
-        host, channel = await run_channel()
-        try:
-            events = await host.wait_events(2)
+        async with channel_on(platform, tmp_path, env=env) as r:
+            await r.host.wait_events(2)
             await asyncio.sleep(0.3)
-            assert [(e.text, e.thread_id) for e in host.events] == [
+            assert [(e.text, e.thread_id) for e in r.host.events] == [
                 ("written while the host was down", "7"), ("and another, on issue 9", "9")]
-        finally:
-            await channel.stop()
-            await host.web.stop()
-        host, channel = await run_channel()  # a third start has nothing to catch up
-        try:
+        async with channel_on(platform, tmp_path, env=env) as r:  # a third start has nothing to catch up
             await asyncio.sleep(0.5)
-            assert host.events == []
-        finally:
-            await channel.stop()
-            await host.web.stop()
+            assert r.host.events == []
         (tmp_path / "home" / "state" / "github-seen.json").write_text("{not json")
-        host, channel = await run_channel()  # a damaged file: a warning, and a start like a first one
-        try:
+        async with channel_on(platform, tmp_path, env=env) as r:  # a damaged file: a warning, a start like a first
             await asyncio.sleep(0.2)
-            assert host.events == [] and "channel.position_unreadable" in caplog.text
-        finally:
-            await channel.stop()
-            await host.web.stop()
+            assert r.host.events == [] and "channel.position_unreadable" in caplog.text
     finally:
         await platform.stop()

@@ -13,7 +13,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncContextManager, AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -22,7 +22,7 @@ from aiohttp import web
 from nanoclaw.channels.base import FileAttachment, InboundEvent, OutgoingMessage
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
-from tests.channels.conftest import Running
+from tests.channels.conftest import Running, channel_on
 from tests.channels.harness import RecordingHost
 from tests.channels.platforms.slack import SlackEventsPlatform, SlackPlatform, _record, malformed_posts
 from tests.conftest import make_settings
@@ -31,30 +31,17 @@ from tests.fakes.slack_server import BOT_ID, BOT_USER, Message, sign
 socket_mode = pytest.mark.parametrize("running", ["slack"], indirect=True)
 
 
-@asynccontextmanager
-async def _slack(platform: SlackPlatform, tmp: Path, host_cls: type[RecordingHost] = RecordingHost,
-                 env_changes: dict[str, str | None] | None = None) -> AsyncIterator[Running]:
+def _slack(platform: SlackPlatform, tmp: Path, host_cls: type[RecordingHost] = RecordingHost,
+           env_changes: dict[str, str | None] | None = None) -> AsyncContextManager[Running]:
     """The channel started against `platform`, as the contract suite's `running` fixture does; None drops a variable."""
-    env = await platform.start(tmp)
-    for name, value in (env_changes or {}).items():
-        if value is None:
-            env.pop(name)
-        else:
-            env[name] = value
-    host = host_cls(make_settings(tmp / "home", extra=env))
-    host.web.bind()
-    platform.webhook_base = f"{host.web_url}/hooks"
-    channel = platform.channel_class()(host)
-    try:
-        await channel.start()
-        await host.web.start()
-        yield Running(platform, host, channel, env)
-    finally:
-        try:
-            await channel.stop()
-        finally:
-            await platform.stop()
-            await host.web.stop()
+    def edit(env: dict[str, str]) -> None:
+        for name, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(name)
+            else:
+                env[name] = value
+
+    return channel_on(platform, tmp, host_cls=host_cls, edit_env=edit)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from nanoclaw.channels.base import FileAttachment, OutgoingMessage
 from nanoclaw.channels.telegram import TelegramChannel, html_pieces
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.protocol.messages import Route
-from tests.channels.conftest import Running
+from tests.channels.conftest import Running, channel_on
 from tests.channels.harness import RecordingHost
 from tests.channels.platforms.telegram import TelegramPlatform
 from tests.conftest import make_settings
@@ -34,20 +34,12 @@ def out(text: str, chat: str = GROUP, **kw: object) -> OutgoingMessage:
 async def webhooked(tmp_path: Path) -> AsyncIterator[Running]:
     """The channel in webhook mode: Telegram (the fake) POSTs updates to the host's /hooks/telegram."""
     platform = TelegramPlatform()
-    env = await platform.start(tmp_path)
-    host = RecordingHost(make_settings(tmp_path / "home", extra=env))
-    host.web.bind()
-    env = {**env, "TELEGRAM_WEBHOOK_URL": f"{host.web_url}/hooks/telegram"}
-    host.settings = make_settings(tmp_path / "home", extra=env)
-    channel = TelegramChannel(host)
-    try:
-        await channel.start()
-        await host.web.start()
-        yield Running(platform, host, channel, env)
-    finally:
-        await channel.stop()
-        await platform.stop()
-        await host.web.stop()
+
+    def webhook(env: dict[str, str]) -> None:
+        env["TELEGRAM_WEBHOOK_URL"] = f"{platform.webhook_base}/telegram"
+
+    async with channel_on(platform, tmp_path, edit_env=webhook) as r:
+        yield r
 
 
 async def test_telegram_webhook_requires_the_secret_token(webhooked: Running) -> None:
