@@ -24,6 +24,7 @@ from nanoclaw import db
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.host.bootstrap import ensure_group_folder, first_run
+from nanoclaw.sandbox.base import label_for as sandbox_label
 
 
 def progress(text: str) -> None:
@@ -59,15 +60,18 @@ def start_host(home: Path, ledger_path: Path, log: Path) -> subprocess.Popen[byt
                                 stdout=out, stderr=out, start_new_session=True)
 
 
-def runner_pids(host_pid: int) -> list[int]:
+def runner_pids(home: Path) -> list[int]:
+    """Runners of this run's host only (their sandbox label names its home): never another host's on the machine."""
+    marker = f"\0NANOCLAW_SANDBOX_LABEL={sandbox_label(home)}\0".encode()
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                env = b"\0" + Path(f"/proc/{entry}/environ").read_bytes()
             except OSError:
                 continue
-            if b"nanoclaw.runner" in cmd and not cmd.startswith(b"/usr/bin/bwrap"):
+            if b"nanoclaw.runner" in cmd and not cmd.startswith(b"/usr/bin/bwrap") and marker in env:
                 pids.append(int(entry))
     return pids
 
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                              (token, f"c{rng.randrange(args.chats)}", f"hello {token}"))
         sent += len(burst)
         if time.time() >= next_kill and host_kills < args.kills:
-            if rng.random() < 0.3 and (pids := runner_pids(host.pid)):
+            if rng.random() < 0.3 and (pids := runner_pids(home)):
                 os.kill(rng.choice(pids), signal.SIGKILL)
                 runner_kills += 1
             os.kill(host.pid, signal.SIGKILL)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import os
 import signal
 import time
@@ -44,7 +43,7 @@ from nanoclaw.host.web import WebServer, web_token
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
-from nanoclaw.sandbox.base import Runtime
+from nanoclaw.sandbox.base import Runtime, label_for
 from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
 from nanoclaw.sandbox.mounts import Allowlist
@@ -81,7 +80,7 @@ class Host:
         self.conn = db.connect(settings.db_path)
         bootstrap.first_run(self.conn, settings)
         self.web = WebServer(settings, web_token(settings))
-        self.label = "nc-" + hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+        self.label = label_for(settings.home)
         self.runtime = runtime or registry.load(registry.RUNTIMES, settings.runtime).from_settings(settings)
         if not self.runtime.doorbells:
             self.settings = settings = settings.with_overrides(doorbell=False)  # sessions poll instead

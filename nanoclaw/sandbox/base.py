@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,11 @@ from typing import TYPE_CHECKING, Callable, ClassVar
 
 if TYPE_CHECKING:
     from nanoclaw.config import Settings
+
+
+def label_for(home: Path) -> str:
+    """The label of every sandbox a NanoClaw home starts: orphan cleanup (and tests) find exactly its own."""
+    return "nc-" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
