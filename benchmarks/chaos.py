@@ -23,7 +23,7 @@ from benchmarks import ledger
 from nanoclaw import db
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
-from nanoclaw.host.bootstrap import ensure_group_folder, first_run
+from nanoclaw.host.bootstrap import first_run
 from nanoclaw.sandbox.base import label_for as sandbox_label
 
 
@@ -32,13 +32,12 @@ def progress(text: str) -> None:
 
 
 def prepare(home: Path, groups: int, chats: int, task_count: int, start: float) -> list[str]:
-    settings = Settings(home=home, provider="mock", web_port=0)
+    settings = Settings(home=home, provider="mock", web_port=0, disk_quota_mb=0)
     conn = db.connect(settings.db_path)
     first_run(conn, settings)
     names = ["main"] + [f"g{i}" for i in range(1, groups)]
     for name in names[1:]:
         agent_groups.create(conn, name)
-        ensure_group_folder(settings, name)
     chat_ids = []
     for i in range(chats):
         chat = messaging_groups.upsert(conn, "ledger", f"c{i}")

@@ -16,7 +16,7 @@ def main() -> None:
     home, ledger = Path(sys.argv[1]), Path(sys.argv[2])
     LedgerChannel.path = ledger
     logs.setup("WARNING")
-    settings = Settings(home=home, provider="mock", web_port=0, max_attempts=20, retry_backoff=0.2, heartbeat_interval=0.5,
+    settings = Settings(home=home, provider="mock", web_port=0, disk_quota_mb=0, max_attempts=20, retry_backoff=0.2, heartbeat_interval=0.5,
                         heartbeat_timeout=10.0, idle_timeout=5.0, max_sandboxes=8, log_level="WARNING")
     asyncio.run(Host(settings, channels=[LedgerChannel]).run_forever())
 

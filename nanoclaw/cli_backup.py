@@ -25,7 +25,7 @@ def backup(ctx: click.Context, archive: Path) -> None:
 
     settings = load_settings(ctx)
     try:
-        counts = do_backup(settings.home, archive, config_dir=user_config_dir())
+        counts = do_backup(settings, archive, config_dir=user_config_dir())
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backed up {counts['databases']} databases and {counts['files']} files to {archive}")

@@ -74,7 +74,7 @@ def list_groups(ctx: click.Context) -> None:
 @click.pass_context
 def add_group(ctx: click.Context, group_id: str, name: str | None, provider: str | None, model: str | None) -> None:
     """Create agent group GROUP_ID with its folder and memory file."""
-    from nanoclaw.host.bootstrap import ensure_group_folder
+    from nanoclaw.host.folders import prepare_group
 
     settings, conn = _conn(ctx)
     if agent_groups.get(conn, group_id):
@@ -83,8 +83,8 @@ def add_group(ctx: click.Context, group_id: str, name: str | None, provider: str
         agent_groups.create(conn, group_id, name, provider=provider, model=model)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
-    folder = ensure_group_folder(settings, group_id)
-    click.echo(f"created agent group {group_id} (memory: {folder / 'CLAUDE.md'})")
+    memory = prepare_group(settings, conn, group_id)
+    click.echo(f"created agent group {group_id} (memory: {memory})")
 
 
 @groups.command("wire")

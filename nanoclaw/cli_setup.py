@@ -329,6 +329,7 @@ class Wizard:
         _step(5, "Saving")
         from nanoclaw import db
         from nanoclaw.host import bootstrap
+        from nanoclaw.host.folders import prepare_group
 
         values: dict[str, str | None] = {
             "NANOCLAW_ASSISTANT_NAME": answers.assistant_name,
@@ -353,6 +354,7 @@ class Wizard:
             conn = db.connect(settings.db_path)
             try:
                 fresh = bootstrap.first_run(conn, settings)
+                prepare_group(settings, conn, "main", is_admin=True)
             finally:
                 conn.close()
         except (OSError, NanoClawError) as exc:
@@ -434,13 +436,22 @@ class Wizard:
 
 def _rename_in_memory(settings: Settings, old_name: str) -> None:
     """Re-write the main group's memory for a new name, but only if nobody edited the template."""
-    from nanoclaw.host.bootstrap import MAIN_MEMORY
+    from nanoclaw import db
+    from nanoclaw.host.folders import MAIN_MEMORY, Folders, group_owners
+    from nanoclaw.safefs import UnsafePath
 
-    if old_name == settings.assistant_name:
+    if old_name == settings.assistant_name or not settings.db_path.is_file():
         return
-    memory = settings.groups_dir / "main" / "CLAUDE.md"
-    if memory.is_file() and memory.read_text() == MAIN_MEMORY.format(name=old_name):
-        memory.write_text(MAIN_MEMORY.format(name=settings.assistant_name))
+    conn = db.connect(settings.db_path)
+    folders = Folders.for_settings(settings, group_owners(conn, settings))
+    try:
+        if folders.read_memory("main") == MAIN_MEMORY.format(name=old_name):
+            folders.write_memory("main", MAIN_MEMORY.format(name=settings.assistant_name))
+    except (UnsafePath, KeyError, OSError):
+        pass  # the agent made its memory something else: leave it to the owner
+    finally:
+        folders.close()
+        conn.close()
 
 
 @click.command()

@@ -51,6 +51,10 @@ class Settings:
     sandbox_cpus: float = 1.0
     sandbox_cpu_seconds: int = 3600  # CPU time of one process in the sandbox
     sandbox_file_mb: int = 1024  # largest file an agent may write
+    # Disk each agent group may fill (its folder, sessions and Claude state together), enforced by the kernel:
+    # a filesystem image per group, loop-mounted (root hosts). 0 turns the quota off.
+    disk_quota_mb: int = 5120
+    sandbox_uid_base: int = 1_900_000_000  # root hosts: group N runs as this + N (sandbox/identity.py)
     turn_timeout: float = 1800.0  # wall time of one agent turn before its runner is stopped
     sandbox_image: str = ""  # podman/docker; empty: localhost/nanoclaw-agent:latest
     idle_timeout: float = 300.0

@@ -28,6 +28,7 @@ def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Set
         home=home, provider="mock", runtime="bwrap", doorbell=doorbell, web_port=0, idle_timeout=30.0, heartbeat_interval=0.2,
         heartbeat_timeout=3.0, retry_backoff=0.2, host_poll_interval=0.2 if doorbell else 0.1,
         runner_poll_interval=0.1 if not doorbell else 0.5, max_attempts=3,
+        disk_quota_mb=0,  # the quota's own tests turn it on (each image is a loop mount)
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -38,6 +39,8 @@ def private_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     """Each test gets its own ~/.config/nanoclaw (vault key, CA, allow-list): none touch the machine's."""
     config = tmp_path_factory.mktemp("xdg-config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    # Hosts and commands of tests run without the disk quota (a loop mount per group) unless a test asks.
+    monkeypatch.setenv("NANOCLAW_DISK_QUOTA_MB", "0")
     return config / "nanoclaw"
 
 

@@ -20,10 +20,12 @@ class AgentGroup:
     provider: str | None
     model: str | None
     base_url: str | None = None
+    uid_offset: int | None = None  # its sandboxes' uid on a root host is the base + this (sandbox/identity.py)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AgentGroup:
-        return cls(row["id"], row["name"], bool(row["is_admin"]), row["provider"], row["model"], row["base_url"])
+        return cls(row["id"], row["name"], bool(row["is_admin"]), row["provider"], row["model"], row["base_url"],
+                   row["uid_offset"])
 
 
 def validate_id(group_id: str) -> str:
@@ -41,11 +43,16 @@ def create(
     provider: str | None = None, model: str | None = None,
 ) -> AgentGroup:
     validate_id(group_id)
+    if get(conn, group_id) is not None:
+        raise ConfigError(f"agent group {group_id!r} already exists; choose another id")
+    # Offsets are never reused while a row holds one: a new group never inherits another's files.
+    offset = int(conn.execute("SELECT coalesce(max(uid_offset), 0) + 1 FROM agent_groups").fetchone()[0])
     conn.execute(
-        "INSERT INTO agent_groups (id, name, is_admin, provider, model, created_at) VALUES (?,?,?,?,?,?)",
-        (group_id, name or group_id, int(is_admin), provider, model, time.time()),
+        "INSERT INTO agent_groups (id, name, is_admin, provider, model, created_at, uid_offset)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (group_id, name or group_id, int(is_admin), provider, model, time.time(), offset),
     )
-    return AgentGroup(group_id, name or group_id, is_admin, provider, model)
+    return AgentGroup(group_id, name or group_id, is_admin, provider, model, uid_offset=offset)
 
 
 def get(conn: sqlite3.Connection, group_id: str) -> AgentGroup | None:

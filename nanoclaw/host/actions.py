@@ -7,9 +7,7 @@ Channels without a capability get a text fallback where one makes sense.
 from __future__ import annotations
 
 import inspect
-import os
 import sqlite3
-import stat
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -19,6 +17,7 @@ from nanoclaw.db.sessions import Session
 from nanoclaw.errors import DestinationRefused
 from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
 from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.safefs import UnsafePath
 from nanoclaw.protocol.messages import OutboundMessage, Route
 
 SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
@@ -148,28 +147,11 @@ class Actions:
         return handler(session, action, row.payload)
 
 def read_outbox_file(end: HostEnd, relative: str) -> tuple[str, bytes]:
-    """Read a file the runner put in outbox/, refusing links and paths that leave it."""
+    """Read a file the runner put in outbox/<message>/<name>: a plain file, no link on the way, bounded."""
     parts = relative.split("/")
     if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
         raise DestinationRefused(f"bad file reference {relative!r}")
-    outbox = end.folder.outbox
-    dir_fd = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        sub_fd = os.open(parts[0], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-        try:
-            fd = os.open(parts[1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=sub_fd)
-        finally:
-            os.close(sub_fd)
-    except OSError as exc:
-        raise DestinationRefused(f"cannot read {relative}: {exc.strerror}") from exc
-    finally:
-        os.close(dir_fd)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
-            raise DestinationRefused(f"{relative} is not a regular file under {MAX_FILE // 2**20} MB")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE + 1)
-    finally:
-        os.close(fd)
-    return parts[1], data
+        return parts[1], end.tree.read_bytes(f"outbox/{relative}", limit=MAX_FILE)
+    except UnsafePath as exc:
+        raise DestinationRefused(f"cannot send {relative}: {exc}") from exc

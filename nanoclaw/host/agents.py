@@ -18,14 +18,15 @@ from nanoclaw.db.approvals import Approval
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError, DestinationRefused
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
+from nanoclaw.safefs import UnsafePath
 
 log = get_logger("nanoclaw.host.agents")
 AGENT_CHANNEL = "agent"
 MAX_HOPS = 8
+MAX_INSTRUCTIONS = 20_000
 
 
 class AgentRelay:
@@ -47,14 +48,21 @@ class AgentRelay:
         group = agent_groups.get(self.conn, creator)
         if group is None or not (group.is_admin or approved):
             raise DestinationRefused("only the admin agent group may create agents without the owner's approval")
+        # Never into an existing group: re-creating one would write the caller's instructions into its folder.
+        if agent_groups.get(self.conn, agent_id) is not None:
+            raise DestinationRefused(f"agent group {agent_id!r} already exists; choose a new id (an agent cannot "
+                                     "be created twice, and an existing one is changed by editing its memory)")
         try:
-            if agent_groups.get(self.conn, agent_id) is None:
-                agent_groups.create(self.conn, agent_id, name)
+            agent_groups.validate_id(agent_id)
+            agent_groups.create(self.conn, agent_id, name[:100] or agent_id)
         except ConfigError as exc:
             raise DestinationRefused(str(exc)) from exc
-        folder = ensure_group_folder(self.settings, agent_id)
-        if instructions.strip():
-            (folder / "CLAUDE.md").write_text(f"# {name}\n\n{instructions.strip()}\n")
+        try:
+            self.sessions.folders.create_group(agent_id, name[:100] or agent_id, instructions[:MAX_INSTRUCTIONS])
+        except (UnsafePath, OSError) as exc:
+            self.conn.execute("DELETE FROM agent_groups WHERE id = ?", (agent_id,))
+            log.error("agent.folder_refused", agent=agent_id, error=str(exc))
+            raise DestinationRefused(f"agent {agent_id} was not created: {exc}") from exc
         destinations.add_agent(self.conn, creator, f"agent:{agent_id}", agent_id)
         destinations.add_agent(self.conn, agent_id, f"agent:{creator}", creator)
         self.sessions.refresh_destinations(creator)
@@ -110,6 +118,12 @@ class AgentRequests:
         agent_id = str(payload.get("id", ""))
         name = str(payload.get("name") or agent_id)
         instructions = str(payload.get("instructions", ""))
+        try:
+            agent_groups.validate_id(agent_id)
+        except ConfigError as exc:
+            raise DestinationRefused(str(exc)) from exc
+        if agent_groups.get(self.conn, agent_id) is not None:
+            raise DestinationRefused(f"agent group {agent_id!r} already exists; choose a new id")
         group = agent_groups.get(self.conn, session.agent_group_id)
         if group is not None and group.is_admin:
             return self.relay.create_agent(session.id, agent_id, name, instructions)
@@ -118,7 +132,7 @@ class AgentRequests:
             raise DestinationRefused("there is no admin chat to ask the owner in")
         approval = approvals.create(self.conn, "create_agent", session.agent_group_id,
                                     {"session": session.id, "id": agent_id, "name": name,
-                                     "instructions": instructions[:20000]}, 24 * 3600)
+                                     "instructions": instructions[:MAX_INSTRUCTIONS]}, 24 * 3600)
         text = (f"Agent group {session.agent_group_id} wants to create an agent {agent_id!r} ({name}):\n"
                 f"{instructions[:500]}\n(/approve {approval.id} · /deny {approval.id})")
         await self.send_card(admin, "New agent", text, ("Approve", "Deny"), approval.id)

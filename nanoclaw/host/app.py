@@ -33,6 +33,7 @@ from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
+from nanoclaw.host.folders import Folders, group_owners
 from nanoclaw.host.mcp_servers import McpServerRequests
 from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.questions import QuestionDesk
@@ -46,6 +47,7 @@ from nanoclaw.logs import get_logger
 from nanoclaw.sandbox.base import Runtime, label_for
 from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
+from nanoclaw.sandbox.identity import check_uid_range
 from nanoclaw.sandbox.mounts import Allowlist
 from nanoclaw.vault.ca import CertificateAuthority
 from nanoclaw.vault.backend import open_backend
@@ -85,7 +87,8 @@ class Host:
         if not self.runtime.doorbells:
             self.settings = settings = settings.with_overrides(doorbell=False)  # sessions poll instead
         self.api = LocalApi(settings.socket_path)
-        self.sessions = SessionManager(settings, self.conn)
+        self.folders = Folders.for_settings(settings, group_owners(self.conn, settings))
+        self.sessions = SessionManager(settings, self.conn, self.folders)
         self.channels: dict[str, Channel] = {}
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
@@ -130,7 +133,10 @@ class Host:
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
-        self.delivery.turn_changed = self.supervisor.turn_changed
+        self.delivery.turn_changed = self._turn_changed
+        self.sessions.notice = self._notify_owner
+        self._quota_full: set[str] = set()
+        self._notices: set[asyncio.Task[None]] = set()
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
@@ -208,6 +214,39 @@ class Host:
             return None
         return await self.questions.answer(card_id, value, sender_id)
 
+    def _notify_owner(self, text: str) -> None:
+        """Something the owner should know about (a repaired folder, a full disk quota): the admin chat."""
+        log.warning("owner.notice", text=text)
+        admin = self.gate.admin_route()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if admin is not None:
+            task = loop.create_task(self._say(admin, text))
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+
+    def _turn_changed(self, session_id: str, working: bool) -> None:
+        self.supervisor.turn_changed(session_id, working)
+        if not working:
+            self._check_quota(self.sessions.get(session_id).agent_group_id)
+
+    def _check_quota(self, group_id: str) -> None:
+        """Tell the owner once when a group has filled its disk quota (again after it freed some)."""
+        usage = self.folders.usage(group_id)
+        if usage is None:
+            return
+        if usage.full and group_id not in self._quota_full:
+            self._quota_full.add(group_id)
+            log.warning("quota.full", group=group_id, size_mb=usage.size >> 20)
+            self._notify_owner(
+                f"Agent group {group_id} has filled its disk quota ({usage.size / 2**30:.1f} GiB): its writes now fail "
+                "with 'No space left on device' until it deletes files. The rest of this computer's disk is "
+                "untouched. To give it more, set NANOCLAW_DISK_QUOTA_MB and restart NanoClaw.")
+        elif not usage.full and usage.used < usage.size * 0.9:
+            self._quota_full.discard(group_id)
+
     async def _say(self, route: Route, text: str) -> None:
         await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
 
@@ -249,10 +288,13 @@ class Host:
 
     async def start(self) -> None:
         self._take_lock()
+        if os.geteuid() == 0:
+            check_uid_range(self.settings.sandbox_uid_base)
         self.dashboard.attach_logs()
         stopped = self.runtime.stop_orphans(self.label)
         if stopped:
             log.warning("startup.orphans_stopped", count=stopped)
+        self.folders.ensure_group("main", is_admin=True)
         await self.api.start()
         self.web.bind()  # webhook URLs need the port while channels start
         for channel in list(self.channels.values()):
@@ -284,7 +326,7 @@ class Host:
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
         for session in session_rows.list_all(self.conn):
-            if not self.sessions.folder(session).inbound_db.exists():
+            if not self.sessions.has_folder(session):
                 continue
             try:
                 end = self.sessions.end(session.id)

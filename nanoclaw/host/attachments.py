@@ -1,20 +1,20 @@
 """Files people send: saved into the session's inbox/ where the agent can read them.
 
-The runner can write its own session folder, so the host never follows a link
-there: every step is opened relative to a directory descriptor with O_NOFOLLOW.
+The runner can write its own session folder, so the host writes there only
+through the session's `safefs.Tree` (no link followed, temp file + rename).
 Names come from other people's apps, so they are reduced to one safe component.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
 from typing import Iterable
 
 from nanoclaw.channels.base import FileAttachment
 from nanoclaw.logs import get_logger
-from nanoclaw.protocol.folder import SANDBOX_WORKSPACE, SessionFolder
+from nanoclaw.protocol.folder import SANDBOX_WORKSPACE
+from nanoclaw.safefs import Tree, UnsafePath
 
 log = get_logger("nanoclaw.host.attachments")
 MAX_INBOUND_FILE = 50 * 1024 * 1024
@@ -39,35 +39,21 @@ def safe_file_name(name: str) -> str:
     return stem + dot + ext
 
 
-def save_attachments(folder: SessionFolder, message_id: str, files: Iterable[FileAttachment]) -> list[dict[str, object]]:
-    """Write files under inbox/<hash of message id>/; returns what the agent is told about each."""
+def save_attachments(tree: Tree, message_id: str, files: Iterable[FileAttachment]) -> list[dict[str, object]]:
+    """Write files under inbox/<hash of message id>/ of the session's tree; returns what the agent is told of each."""
     subdir = hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:16]
-    described: list[dict[str, object]] = []
     files = list(files)
     try:
-        inbox_fd = os.open(folder.inbox, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            try:
-                os.mkdir(subdir, 0o755, dir_fd=inbox_fd)
-            except FileExistsError:
-                pass
-            sub_fd = os.open(subdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=inbox_fd)
-        finally:
-            os.close(inbox_fd)
-    except OSError as exc:  # the runner replaced inbox/ (or the folder) with a link or a file: save nothing
-        log.warning("attachment.inbox_unusable", error=exc.strerror)
-        return [{"name": safe_file_name(f.name), "size": len(f.data), "error": f"not saved: {exc.strerror}"}
+        tree.mkdir(f"inbox/{subdir}", parents=True)
+    except (UnsafePath, OSError) as exc:  # the runner replaced inbox/ with a link or a file: save nothing
+        log.warning("attachment.inbox_unusable", error=str(exc))
+        return [{"name": safe_file_name(f.name), "size": len(f.data), "error": "not saved: the inbox is not a folder"}
                 for f in files]
-    try:
-        used: set[str] = set()
-        for attachment in files:
-            described.append(_save_one(sub_fd, subdir, attachment, used))
-    finally:
-        os.close(sub_fd)
-    return described
+    used: set[str] = set()
+    return [_save_one(tree, subdir, attachment, used) for attachment in files]
 
 
-def _save_one(dir_fd: int, subdir: str, attachment: FileAttachment, used: set[str]) -> dict[str, object]:
+def _save_one(tree: Tree, subdir: str, attachment: FileAttachment, used: set[str]) -> dict[str, object]:
     name = _unique(safe_file_name(attachment.name), used)
     info: dict[str, object] = {"name": name, "size": len(attachment.data)}
     if attachment.mime_type:
@@ -76,13 +62,11 @@ def _save_one(dir_fd: int, subdir: str, attachment: FileAttachment, used: set[st
         info["error"] = f"not saved: larger than {MAX_INBOUND_FILE // 2**20} MB"
         return info
     try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
-    except OSError as exc:  # e.g. the runner planted a link or a directory under that name
-        log.warning("attachment.save_failed", name=name, error=exc.strerror)
-        info["error"] = f"not saved: {exc.strerror}"
+        tree.write_bytes(f"inbox/{subdir}/{name}", attachment.data)
+    except (UnsafePath, OSError) as exc:  # e.g. a folder planted under that name, or the disk quota is full
+        log.warning("attachment.save_failed", name=name, error=str(exc))
+        info["error"] = f"not saved: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
         return info
-    with os.fdopen(fd, "wb") as f:
-        f.write(attachment.data)
     info["path"] = f"{SANDBOX_WORKSPACE}/inbox/{subdir}/{name}"
     return info
 

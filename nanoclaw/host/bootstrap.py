@@ -1,10 +1,9 @@
-"""First run: the admin agent group `main`, global memory, and the owner's terminal chat."""
+"""First run: the admin agent group `main` and the owner's terminal and web chats (folders: host/folders.py)."""
 
 from __future__ import annotations
 
 import getpass
 import sqlite3
-from pathlib import Path
 
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, users, wirings
@@ -12,46 +11,12 @@ from nanoclaw.db import agent_groups, messaging_groups, users, wirings
 TERMINAL_CHAT = "local"
 WEB_CHAT = "owner"  # the owner's web chat, on the host's own web server
 
-MAIN_MEMORY = """# {name} — main
-
-You are {name}, the owner's personal assistant. This is your admin group: the
-owner's private chat. Keep notes here about the owner and ongoing work; this
-file is your memory and you may edit it.
-
-Wrap thoughts that should not be sent in <internal>…</internal>.
-"""
-
-GLOBAL_MEMORY = """# Global memory
-
-Facts every agent group should know. Read-only for all groups except `main`.
-"""
-
-GROUP_MEMORY = """# {name} — {group}
-
-Memory of this agent group. Edit this file to remember things.
-"""
-
 
 def ensure_home(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.home.chmod(0o700)  # messages, memory and keys live here
     for path in (settings.groups_dir, settings.sessions_dir, settings.state_dir, settings.logs_dir):
         path.mkdir(exist_ok=True)
-
-
-def ensure_group_folder(settings: Settings, group_id: str, is_admin: bool = False) -> Path:
-    """Create the agent group's folder and memory file if missing (also after someone deleted them)."""
-    folder = settings.groups_dir / group_id
-    folder.mkdir(parents=True, exist_ok=True)
-    memory = folder / "CLAUDE.md"
-    if not memory.exists():
-        template = MAIN_MEMORY if is_admin else GROUP_MEMORY
-        memory.write_text(template.format(name=settings.assistant_name, group=group_id))
-    global_dir = settings.groups_dir / "global"
-    global_dir.mkdir(exist_ok=True)
-    if not (global_dir / "CLAUDE.md").exists():
-        (global_dir / "CLAUDE.md").write_text(GLOBAL_MEMORY)
-    return folder
 
 
 def first_run(conn: sqlite3.Connection, settings: Settings) -> bool:
@@ -64,7 +29,6 @@ def first_run(conn: sqlite3.Connection, settings: Settings) -> bool:
         wirings.wire(conn, chat.id, "main", trigger="dm", session_mode="shared")
         users.upsert(conn, "terminal", getpass.getuser(), getpass.getuser(), role="owner")
     ensure_web_chat(conn)
-    ensure_group_folder(settings, "main", is_admin=True)
     return fresh
 
 

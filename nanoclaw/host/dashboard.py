@@ -20,13 +20,14 @@ from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.errors import NanoClawError
 from nanoclaw.host.scheduler import public as public_task
 from nanoclaw.host.web import json_body
+from nanoclaw.host.folders import MAX_MEMORY_BYTES
 from nanoclaw.logs import get_logger
+from nanoclaw.safefs import UnsafePath
 
 if TYPE_CHECKING:
     from nanoclaw.host.app import Host
 
 log = get_logger("nanoclaw.host.dashboard")
-MAX_MEMORY_BYTES = 512 * 1024
 KEY_NAMES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
 
 
@@ -93,22 +94,25 @@ class Dashboard:
         })
 
     async def _read_memory(self, request: web.Request) -> web.StreamResponse:
-        path = self._memory_path(request.match_info["group"])
-        return web.json_response({"group": request.match_info["group"], "text": path.read_text()
-                                  if path.exists() else ""})
+        group = self._memory_group(request.match_info["group"])
+        try:
+            text = self.host.folders.read_memory(group)
+        except UnsafePath as exc:  # the agent made its memory a link, a FIFO or a huge file: say so, read nothing
+            return _error(409, f"the memory file cannot be shown: {exc}")
+        return web.json_response({"group": group, "text": text})
 
     # -- levers ----------------------------------------------------------------------
 
     async def _write_memory(self, request: web.Request) -> web.StreamResponse:
-        group = request.match_info["group"]
-        path = self._memory_path(group)
+        group = self._memory_group(request.match_info["group"])
         body = json_body(await _json(request))
         text = body.get("text")
         if not isinstance(text, str) or len(text.encode()) > MAX_MEMORY_BYTES:
             return _error(400, f"text must be a string under {MAX_MEMORY_BYTES // 1024} KB")
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)  # a crash never leaves half a memory file
+        try:
+            self.host.folders.write_memory(group, text)  # whole, by rename: never through a planted link
+        except (UnsafePath, OSError) as exc:
+            return _error(409, f"the memory file was not saved: {exc}")
         log.info("dashboard.memory_saved", group=group, bytes=len(text.encode()))
         return web.json_response({"ok": True})
 
@@ -173,10 +177,10 @@ class Dashboard:
         log.info("dashboard.onboarding_saved", fields=",".join([*config, *secrets]))
         return web.json_response({"ok": True, "restart_needed": True})
 
-    def _memory_path(self, group: str) -> Any:
+    def _memory_group(self, group: str) -> str:
         if group != "global" and agent_groups.get(self.host.conn, group) is None:
             raise web.HTTPNotFound(text='{"error": "no such agent group"}', content_type="application/json")
-        return self.host.settings.groups_dir / group / "CLAUDE.md"
+        return group
 
 
 def _wiring(w: wirings.Wiring) -> dict[str, Any]:

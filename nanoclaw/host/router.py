@@ -140,7 +140,7 @@ class Router:
             as_command = command is not None and fired
             payload = dict(event.payload)
             if event.files:
-                payload["attachments"] = save_attachments(end.folder, event.message_id, event.files)
+                payload["attachments"] = save_attachments(end.tree, event.message_id, event.files)
             if as_command and command:
                 payload["command"] = command.name
             seq = end.append(

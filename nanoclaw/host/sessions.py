@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 import sqlite3
 import sys
 import time
@@ -13,7 +13,7 @@ from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, destinations, group_mcp_servers, group_mounts, sessions
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError
-from nanoclaw.host.bootstrap import ensure_group_folder
+from nanoclaw.host.folders import Folders
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import (
     SANDBOX_AGENT,
@@ -24,31 +24,24 @@ from nanoclaw.protocol.folder import (
     SANDBOX_WORKSPACE,
     SessionFolder,
 )
-from nanoclaw.protocol.host_end import HostEnd
+from nanoclaw.protocol.host_end import HOST_FILES, HostEnd
 from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Limits, Mount, SandboxSpec
+from nanoclaw.safefs import UnsafePath
+from nanoclaw.sandbox.identity import SANDBOX_UID
 from nanoclaw.sandbox.mounts import MOUNT_ROOT, Allowlist, MountRefused
 
 log = get_logger("nanoclaw.host.sessions")
 CLAUDE_CONFIG_DIR = "/home/agent/.claude"
-SKILLS_DIR = Path(__file__).resolve().parents[2] / "skills"
-
-
-def copy_skills(group_dir: Path) -> None:
-    """The project's skills/ go into each group's .claude/skills at spawn (the group's own skills stay)."""
-    if not SKILLS_DIR.is_dir():
-        return
-    target = group_dir / ".claude" / "skills"
-    for skill in SKILLS_DIR.iterdir():
-        if skill.is_dir():
-            shutil.copytree(skill, target / skill.name, dirs_exist_ok=True)
 
 
 class SessionManager:
-    def __init__(self, settings: Settings, conn: sqlite3.Connection) -> None:
+    def __init__(self, settings: Settings, conn: sqlite3.Connection, folders: Folders) -> None:
         self.settings = settings
         self.conn = conn
+        self.folders = folders
+        self.notice: Callable[[str], None] = lambda text: None  # tells the owner (the admin chat)
         self._ends: dict[str, HostEnd] = {}
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
@@ -59,10 +52,10 @@ class SessionManager:
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
     def folder(self, session: Session) -> SessionFolder:
-        return SessionFolder(self.settings.sessions_dir / session.agent_group_id / session.id)
+        return SessionFolder(self.folders.session_path(session.agent_group_id, session.id))
 
     def group_folder(self, agent_group_id: str) -> Path:
-        return self.settings.groups_dir / agent_group_id
+        return self.folders.group_path(agent_group_id)
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
@@ -81,19 +74,31 @@ class SessionManager:
         """
         end = self._ends.get(session_id)
         if end is None:
-            folder = self.folder(self.get(session_id))
+            session = self.get(session_id)
+            folder = self.folder(session)
+            owner = self.folders.owner_of(session.agent_group_id)
+            self.folders.mount(session.agent_group_id)
             try:
-                end = HostEnd(folder, doorbell=self.settings.doorbell)
-            except (sqlite3.DatabaseError, PermissionError, OSError) as exc:
-                aside = folder.root.with_name(f"{folder.root.name}.quarantined-{int(time.time())}")
-                folder.root.rename(aside)
+                end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
+            except (sqlite3.DatabaseError, PermissionError, OSError, UnsafePath) as exc:
+                with self.folders.sessions_of(session.agent_group_id) as parent:
+                    aside = parent.set_aside(session.id, f"quarantined-{int(time.time())}")
                 log.error(
                     "session.quarantined", session=session_id, error=f"{type(exc).__name__}: {exc}", moved_to=aside
                 )
-                end = HostEnd(folder, doorbell=self.settings.doorbell)
+                end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
                 self.quarantined.add(session_id)
             self._ends[session_id] = end
         return end
+
+    def has_folder(self, session: Session) -> bool:
+        """Whether the session's folder holds an inbound.db (links are not looked through)."""
+        self.folders.mount(session.agent_group_id)
+        try:
+            with self.folders.sessions_of(session.agent_group_id) as parent:
+                return parent.kind(f"{session.id}/inbound.db") is not None
+        except UnsafePath:
+            return False
 
     def open_ends(self) -> dict[str, HostEnd]:
         return dict(self._ends)
@@ -102,6 +107,7 @@ class SessionManager:
         for end in self._ends.values():
             end.close()
         self._ends.clear()
+        self.folders.close()
 
     def resolve(
         self, agent_group_id: str, messaging_group_id: int | None, thread_id: str | None, mode: str
@@ -145,7 +151,7 @@ class SessionManager:
             except MountRefused as exc:
                 log.warning("mounts.refused", group=group_id, name=m.name, reason=str(exc))
                 continue
-            mounts.append(Mount(path, f"{MOUNT_ROOT}/{m.name}", writable=m.writable, own=False))
+            mounts.append(Mount(path, f"{MOUNT_ROOT}/{m.name}", writable=m.writable))
         return mounts
 
     def sandbox_spec(self, session: Session, label: str) -> SandboxSpec:
@@ -154,27 +160,32 @@ class SessionManager:
         group = agent_groups.get(self.conn, session.agent_group_id)
         if group is None:
             raise KeyError(f"agent group {session.agent_group_id} is gone")
-        group_dir = self.group_folder(group.id)
-        if not (group_dir / "CLAUDE.md").is_file():
-            log.warning("group.folder_recreated", group=group.id, folder=group_dir)
-        ensure_group_folder(self.settings, group.id, is_admin=group.is_admin)
-        global_dir = self.settings.groups_dir / "global"
+        end = self.end(session.id)  # the folder exists, checked, before anything of it is mounted
+        # Ownership first: what a restore or an older version left as root's becomes the group's before
+        # the host writes there as the group's uid.
+        self.folders.hand_over(group.id, end.tree, is_admin=group.is_admin, keep=frozenset(HOST_FILES))
+        self.folders.ensure_group(group.id, is_admin=group.is_admin)
+        self.folders.copy_skills(group.id)
+        for text in self.folders.notices:
+            self.notice(text)
+        self.folders.notices.clear()
         mounts = [Mount(folder.root, SANDBOX_WORKSPACE, writable=True)]
         # The host's files in the session folder are read-only inside, and being
         # mount points they cannot be replaced by links.
-        for suffix in ("", "-wal", "-shm"):
-            path = Path(f"{folder.inbound_db}{suffix}")
-            if path.exists():
-                mounts.append(Mount(path, f"{SANDBOX_WORKSPACE}/inbound.db{suffix}"))
+        for name in HOST_FILES:
+            if end.tree.is_file(name):
+                mounts.append(Mount(folder.root / name, f"{SANDBOX_WORKSPACE}/{name}"))
         mounts += [
-            Mount(group_dir, SANDBOX_AGENT, writable=True),
-            Mount(global_dir, SANDBOX_GLOBAL, writable=group.is_admin),
-            Mount(self._claude_dir(group.id), CLAUDE_CONFIG_DIR, writable=True),
+            Mount(self.folders.group_path(group.id), SANDBOX_AGENT, writable=True),
+            Mount(self.folders.group_path("global"), SANDBOX_GLOBAL, writable=group.is_admin),
+            Mount(self.folders.claude_path(group.id), CLAUDE_CONFIG_DIR, writable=True),
         ]
-        copy_skills(group_dir)
         mounts += self._extra_mounts(group.id)
+        uid = self.folders.owner_of(group.id)
         proxy = self.proxy_socket(session.id, group.id)
         if proxy is not None:
+            if uid is not None:  # the sandbox user connects to it
+                os.chown(proxy, uid, uid, follow_symlinks=False)
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
         token = self.proxy_token(session.id)
         trust: dict[str, str] = {}
@@ -223,13 +234,8 @@ class SessionManager:
                 cpus=self.settings.sandbox_cpus, cpu_seconds=self.settings.sandbox_cpu_seconds,
                 file_mb=self.settings.sandbox_file_mb,
             ),
+            uid=uid if uid is not None else SANDBOX_UID,
         )
-
-    def _claude_dir(self, group_id: str) -> Path:
-        """Claude Code's config dir (transcripts, settings) per agent group, outside its folder."""
-        path = self.settings.state_dir / "claude" / group_id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
     def _channel_type(self, session: Session) -> str:
         if session.messaging_group_id is None:

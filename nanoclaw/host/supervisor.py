@@ -197,11 +197,8 @@ class Supervisor:
         """Kill runners whose heartbeat is older than the timeout; their exit triggers the retry."""
         now_wall, now = time.time(), time.monotonic()
         for runner in list(self.live.values()):
-            beat = self.sessions.folder(self.sessions.get(runner.session_id)).heartbeat
-            try:
-                beat_age = now_wall - beat.lstat().st_mtime
-            except FileNotFoundError:
-                beat_age = float("inf")
+            beat = self.sessions.end(runner.session_id).heartbeat_mtime()
+            beat_age = now_wall - beat if beat is not None else float("inf")
             age = min(beat_age, now - runner.started_at)
             if age > self.settings.heartbeat_timeout and not runner.stale:
                 log.warning("runner.stale", session=runner.session_id, seconds=round(age, 1))

@@ -20,6 +20,13 @@ class Doorbell:
             raise PermissionError(f"{path} is not a FIFO")
         self.path = path
 
+    @classmethod
+    def from_fd(cls, fd: int, path: Path) -> Doorbell:
+        """A FIFO already opened (read-write, non-blocking) by the host's safe-file module."""
+        bell = cls.__new__(cls)
+        bell.fd, bell.path = fd, path
+        return bell
+
     def fileno(self) -> int:
         return self.fd
 

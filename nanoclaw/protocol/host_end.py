@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -11,34 +12,72 @@ from typing import Any
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
-from nanoclaw.protocol.schema import INBOUND_SCHEMA, next_seq, tune
+from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, next_seq, tune
+from nanoclaw.safefs import Tree, UnsafePath
 
 
 class HostEnd:
     """One connection to inbound.db with outbound.db attached read-only.
 
-    Opened before a runner exists and kept open, so the host never re-opens a
-    path a runner could have swapped (see SessionFolder.check_regular_files).
+    The folder is opened once as a `Tree` (a directory descriptor) and every file in it
+    is checked — a plain file or FIFO, never a link — before anything opens it; SQLite
+    opens the files through that descriptor (`/proc/self/fd/N/…`), and the connection
+    is kept, so the host never re-opens a path a runner could have swapped. This runs
+    before a runner exists for the session (at start, after orphans were stopped).
     """
 
-    def __init__(self, folder: SessionFolder, doorbell: bool = True) -> None:
-        folder.create()
-        folder.check_regular_files()
-        self.folder = folder
-        self.conn = sqlite3.connect(
-            f"file:{folder.inbound_db}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
-        )
-        self.conn.row_factory = sqlite3.Row
-        tune(self.conn)
-        self.conn.executescript(INBOUND_SCHEMA)  # folders of older versions get new tables
-        self.conn.execute("ATTACH DATABASE ? AS o", (f"file:{folder.outbound_db}?mode=ro",))
-        # First reads open the -wal/-shm files now, while no runner can touch them.
-        self.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()
-        self.bell_in = Doorbell(folder.bell_in) if doorbell else None
-        self.bell_out = Doorbell(folder.bell_out) if doorbell else None
+    def __init__(self, folder: SessionFolder, doorbell: bool = True, owner: int | None = None) -> None:
+        folder.root.parent.mkdir(parents=True, exist_ok=True)
+        self.tree = Tree.open(folder.root, owner=owner, create=True, mode=0o755)
+        try:
+            self._prepare()
+            self.folder = folder
+            self.conn = sqlite3.connect(
+                f"file:{self.tree.proc_path('inbound.db')}?mode=rw", uri=True, isolation_level=None,
+                check_same_thread=False,
+            )
+            self.conn.row_factory = sqlite3.Row
+            tune(self.conn)
+            self.conn.executescript(INBOUND_SCHEMA)  # folders of older versions get new tables
+            self.conn.execute("ATTACH DATABASE ? AS o", (f"file:{self.tree.proc_path('outbound.db')}?mode=ro",))
+            # First reads open the -wal/-shm files now, while no runner can touch them.
+            self.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()
+            self.tree.give(*HOST_FILES, uid=0)  # the host's files stay the host's (read-only inside, too)
+            self.bell_in = Doorbell.from_fd(self.tree.open_fifo("bell.in"), folder.bell_in) if doorbell else None
+            self.bell_out = Doorbell.from_fd(self.tree.open_fifo("bell.out"), folder.bell_out) if doorbell else None
+        except UnsafePath as exc:
+            self.tree.close()
+            raise PermissionError(str(exc)) from exc
+        except BaseException:
+            self.tree.close()
+            raise
         self.ack_cursor = 0
         self.out_cursor = 0
         self._last_seq = self._max_seq()
+
+    def _prepare(self) -> None:
+        """Create what is missing (as the sandbox user), refuse whatever is not what it should be."""
+        tree = self.tree
+        for name in ("inbox", "outbox"):
+            tree.mkdir(name)
+        for bell in ("bell.in", "bell.out"):
+            if tree.kind(bell) is None:
+                tree.mkfifo(bell)
+        for base in ("inbound.db", "outbound.db"):
+            for suffix in ("", "-wal", "-shm"):
+                name = base + suffix
+                st = tree.lstat(name)
+                if st is None:
+                    if not suffix:
+                        tree.write_bytes(name, b"", replace=False)
+                        if base == "outbound.db":
+                            _init_outbound(tree)
+                    continue
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise UnsafePath(f"{tree.path / name} is not a plain file (link or special file); "
+                                     "refusing to open it")
+        if (st := tree.lstat("outbound.db")) is not None and st.st_size == 0:
+            _init_outbound(tree)  # made empty by an earlier start that stopped here
 
     def _max_seq(self) -> int:
         row = self.conn.execute(
@@ -51,6 +90,12 @@ class HostEnd:
             if bell:
                 bell.close()
         self.conn.close()
+        self.tree.close()
+
+    def heartbeat_mtime(self) -> float | None:
+        """When the runner last touched .heartbeat (None if it is missing)."""
+        st = self.tree.lstat(".heartbeat")
+        return st.st_mtime if st is not None else None
 
     # -- writing inbound -------------------------------------------------
 
@@ -209,3 +254,16 @@ class HostEnd:
 
 def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
     return HostEnd(SessionFolder(root), doorbell=doorbell)
+
+
+HOST_FILES = ("inbound.db", "inbound.db-wal", "inbound.db-shm")
+
+
+def _init_outbound(tree: Tree) -> None:
+    """The runner's database, made by the host before any runner exists (checked above to be a plain file)."""
+    conn = sqlite3.connect(f"file:{tree.proc_path('outbound.db')}?mode=rw", uri=True)
+    try:
+        tune(conn)
+        conn.executescript(OUTBOUND_SCHEMA)
+    finally:
+        conn.close()

@@ -13,14 +13,16 @@ executable that records its arguments, not on a Mac.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.sandbox.base import RuntimeCheck, SandboxSpec
 from nanoclaw.sandbox.oci import DEFAULT_IMAGE, IMAGE_PYTHON, LABEL_KEY, OciRuntime
-from nanoclaw.sandbox.ownership import SANDBOX_UID
+from nanoclaw.sandbox.identity import SANDBOX_UID
 
 NETWORK = "nanoclaw-internal"
 
@@ -62,12 +64,21 @@ class AppleRuntime(OciRuntime):
         ]
         for m in spec.mounts:
             args += ["--mount", f"type=bind,source={m.source},target={m.target}{'' if m.writable else ',readonly'}"]
-        for key, value in spec.env.items():
-            args += ["--env", f"{key}={value}"]
+        args += ["--env-file", str(self._env_file(spec))]
         argv = list(spec.argv)
         if argv and argv[0] == sys.executable:
             argv[0] = IMAGE_PYTHON
         return [*args, "--workdir", spec.cwd, spec.image or self.image, *argv]
+
+    def _env_file(self, spec: SandboxSpec) -> Path:
+        """The environment as a 0600 file in a 0700 folder: never in argv, where `ps` shows the proxy token."""
+        folder = self.state_dir / "apple-env"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"{spec.name}.env"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.writelines(f"{key}={value}\n" for key, value in spec.env.items() if "\n" not in value)
+        return path
 
     def _ensure_network(self) -> None:
         listed = subprocess.run([*self.cli(), "network", "list", "--format", "json"],

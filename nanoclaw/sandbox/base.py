@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+from nanoclaw.sandbox.identity import SANDBOX_UID
+
 if TYPE_CHECKING:
     from nanoclaw.config import Settings
 
@@ -22,7 +24,6 @@ class Mount:
     source: Path
     target: str
     writable: bool = False
-    own: bool = True  # NanoClaw's own folder: a root host may give it to the sandbox user; not the owner's folders
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class SandboxSpec:
     cwd: str
     limits: Limits = field(default_factory=Limits)
     image: str | None = None  # image runtimes: this instead of their default (a group's own packages)
+    uid: int = SANDBOX_UID  # the agent's uid: its group's own on a root host (sandbox/identity.py)
 
 
 @dataclass(frozen=True)

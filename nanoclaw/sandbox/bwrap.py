@@ -18,12 +18,12 @@ from typing import Callable
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.sandbox import limits, seccomp
 from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
-from nanoclaw.sandbox.ownership import SANDBOX_UID, hand_over
+from nanoclaw.sandbox.identity import SANDBOX_UID
 
 INSTALL_HINT = "install bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap)"
 LABEL_VAR = "NANOCLAW_SANDBOX_LABEL"
-# bwrap's own process (pid 1 inside, readable at /proc/1/environ) keeps the
-# environment it was started with, so it is started with almost none.
+# The runner's environment is bwrap's own (never --setenv: argv is visible to every host user in
+# `ps`, and it carries the session's proxy token). bwrap passes it on; nothing of the host's is in it.
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The few files from /etc a Python process and TLS clients need; nothing else of /etc.
@@ -56,7 +56,6 @@ class BwrapRuntime(Runtime):
     def __init__(self, state_dir: Path, log_dir: Path | None = None) -> None:
         self.state_dir = state_dir
         self.log_dir = log_dir
-        self._etc = self._write_identity_files()
         self._seccomp = seccomp.write_filter(state_dir / "seccomp.bpf")
 
     @classmethod
@@ -75,21 +74,20 @@ class BwrapRuntime(Runtime):
             )
         return RuntimeCheck(True, exe)
 
-    def _write_identity_files(self) -> Path:
-        """A passwd/group naming only the sandbox user, so the host's users stay hidden."""
-        etc = self.state_dir / "bwrap-etc"
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "passwd").write_text(f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:agent:/home/agent:/bin/sh\n")
-        (etc / "group").write_text(f"agent:x:{SANDBOX_UID}:\n")
-        (etc / "hostname").write_text("nanoclaw\n")
+    def _identity_files(self, uid: int) -> Path:
+        """A passwd/group naming only the sandbox user (its group's uid), so the host's users stay hidden."""
+        etc = self.state_dir / "bwrap-etc" / str(uid)
+        if not (etc / "hostname").is_file():
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "passwd").write_text(f"agent:x:{uid}:{uid}:agent:/home/agent:/bin/sh\n")
+            (etc / "group").write_text(f"agent:x:{uid}:\n")
+            (etc / "hostname").write_text("nanoclaw\n")
         return etc
 
     def launch(self, spec: SandboxSpec) -> Launch:
         exe = shutil.which("bwrap")
         if not exe:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}")
-        if os.getuid() == 0:
-            hand_over(spec)
         seccomp_fd = os.open(self._seccomp, os.O_RDONLY)
         scope = limits.systemd_scope(spec.limits)
         cgroup = None if scope else limits.make_cgroup(f"nanoclaw-{spec.label}", spec.name, spec.limits)
@@ -100,21 +98,21 @@ class BwrapRuntime(Runtime):
             if cgroup is not None:
                 cgroup.remove()
 
-        return Launch(argv, dict(LAUNCH_ENV), limits.preexec(cgroup, rlimits), (seccomp_fd,), cleanup)
+        return Launch(argv, {**LAUNCH_ENV, **spec.env}, limits.preexec(cgroup, rlimits), (seccomp_fd,), cleanup)
 
     def _arguments(self, spec: SandboxSpec, seccomp_fd: int) -> list[str]:
         if os.getuid() == 0:
             # No user namespace: inside it, uid 1000 would be the host's uid 0, which passes
             # root-only kernel checks (/proc/sys writes). setpriv drops to a plain uid instead.
             args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-            command = [_setpriv(), "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_UID), "--clear-groups",
+            command = [_setpriv(), "--reuid", str(spec.uid), "--regid", str(spec.uid), "--clear-groups",
                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *spec.argv]
         else:
             args = ["--unshare-all", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
             command = list(spec.argv)
         args += [
             "--die-with-parent", "--new-session", "--hostname", "nanoclaw",
-            "--clearenv", "--setenv", LABEL_VAR, spec.label,
+            "--setenv", LABEL_VAR, spec.label,
             "--ro-bind", "/usr", "/usr",
             # tmpfs first: the project (and its venv) may itself live under /tmp.
             "--perms", "1777", "--tmpfs", "/tmp", "--perms", "0755", "--dir", "/home",
@@ -129,8 +127,9 @@ class BwrapRuntime(Runtime):
         for name in _ETC:
             if os.path.exists(f"/etc/{name}"):
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        etc = self._identity_files(spec.uid if os.getuid() == 0 else SANDBOX_UID)
         for name in ("passwd", "group", "hostname"):
-            args += ["--ro-bind", str(self._etc / name), f"/etc/{name}"]
+            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
         for path in _python_paths():
             args += [*_parents(path, made), "--ro-bind", path, path]
             made.add(path)
@@ -138,8 +137,6 @@ class BwrapRuntime(Runtime):
         for m in spec.mounts:
             args += [*_parents(m.target, made), "--bind" if m.writable else "--ro-bind", str(m.source), m.target]
             made.add(m.target)
-        for key, value in spec.env.items():
-            args += ["--setenv", key, value]
         # The filter applies to the runner and everything it starts, after bwrap has set up.
         args += ["--seccomp", str(seccomp_fd), "--chdir", spec.cwd, "--", *command]
         return args

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox import seccomp
-from nanoclaw.sandbox.ownership import SANDBOX_UID, hand_over
+from nanoclaw.sandbox.identity import SANDBOX_UID
 from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
 
 if TYPE_CHECKING:
@@ -99,10 +99,9 @@ class OciRuntime(Runtime):
         return f"{spec.label}-{spec.name}"
 
     def launch(self, spec: SandboxSpec) -> Launch:
-        if os.getuid() == 0:
-            hand_over(spec)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        return Launch(self.command(spec), dict(os.environ), cwd=str(self.state_dir))
+        # Values travel in the CLI's environment (`--env NAME` takes them from there), never in argv.
+        return Launch(self.command(spec), {**os.environ, **spec.env}, cwd=str(self.state_dir))
 
     def command(self, spec: SandboxSpec) -> list[str]:
         limits = spec.limits
@@ -110,7 +109,7 @@ class OciRuntime(Runtime):
             *self.cli(), "run", "--rm", "--interactive=false", "--name", self.container_name(spec),
             "--label", f"{LABEL_KEY}={spec.label}", "--hostname", "nanoclaw",
             "--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--user", f"{SANDBOX_UID}:{SANDBOX_UID}", *self._user_mapping(),
+            "--user", f"{spec.uid}:{spec.uid}", *self._user_mapping(),
             "--pids-limit", str(limits.pids), "--memory", f"{limits.memory_mb}m",
             "--memory-swap", f"{limits.memory_mb}m", "--cpus", str(limits.cpus),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=256m",
@@ -122,8 +121,8 @@ class OciRuntime(Runtime):
             args += ["--security-opt", f"seccomp={self._seccomp}"]
         for m in spec.mounts:
             args += ["--mount", f"type=bind,source={m.source},target={m.target}{'' if m.writable else ',readonly'}"]
-        for key, value in spec.env.items():
-            args += ["--env", f"{key}={value}"]
+        for key in spec.env:
+            args += ["--env", key]
         argv = list(spec.argv)
         if argv and argv[0] == sys.executable:  # the spec names the host's interpreter; the image has its own
             argv[0] = IMAGE_PYTHON
@@ -152,6 +151,7 @@ class OciRuntime(Runtime):
                                                       self.container_name(spec)], capture_output=True)
             proc = await asyncio.create_subprocess_exec(
                 *args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, cwd=launch.cwd,
+                env=launch.env,
             )
         except FileNotFoundError as exc:
             raise SandboxUnavailable(f"cannot start {self.cli_name}: {exc}; {self.install_hint()}") from exc

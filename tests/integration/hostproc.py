@@ -19,7 +19,9 @@ class HostProcess:
     def __init__(self, home: Path, *extra: str, env: dict[str, str] | None = None, wrapper: list[str] | None = None) -> None:
         self.home = home
         self.extra = list(extra)
-        self.env = {**os.environ, "NANOCLAW_HOME": str(home), "NANOCLAW_IDLE_TIMEOUT": "30", "NANOCLAW_WEB_PORT": "0", **(env or {})}
+        # No disk quota unless a test asks: hosts killed with SIGKILL would leave their images mounted.
+        self.env = {**os.environ, "NANOCLAW_HOME": str(home), "NANOCLAW_IDLE_TIMEOUT": "30", "NANOCLAW_WEB_PORT": "0",
+                    "NANOCLAW_DISK_QUOTA_MB": "0", **(env or {})}
         self.wrapper = wrapper or []
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -10,7 +10,6 @@ import pytest
 
 from nanoclaw.db import agent_groups, approvals, messaging_groups, users
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.messages import Route
 from tests.conftest import fake, wire
@@ -40,7 +39,7 @@ async def test_admin_joins_a_chat_from_its_own_chat(host: Host) -> None:
 
 async def test_non_admin_groups_get_no_admin_tools_and_forged_calls_are_refused(host: Host) -> None:
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     wire(host, "fam", group="family", trigger="always")
     ch = fake(host)
     await ch.say(tool("wire_group", chat="fake:fam", agent_group="main"), chat="fam")
@@ -147,7 +146,7 @@ async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
     host.settings.mount_allowlist.parent.mkdir(parents=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(tmp_path / "owner")]}))
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     wire(host, "admin-dm", is_dm=True)
     wire(host, "fam", group="family", trigger="always")
     ch = fake(host)

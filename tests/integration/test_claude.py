@@ -118,10 +118,9 @@ async def test_memory_edits_persist_and_global_memory_is_read_only_for_others(
     chost: Host, api: FakeAnthropic
 ) -> None:
     from nanoclaw.db import agent_groups
-    from nanoclaw.host.bootstrap import ensure_group_folder
 
     agent_groups.create(chost.conn, "family")
-    ensure_group_folder(chost.settings, "family")
+    chost.folders.ensure_group("family")
     wire(chost, "fam", group="family", trigger="always")
     api.script(
         Reply.tool("Bash", {"command": "echo '- Alice likes tea' >> /workspace/agent/CLAUDE.md && "

@@ -16,7 +16,7 @@ from nanoclaw.cli import main
 from nanoclaw.db import agent_groups, approvals, group_mcp_servers, users
 from nanoclaw.errors import DestinationRefused
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder, first_run
+from nanoclaw.host.bootstrap import first_run
 from nanoclaw.host.mcp_servers import server_config
 from nanoclaw.protocol.runner_env import RunnerConfig
 from tests.conftest import fake, make_settings, wire
@@ -33,7 +33,7 @@ def tool(args: dict[str, object]) -> str:
 def family_with_admin_chat(host: Host) -> tuple[FakeChannel, FakeChannel]:
     """A 'family' group in the chat 'fam'; the owner's admin chat is a DM on a platform with buttons."""
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     host.conn.execute("DELETE FROM wirings WHERE agent_group_id = 'main'")  # the owner moved main off the terminal
     wire(host, "admin-dm", channel="fakerich", is_dm=True)
     wire(host, "fam", group="family", trigger="always")

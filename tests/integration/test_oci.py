@@ -15,7 +15,6 @@ import pytest
 
 from nanoclaw.db import agent_groups, approvals, group_packages, users
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.sandbox.apple import NETWORK, AppleRuntime
 from nanoclaw.sandbox.oci import DockerRuntime, PodmanRuntime
 from tests.conftest import fake, make_settings, wire
@@ -57,7 +56,7 @@ async def test_a_conversation_in_podman_and_the_orphans_of_a_killed_host(tmp_pat
 def spec_for(host: Host) -> Any:
     """The spec of a non-admin group's session (global memory read-only)."""
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     session = host.sessions.resolve("family", None, None, "agent-shared")
     return host.sessions.sandbox_spec(session, host.label)
 
@@ -76,7 +75,9 @@ async def test_oci_commands_lock_the_container_down(tmp_path: Path, runtime_cls:
     assert args[:2] == [f"/usr/bin/{runtime_cls.cli_name}", "run"]
     assert flag_values(args, "--network") == ["none"] and "--read-only" in args
     assert flag_values(args, "--cap-drop") == ["ALL"] and "no-new-privileges" in flag_values(args, "--security-opt")
-    assert flag_values(args, "--user") == ["1000:1000"]
+    family_uid = host.folders.owner_of("family")  # the group's own uid, from the reserved range
+    assert family_uid is not None and family_uid >= host.settings.sandbox_uid_base
+    assert flag_values(args, "--user") == [f"{family_uid}:{family_uid}"]
     assert (flag_values(args, "--pids-limit"), flag_values(args, "--memory"), flag_values(args, "--cpus")) == \
         (["50"], ["300m"], ["0.5"])
     assert flag_values(args, "--label") == [f"org.nanoclaw.home={host.label}"]
@@ -85,6 +86,8 @@ async def test_oci_commands_lock_the_container_down(tmp_path: Path, runtime_cls:
     assert any("target=/workspace/agent" in m and "readonly" not in m for m in mounts)
     assert args[-3:] == ["-I", "-m", "nanoclaw.runner"] and args[-4] == "/opt/nanoclaw/bin/python"
     assert not any("ANTHROPIC_API_KEY" in a for a in args)
+    # Values travel in the CLI's environment: argv (what `ps` shows) names variables, never their values.
+    assert "NANOCLAW_RUNNER_WORKSPACE" in flag_values(args, "--env") and not any("=" in v for v in flag_values(args, "--env"))
     if runtime_cls is PodmanRuntime:  # podman's default profile, minus ptrace, mount, unshare…
         profile = next(v for v in flag_values(args, "--security-opt") if v.startswith("seccomp="))
         allowed = {n for rule in json.loads(Path(profile[8:]).read_text())["syscalls"]
@@ -126,7 +129,9 @@ async def test_apple_container_runtime_against_a_stand_in_cli(tmp_path: Path, mo
     run = next(c for c in calls if c[0] == "run")
     assert flag_values(run, "--network") == [NETWORK] and "--read-only" in run and "--no-dns" in run
     assert flag_values(run, "--cap-drop") == ["ALL"] and flag_values(run, "--user") == ["1000:1000"]
-    assert "NANOCLAW_RUNNER_DOORBELL=0" in flag_values(run, "--env")
+    env_file = Path(flag_values(run, "--env-file")[0])  # values never in argv: a 0600 file the CLI reads
+    assert "NANOCLAW_RUNNER_DOORBELL=0" in env_file.read_text().splitlines() and env_file.stat().st_mode & 0o077 == 0
+    assert not any("NANOCLAW_PROXY_TOKEN" in a for a in run)
     assert run[-4:] == ["/opt/nanoclaw/bin/python", "-I", "-m", "nanoclaw.runner"]
 
 
@@ -138,7 +143,7 @@ async def test_an_agent_asks_for_packages_the_owner_approves_and_its_next_start_
     await host.start()
     try:
         agent_groups.create(host.conn, "family")
-        ensure_group_folder(host.settings, "family")
+        host.folders.ensure_group("family")
         wire(host, "admin-dm", is_dm=True)
         wire(host, "fam", group="family", trigger="always")
         ch = fake(host)

@@ -10,7 +10,6 @@ import pytest
 
 from nanoclaw.db import agent_groups, messaging_groups, tasks
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from tests.conftest import fake, wire
 from tests.integration.hostproc import NANOCLAW, HostProcess
 
@@ -62,7 +61,7 @@ async def test_agents_schedule_pause_and_cancel_their_tasks(host: Host) -> None:
 
 async def test_groups_cannot_touch_each_others_tasks_but_the_admin_can(host: Host) -> None:
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     wire(host, "fam", group="family", trigger="always")
     wire(host, "chat1", trigger="always")
     mine = host.scheduler.add(agent_group_id="main", prompt="admin's task", kind="interval", spec="600")

@@ -108,10 +108,9 @@ async def test_agents_created_from_chat_answer_each_other(host: Host) -> None:
 
 async def test_a_non_admin_agent_creates_an_agent_only_with_the_owners_approval(host: Host) -> None:
     from nanoclaw.db import approvals
-    from nanoclaw.host.bootstrap import ensure_group_folder
 
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     wire(host, "fam", group="family", trigger="always")
     ch = fake(host)
     await ch.say(tool("create_agent", id="spy", instructions="x"), chat="fam")

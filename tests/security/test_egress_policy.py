@@ -13,7 +13,6 @@ import pytest
 from nanoclaw.db import agent_groups, approvals
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.protocol.messages import Route
 from nanoclaw.vault.policy import Policy
 from tests.conftest import fake, make_settings, wire
@@ -55,7 +54,7 @@ async def guarded(tmp_path: Path, private_config_dir: Path) -> AsyncIterator[tup
                 channels=[FakeChannel])
     await host.start()
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     wire(host, "admin-dm", is_dm=True)
     host.egress_approvals.admin_route = lambda: Route("fake", "admin-dm")
     try:

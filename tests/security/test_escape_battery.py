@@ -24,7 +24,6 @@ from nanoclaw.errors import DestinationRefused
 from nanoclaw.host.actions import read_outbox_file
 from nanoclaw.host.admin import grant_mount
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.sandbox.mounts import Allowlist
 from tests.security.probe import run_in_sandbox, session_for
 
@@ -56,7 +55,7 @@ def attempt(fn):
 def family(jail: Host) -> str:
     """A session of a non-admin group, with a secret in the admin group's folder next door."""
     agent_groups.create(jail.conn, "family")
-    ensure_group_folder(jail.settings, "family")
+    jail.folders.ensure_group("family")
     (jail.settings.groups_dir / "main" / "admin-secret.txt").write_text("the admin's secret")
     return session_for(jail, "family", chat="fam")
 

@@ -22,7 +22,6 @@ from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.vault.backend import open_backend
 from nanoclaw.vault.onecli import OneCliVault
 from nanoclaw.vault.store import SecretRule, SecretStore, VaultError
@@ -261,7 +260,7 @@ async def stack(tmp_path: Path, onecli: StandIn, private_config_dir: Path,
     await host.start()
     for group in ("family", "kids", "friends"):
         agent_groups.create(host.conn, group)
-        ensure_group_folder(host.settings, group)
+        host.folders.ensure_group(group)
     try:
         yield Stack(host, gateway, upstream)
     finally:

@@ -10,7 +10,6 @@ import pytest
 
 from nanoclaw.db import agent_groups
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from tests.security.probe import run_in_sandbox, session_for
 
 pytestmark = pytest.mark.sandbox
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture
 def family(host: Host) -> str:
     agent_groups.create(host.conn, "family")
-    ensure_group_folder(host.settings, "family")
+    host.folders.ensure_group("family")
     (host.settings.groups_dir / "family" / "secret-plans.txt").write_text("surprise party")
     return session_for(host, "family", chat="fam")
 
@@ -120,7 +119,9 @@ def test_processes_identity_and_environment(host: Host, family: str, monkeypatch
                           "environs": environs, "capeff": status["CapEff"].strip(), "hostname": os.uname().nodename}))
     """)
     assert len(seen["pids"]) <= 3 and os.getpid() not in seen["pids"]
-    assert (seen["uid"], seen["gid"]) == (1000, 1000)
+    uid = host.folders.owner_of("family")  # its group's own uid, from a range no host account owns
+    assert uid is not None and uid >= host.settings.sandbox_uid_base and uid != host.folders.owner_of("main")
+    assert (seen["uid"], seen["gid"]) == (uid, uid)
     assert int(seen["capeff"], 16) == 0
     assert seen["hostname"] == "nanoclaw"
     blob = repr(seen["env"]) + seen["environs"]

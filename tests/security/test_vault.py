@@ -19,7 +19,6 @@ import pytest
 
 from nanoclaw.db import agent_groups
 from nanoclaw.host.app import Host
-from nanoclaw.host.bootstrap import ensure_group_folder
 from nanoclaw.vault.ca import CertificateAuthority
 from nanoclaw.vault.store import SecretRule, SecretStore, VaultError
 from tests.conftest import make_settings
@@ -106,7 +105,7 @@ async def sandbox_request(host: Host, port: int) -> dict[str, object]:
 @pytest.fixture
 def family(vault_host: Host) -> None:
     agent_groups.create(vault_host.conn, "family")
-    ensure_group_folder(vault_host.settings, "family")
+    vault_host.folders.ensure_group("family")
 
 
 async def test_canary_is_injected_into_https_from_a_real_sandbox_and_redacted_on_the_way_back(

@@ -17,6 +17,7 @@ import pytest
 
 from nanoclaw.channels.base import FileAttachment
 from nanoclaw.host.app import Host
+from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.host.attachments import safe_file_name, save_attachments
 from nanoclaw.protocol.folder import SessionFolder
 from tests.conftest import make_settings
@@ -138,21 +139,24 @@ async def test_uploaded_file_names_cannot_leave_the_inbox(host: Host, tmp_path: 
 
 def test_the_host_never_follows_a_link_the_runner_planted_in_the_inbox(tmp_path: Path) -> None:
     folder = SessionFolder(tmp_path / "session")
-    folder.create()
+    end = HostEnd(folder)
     outside = tmp_path / "outside"
     outside.mkdir()
     import hashlib
 
     subdir = hashlib.sha256(b"m1").hexdigest()[:16]
     (folder.inbox / subdir).symlink_to(outside)
-    described = save_attachments(folder, "m1", [FileAttachment("x.txt", b"data")])
+    described = save_attachments(end.tree, "m1", [FileAttachment("x.txt", b"data")])
     assert described[0]["error"] and "path" not in described[0]
     assert list(outside.iterdir()) == []
     (folder.inbox / subdir).unlink()
     (folder.inbox / subdir).mkdir()
     (folder.inbox / subdir / "y.txt").symlink_to(outside / "target")
-    described = save_attachments(folder, "m1", [FileAttachment("y.txt", b"data")])
-    assert described[0]["error"] and not (outside / "target").exists()
+    described = save_attachments(end.tree, "m1", [FileAttachment("y.txt", b"data")])
+    # The planted link is replaced by the file (written beside it and renamed over it), never written through.
+    assert not (outside / "target").exists()
+    assert not (folder.inbox / subdir / "y.txt").is_symlink() and (folder.inbox / subdir / "y.txt").read_bytes() == b"data"
+    end.close()
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -23,6 +23,7 @@ def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "HOME": str(user),
         "XDG_CONFIG_HOME": str(user / ".config"),
         "NANOCLAW_HOME": str(tmp_path / "nanoclaw-home"),
+        "NANOCLAW_DISK_QUOTA_MB": "0",  # files stay readable by path between commands (tests/security has the quota)
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -113,7 +113,7 @@ def test_the_runner_cannot_write_inbound(ends) -> None:
 
 def test_doorbell_wakes_and_never_blocks(tmp_path: Path) -> None:
     folder = SessionFolder(tmp_path / "s")
-    folder.create()
+    HostEnd(folder).close()
     ringer, listener = Doorbell(folder.bell_in), Doorbell(folder.bell_in)
     assert select.select([listener.fileno()], [], [], 0)[0] == []
     for _ in range(100_000):  # far more than a pipe holds

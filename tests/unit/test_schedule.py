@@ -13,6 +13,7 @@ from nanoclaw.db import messaging_groups, tasks
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.bootstrap import first_run
 from nanoclaw.host.scheduler import Scheduler, next_run, validate
+from nanoclaw.host.folders import Folders, group_owners
 from nanoclaw.host.sessions import SessionManager
 from tests.conftest import make_settings
 
@@ -81,7 +82,7 @@ def scheduler(tmp_path: Path) -> tuple[Scheduler, FakeClock, list[str]]:
         woken.append(session_id)
 
     clock = FakeClock(ts("2026-03-27T08:00", "Europe/Berlin"))
-    sched = Scheduler(conn, SessionManager(settings, conn), wake, clock, default_timezone="Europe/Berlin")
+    sched = Scheduler(conn, SessionManager(settings, conn, Folders(settings, group_owners(conn, settings))), wake, clock, default_timezone="Europe/Berlin")
     return sched, clock, woken
 
 

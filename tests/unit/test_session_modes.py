@@ -9,6 +9,7 @@ import pytest
 from nanoclaw import db
 from nanoclaw.db import messaging_groups
 from nanoclaw.host.bootstrap import first_run
+from nanoclaw.host.folders import Folders, group_owners
 from nanoclaw.host.sessions import SessionManager
 from tests.conftest import make_settings
 
@@ -18,7 +19,7 @@ def manager(tmp_path: Path) -> SessionManager:
     settings = make_settings(tmp_path / "home")
     conn = db.connect(settings.db_path)
     first_run(conn, settings)
-    return SessionManager(settings, conn)
+    return SessionManager(settings, conn, Folders(settings, group_owners(conn, settings)))
 
 
 def test_shared_ignores_threads(manager: SessionManager) -> None:
