@@ -92,11 +92,14 @@ def _backup_group(folders: Folders, group: str, snapshot: Path, counts: dict[str
     except (KeyError, UnsafePath) as exc:  # a folder of no group, or not a folder
         log.warning("backup.group_skipped", group=group, error=str(exc))
         return
+    def too_deep(path: str) -> None:
+        counts["skipped"] += 1
+
     for tree, target in trees:
         with tree, _fresh_tree(target) as copy:
             try:
-                counts["files"] += copy_tree(tree, copy, skip=skip)
-            except UnsafePath as exc:  # deeper or wider than any real folder
+                counts["files"] += copy_tree(tree, copy, skip=skip, too_deep=too_deep)
+            except UnsafePath as exc:  # wider than any real folder
                 counts["skipped"] += 1
                 log.warning("backup.tree_cut", folder=str(tree.path), error=str(exc))
     if group == GLOBAL:
@@ -170,13 +173,14 @@ def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | N
     if (home / "nanoclaw.db").exists() and not force:
         raise NanoClawError(f"{home} already holds a NanoClaw home; use --force to move it aside first")
     home.parent.mkdir(parents=True, exist_ok=True)
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".nanoclaw-restore-", dir=home.parent) as tmp:
         try:
             with tarfile.open(archive, "r:gz") as tar:
                 members = [m for m in tar.getmembers() if m.name.startswith("nanoclaw-home")]
                 if not members:
                     raise NanoClawError(f"{archive} is not a NanoClaw backup")
-                tar.extractall(tmp, members=members, filter="data")  # refuses absolute paths, .. and devices
+                tar.extractall(tmp, members=members, filter=lambda m, p: _data_or_skip(m, p, skipped))
         except (tarfile.TarError, OSError) as exc:
             raise NanoClawError(f"cannot restore {archive}: {exc}") from exc
         unpacked = Path(tmp) / "nanoclaw-home"
@@ -197,4 +201,17 @@ def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | N
             vault.unlink()
         unpacked.rename(home)
     home.chmod(0o700)
-    return {"databases": len(list(home.glob("sessions/*/*/*.db"))) + 1, "vault": restored_vault}
+    if skipped:
+        log.warning("restore.skipped", count=len(skipped), first=skipped[0])
+    return {"databases": len(list(home.glob("sessions/*/*/*.db"))) + 1, "vault": restored_vault,
+            "skipped": len(skipped)}
+
+
+def _data_or_skip(member: tarfile.TarInfo, path: str, skipped: list[str]) -> tarfile.TarInfo | None:
+    """tarfile's "data" filter (no absolute paths, no .., no devices, no links out), one member at a time:
+    a link an agent made to an absolute path inside its sandbox is left out, not the whole restore."""
+    try:
+        return tarfile.data_filter(member, path)
+    except tarfile.FilterError:
+        skipped.append(member.name)
+        return None

@@ -29,6 +29,8 @@ def backup(ctx: click.Context, archive: Path) -> None:
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backed up {counts['databases']} databases and {counts['files']} files to {archive}")
+    if counts.get("skipped"):
+        click.echo(f"left out {counts['skipped']} FIFOs, sockets, huge or too deeply nested files the agents made")
 
 
 @click.command()
@@ -53,6 +55,8 @@ def restore(ctx: click.Context, archive: Path, force: bool) -> None:
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored {counts['databases']} databases into {settings.home}; start it with: nanoclaw run")
+    if counts.get("skipped"):
+        click.echo(f"left out {counts['skipped']} links that pointed outside the home (absolute or ../); see the log")
     if counts["vault"]:
         click.echo(f"the vault's secrets went to {user_config_dir()}; they decrypt only with the vault.key "
                    "you kept from the old machine")

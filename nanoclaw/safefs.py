@@ -283,10 +283,13 @@ class Tree:
                 entries.append(Entry(name, _kind(st.st_mode), st.st_size, st.st_mode))
         return sorted(entries, key=lambda e: e.name)
 
-    def walk(self, rel: str = "", *, max_depth: int = 64, max_entries: int = 200_000) -> Iterator[tuple[str, Entry]]:
+    def walk(self, rel: str = "", *, max_depth: int = 128, max_entries: int = 500_000,
+             too_deep: Callable[[str], None] | None = None) -> Iterator[tuple[str, Entry]]:
         """Every entry below `rel`, depth first, by descriptors; links are listed, never entered.
 
-        Bounded, since an agent can make its tree as deep and wide as its quota allows.
+        Bounded, since an agent can make its tree as deep and wide as its quota allows:
+        folders deeper than `max_depth` are listed but not entered (`too_deep` hears of each),
+        and more than `max_entries` entries is an error.
         """
         count = 0
 
@@ -300,7 +303,9 @@ class Tree:
                 yield path, entry
                 if entry.kind == "dir":
                     if depth >= max_depth:
-                        raise UnsafePath(f"{self.path / path} is nested deeper than {max_depth} folders")
+                        if too_deep is not None:
+                            too_deep(path)
+                        continue
                     yield from visit(path, depth + 1)
 
         yield from visit(rel, 0)
@@ -544,18 +549,19 @@ class Tree:
             yield parent, parts[-1]
 
 
-def copy_tree(source: Tree, target: Tree, *, skip: Callable[[str, Entry], bool] | None = None) -> int:
+def copy_tree(source: Tree, target: Tree, *, skip: Callable[[str, Entry], bool] | None = None,
+              too_deep: Callable[[str], None] | None = None) -> int:
     """Copy everything below `source` into `target`; returns the files copied.
 
     Folders and files (holes kept), links as links (never followed); FIFOs, sockets
-    and devices are left out, and so is whatever `skip` says.
+    and devices are left out, and so is whatever `skip` says or the walk finds too deep.
     """
     copied = 0
-    for path, entry in source.walk():
+    for path, entry in source.walk(too_deep=too_deep):
         if skip is not None and skip(path, entry):
             continue
         if entry.kind == "dir":
-            target.mkdir(path, mode=entry.mode & 0o777)
+            target.mkdir(path, mode=(entry.mode & 0o777) | 0o700)
         elif entry.kind == "file":
             try:
                 fd = source.open_file(path, limit=1 << 62)

@@ -241,7 +241,7 @@ class Host:
             self._quota_full.add(group_id)
             log.warning("quota.full", group=group_id, size_mb=usage.size >> 20)
             self._notify_owner(
-                f"Agent group {group_id} has filled its disk quota ({usage.size / 2**30:.1f} GiB): its writes now fail "
+                f"Agent group {group_id} has filled its disk quota ({_size(usage.size)}): its writes now fail "
                 "with 'No space left on device' until it deletes files. The rest of this computer's disk is "
                 "untouched. To give it more, set NANOCLAW_DISK_QUOTA_MB and restart NanoClaw.")
         elif not usage.full and usage.used < usage.size * 0.9:
@@ -419,3 +419,7 @@ class Host:
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,
         }
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MB"

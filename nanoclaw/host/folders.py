@@ -89,6 +89,7 @@ class Folders:
         self.volumes = volumes
         self.notices: list[str] = []  # what the owner should hear about (a repaired memory file, …)
         self._handed: set[str] = set()  # groups whose trees were walked once by this process
+        self._unquoted: set[str] = set()  # groups whose image could not be set up (they run without quota)
 
     @classmethod
     def for_settings(cls, settings: Settings, owner_of: Callable[[str], int | None]) -> Folders:
@@ -118,7 +119,7 @@ class Folders:
 
     def mount(self, group_id: str) -> None:
         """Bring the group's quota image in (a no-op without quota, or once mounted)."""
-        if self.volumes is None:
+        if self.volumes is None or group_id in self._unquoted:
             return
         binds = ({"global": self.group_path(GLOBAL)} if group_id == GLOBAL else
                  {"agent": self.group_path(group_id), "sessions": self.settings.sessions_dir / group_id,
@@ -129,10 +130,13 @@ class Folders:
             log.error("quota.mount_failed", volume=group_id, error=str(exc))
             self.notices.append(f"The disk quota of agent group {group_id} could not be set up ({exc}); it runs "
                                 "without one until this is fixed.")
-            self.volumes = None  # one failure: no quota for anyone rather than some groups half-mounted
+            self._unquoted.add(group_id)  # its files stay where they are; the other groups keep their quota
 
     def usage(self, group_id: str) -> Usage | None:
         return self.volumes.usage(group_id) if self.volumes is not None else None
+
+    def quota_enforced(self, group_id: str) -> bool:
+        return self.volumes is not None and group_id not in self._unquoted
 
     def close(self) -> None:
         if self.volumes is not None:

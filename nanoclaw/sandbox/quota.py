@@ -30,7 +30,7 @@ from pathlib import Path
 
 from nanoclaw.errors import NanoClawError
 from nanoclaw.logs import get_logger
-from nanoclaw.safefs import Tree, copy_tree
+from nanoclaw.safefs import Tree, UnsafePath, copy_tree
 
 log = get_logger("nanoclaw.sandbox.quota")
 RESERVED_PERCENT = 2
@@ -167,8 +167,11 @@ class Volumes:
             entries = old.list()
             if not entries:
                 return
-            with Tree.open(into) as new:
-                copied = copy_tree(old, new)
+            try:
+                with Tree.open(into) as new:
+                    copied = copy_tree(old, new)
+            except (UnsafePath, OSError) as exc:  # e.g. more than the quota: keep the files where they are
+                raise QuotaUnavailable(f"cannot move the files of {target} into its disk image: {exc}") from exc
             for entry in entries:
                 old.remove(entry.name)
         log.info("quota.adopted", target=target, files=copied)

@@ -13,6 +13,8 @@ directives in the message text:
   [mock:send=NAME|TEXT]  send TEXT to the destination NAME
   [mock:tool=NAME:JSON]  call NanoClaw tool NAME with JSON arguments; the answer is its result
   [mock:read=PATH]       answer with the file's start, as seen inside the sandbox
+  [mock:sh=COMMAND]      run COMMAND with /bin/sh inside the sandbox, as an agent's shell tool would;
+                         the answer is its exit code and output (tests of what a hostile agent can do)
 """
 
 from __future__ import annotations
@@ -65,12 +67,25 @@ class MockProvider(Provider):
                             reply = f.read(4000).decode(errors="replace")
                     except OSError as exc:
                         reply = f"Error: {exc.strerror}"
+                elif verb == "sh":
+                    reply = await self._shell(arg)
                 elif verb == "tool":
                     name, _, raw = arg.partition(":")
                     reply = await self._tool(name, json.loads(raw or "{}"))
         if silent:
             return None
         return reply if reply is not None else self.echo(turn)
+
+    @staticmethod
+    async def _shell(command: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        except asyncio.TimeoutError:
+            proc.kill()
+            return "exit timeout"
+        return f"exit {proc.returncode}\n{out.decode(errors='replace')[-4000:]}"
 
     async def _tool(self, name: str, args: dict[str, object]) -> str:
         tool = next((t for t in self.context.tools if t.name == name), None)

@@ -1,0 +1,352 @@
+"""The hostile-agent battery: the agent attacks the host through the files it can write.
+
+Every test runs a real host with real sandboxes (bwrap and podman). The agent
+plants links to a root-only canary (file, folder, names that do not exist
+yet), FIFOs, huge sparse files, deep trees and odd names in each folder the
+host touches, then makes the host touch them: a runner start, a host restart,
+a memory edit, create_agent, send_file, attachments, backup and restore,
+install_packages, a full disk. Each asserts that the canary is exactly as
+before, that the host still answers, and what the person was told.
+docs/security.md has the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tarfile
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from nanoclaw.backup import backup, restore
+from nanoclaw.host.app import Host
+from nanoclaw.host.router import QUARANTINE_NOTICE
+from tests.security.hostile import ADMIN_CHAT, GROUP_CHAT, Arena, links, plant, python
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+@pytest.fixture
+async def arena(tmp_path: Path, runtime_name: str, request: pytest.FixtureRequest) -> AsyncIterator[Arena]:
+    image = request.getfixturevalue("podman_image") if runtime_name == "podman" else None
+    arena = await Arena.open(tmp_path, runtime_name, image)
+    try:
+        yield arena
+    finally:
+        await arena.close()
+    arena.canary_untouched()  # whatever a test did, the canary is checked once more after the host stopped
+
+
+def tool(tool_name: str, **args: object) -> str:
+    return f"[mock:tool={tool_name}:{json.dumps(args)}]"
+
+
+# -- memory: CLAUDE.md at a runner start -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file-link", "dir-link", "dangling-link", "fifo", "folder"])
+async def test_hostile_memory_file_replaced_then_runner_restarts(arena: Arena, kind: str) -> None:
+    """ensure_group_folder once wrote through this link as root (issue 14, finding 1)."""
+    out = await arena.agent(plant("/workspace/agent/CLAUDE.md", kind, arena.canary))
+    assert out.startswith("exit 0"), out
+    await arena.restart_runners()
+    await arena.still_answers()
+    arena.canary_untouched()
+    told = await arena.owner_told("CLAUDE.md", "family", "was a")
+    assert "renamed" in told and "Nothing outside the folder was touched" in told
+    memory = await arena.agent("cat /workspace/agent/CLAUDE.md; ls -a /workspace/agent")
+    assert "Memory of this agent group" in memory and "CLAUDE.md." in memory  # fresh, the planted one set aside
+
+
+async def test_hostile_huge_sparse_memory_is_not_read_by_the_dashboard(arena: Arena) -> None:
+    await arena.agent(plant("/workspace/agent/CLAUDE.md", "huge-sparse", arena.canary))
+    with pytest.raises(Exception, match="larger than"):
+        arena.host.folders.read_memory("family")
+    await arena.restart_runners()
+    await arena.still_answers()
+    arena.canary_untouched()
+
+
+async def test_hostile_global_memory_link_planted_by_the_admin_agent(arena: Arena) -> None:
+    out = await arena.agent(plant("/workspace/global/CLAUDE.md", "dangling-link", arena.canary), chat=ADMIN_CHAT)
+    assert out.startswith("exit 0"), out
+    await arena.restart_host()
+    await arena.still_answers(ADMIN_CHAT)
+    await arena.still_answers()
+    arena.canary_untouched()
+    await arena.owner_told("CLAUDE.md", "global memory")
+
+
+# -- skills: the project's skills copied in at each start ------------------------------------------
+
+
+@pytest.mark.parametrize("where,kind", [
+    ("skill-file", "file-link"), ("skill-file", "dangling-link"), ("skill-file", "fifo"),
+    ("skill-folder", "dir-link"), ("skills-folder", "dir-link"), (".claude", "dangling-link"),
+])
+async def test_hostile_skills_replaced_then_runner_restarts(arena: Arena, where: str, kind: str) -> None:
+    """copy_skills (shutil.copytree) once followed these links and widened the target's mode (finding 1)."""
+    listing = await arena.agent("ls /workspace/agent/.claude/skills")
+    skill = listing.split("\n")[1].strip()
+    assert skill, listing
+    path = {"skill-file": f"/workspace/agent/.claude/skills/{skill}/SKILL.md",
+            "skill-folder": f"/workspace/agent/.claude/skills/{skill}",
+            "skills-folder": "/workspace/agent/.claude/skills", ".claude": "/workspace/agent/.claude"}[where]
+    out = await arena.agent(plant(path, kind, arena.canary))
+    assert out.startswith("exit 0"), out
+    await arena.restart_runners()
+    await arena.still_answers()
+    arena.canary_untouched()
+    again = await arena.agent(f"test -f /workspace/agent/.claude/skills/{skill}/SKILL.md && echo restored")
+    assert "restored" in again  # the skill is back, as a plain file
+
+
+# -- the session folder at a host restart ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("outbound.db", "dangling-link"), ("outbound.db", "file-link"), ("outbound.db-wal", "dangling-link"),
+    ("bell.out", "file-link"), ("inbox", "dir-link"), ("outbox", "dir-link"),
+])
+async def test_hostile_session_files_replaced_then_host_restarts(arena: Arena, name: str, kind: str) -> None:
+    """SessionFolder.create() once connected SQLite through a dangling outbound.db link (finding 3)."""
+    out = await arena.agent(plant(f"/workspace/{name}", kind, arena.canary))
+    assert out.startswith("exit 0"), out
+    await arena.restart_host()
+    reply = await arena.say("hello after the restart")
+    arena.canary_untouched()
+    texts = [s.text for s in arena.to(GROUP_CHAT)[-2:]]
+    assert QUARANTINE_NOTICE in texts or "hello after the restart" in reply.text, texts
+    await arena.still_answers()
+
+
+async def test_hostile_inbound_db_cannot_be_replaced_while_mounted(arena: Arena) -> None:
+    out = await arena.agent("rm -f /workspace/inbound.db; mv /workspace/inbound.db /workspace/x; "
+                            f"ln -sf {links(arena.canary)['dangling']} /workspace/inbound.db; echo done")
+    assert "Read-only file system" in out or "Device or resource busy" in out, out
+    await arena.restart_host()
+    await arena.still_answers()
+    arena.canary_untouched()
+
+
+# -- send_file: outbox files the host reads -------------------------------------------------------
+
+
+SEND_ROW = """
+import json, sqlite3, time
+db = sqlite3.connect("/workspace/outbound.db")
+db.execute("INSERT INTO messages_out (seq, id, kind, channel_type, platform_id, text, payload, created_at)"
+           " VALUES (?,?,?,?,?,?,?,?)", (SEQ, "forged", "file", "fake", "CHAT", "here it is",
+                                         json.dumps({"file": "REFERENCE"}), time.time()))
+db.commit()
+"""
+FORGED_SEQ = 100_001  # far above the runner's own: its reply to this turn is lost, its next runner goes on
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("file-link", "link"), ("dangling-link", "link"), ("fifo", "fifo"), ("dir-link-parent", "link"),
+])
+async def test_hostile_send_file_of_something_not_a_file(arena: Arena, kind: str, reason: str) -> None:
+    """The agent bypasses its tool and writes the file row itself, pointing at a link or a FIFO."""
+    if kind == "dir-link-parent":
+        setup = f"mkdir -p /workspace/outbox && ln -s {links(arena.canary)['dir']} /workspace/outbox/f-evil"
+        reference = "f-evil/inner"
+    else:
+        setup = "mkdir -p /workspace/outbox/f-evil && " + plant("/workspace/outbox/f-evil/secret", kind, arena.canary)
+        reference = "f-evil/secret"
+    await arena.still_answers()
+    session_id = next(iter(arena.host.supervisor.live))
+    row = SEND_ROW.replace("REFERENCE", reference).replace("SEQ", str(FORGED_SEQ)).replace("CHAT", GROUP_CHAT)
+    await arena.channel.say(f"[mock:sh={setup} && {python(row)}]", chat=GROUP_CHAT)
+    end = arena.host.sessions.end(session_id)
+    record = None
+    for _ in range(400):
+        record = end.delivery(FORGED_SEQ)
+        if record is not None and record["status"] != "sending":
+            break
+        await asyncio.sleep(0.05)
+    assert record is not None and record["status"] == "refused", dict(record) if record else None
+    assert reason in record["error"], record["error"]
+    assert not any(s.file is not None for s in arena.to(GROUP_CHAT))  # nothing went out as a file
+    arena.canary_untouched()
+    await arena.restart_runners()
+    await arena.still_answers()
+
+
+# -- attachments people send ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["dir-link", "file-link"])
+async def test_hostile_inbox_planted_before_a_person_sends_a_file(arena: Arena, kind: str) -> None:
+    import hashlib
+
+    from nanoclaw.channels.base import FileAttachment, InboundEvent
+
+    subdir = hashlib.sha256(b"m-attached").hexdigest()[:16]  # the agent can compute where the host will write
+    place = f"/workspace/inbox/{subdir}" + ("" if kind == "dir-link" else "/photo.jpg")
+    await arena.agent(f"mkdir -p /workspace/inbox/{subdir}; " + plant(place, kind, arena.canary))
+    before = len(arena.to(GROUP_CHAT))
+    await arena.host.receive(InboundEvent("fake", GROUP_CHAT, "m-attached", "here is a photo", "alice", "Alice",
+                                          files=(FileAttachment("photo.jpg", b"\xff\xd8 jpeg bytes"),)))
+    reply = (await arena.wait_for(GROUP_CHAT, before + 1))[-1].text
+    arena.canary_untouched()
+    assert "photo.jpg" in reply  # the agent is told about the file: saved, or why not
+    if kind == "dir-link":
+        assert "not saved" in reply
+    await arena.still_answers()
+
+
+# -- create_agent ------------------------------------------------------------------------------------
+
+
+async def test_hostile_create_agent_on_its_own_id_through_a_linked_memory(arena: Arena) -> None:
+    """The admin agent links its memory to a host file and re-creates itself (finding 2): refused."""
+    target = arena.canary / "dir" / "evil.pth"
+    await arena.agent(f"rm /workspace/agent/CLAUDE.md; ln -s {target} /workspace/agent/CLAUDE.md", chat=ADMIN_CHAT)
+    reply = await arena.say(tool("create_agent", id="main", name="Main", instructions="import os; os.system('id')"),
+                            chat=ADMIN_CHAT)
+    assert "already exists" in reply.text, reply.text
+    other = await arena.say(tool("create_agent", id="family", name="F", instructions="x"), chat=ADMIN_CHAT)
+    assert "already exists" in other.text, other.text
+    assert not target.exists()
+    arena.canary_untouched()
+    await arena.still_answers(ADMIN_CHAT)
+
+
+async def test_hostile_create_agent_with_a_path_for_an_id(arena: Arena) -> None:
+    for bad in ("../../etc", "global", "a/b", "x" * 80):
+        reply = await arena.say(tool("create_agent", id=bad, name="x", instructions="y"), chat=ADMIN_CHAT)
+        assert "Error" in reply.text or "must be" in reply.text or "reserved" in reply.text, reply.text
+    arena.canary_untouched()
+
+
+# -- the dashboard's memory editor ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file-link", "dangling-link", "fifo"])
+async def test_hostile_memory_edited_on_the_dashboard(arena: Arena, kind: str) -> None:
+    await arena.agent(plant("/workspace/agent/CLAUDE.md", kind, arena.canary))
+    if kind == "fifo":
+        with pytest.raises(Exception, match="fifo"):
+            arena.host.folders.read_memory("family")  # refused at once, never a blocked read
+    arena.host.folders.write_memory("family", "# Family\nThe owner edited this.\n")
+    arena.canary_untouched()
+    assert "The owner edited this." in await arena.agent("cat /workspace/agent/CLAUDE.md")
+
+
+# -- backup and restore -----------------------------------------------------------------------------
+
+
+TRAPS = ("ln -s {file} /workspace/agent/to-file; ln -s {dir} /workspace/agent/to-dir; "
+         "ln -s {dangling} /workspace/agent/to-nothing; mkfifo /workspace/agent/pipe; "
+         "truncate -s 15M /workspace/agent/sparse; "
+         "d=/workspace/agent/deep; for i in $(seq 120); do d=$d/d; done; mkdir -p $d; "
+         "touch /workspace/agent/\"$(printf 'new\\nline')\" /workspace/agent/\"$(printf 'x%.0s' $(seq 250))\"; "
+         "ln -s {dir} /home/agent/.claude/to-dir; mkfifo /home/agent/.claude/pipe; echo planted")
+
+
+async def test_hostile_backup_and_restore_of_a_booby_trapped_home(arena: Arena, tmp_path: Path) -> None:
+    out = await arena.agent(TRAPS.format(**links(arena.canary)))
+    assert "planted" in out, out
+    archive = tmp_path / "backup.tar.gz"
+    counts = await asyncio.to_thread(backup, arena.settings, archive)
+    assert counts["skipped"] >= 2  # the FIFOs (and the tree too deep to follow) left out, the backup finished
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        assert not any("canary" in n for n in names)
+        for member in tar.getmembers():
+            if member.isfile():
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                assert b"original, root's own" not in data
+    arena.canary_untouched()
+    await arena.close()
+    restored = tmp_path / "restored"
+    restore(archive, restored)
+    again = await Arena._start(arena.settings.with_overrides(home=restored))
+    try:
+        arena.host = again
+        await arena.still_answers()
+    finally:
+        await again.stop()
+    arena.host = await Arena._start(arena.settings)
+    arena.canary_untouched()
+
+
+async def test_hostile_deep_tree_and_odd_names_at_runner_start(arena: Arena) -> None:
+    out = await arena.agent(TRAPS.format(**links(arena.canary)))
+    assert "planted" in out
+    await arena.restart_runners()
+    await arena.still_answers()
+    await arena.restart_host()  # the hand-over walk of a fresh host meets it all
+    await arena.still_answers()
+    arena.canary_untouched()
+
+
+# -- install_packages ------------------------------------------------------------------------------
+
+
+async def test_hostile_install_packages_names(arena: Arena) -> None:
+    for bad in (["../../etc"], ["jq; touch /tmp/pwned"], ["$(id)"], ["a" * 100], [" jq"]):
+        reply = await arena.say(tool("install_packages", packages=bad, reason="x"))
+        assert "Refused: not Debian package names" in reply.text, reply.text
+    assert not Path("/tmp/pwned").exists()
+    arena.canary_untouched()
+    await arena.still_answers()
+
+
+# -- the disk quota --------------------------------------------------------------------------------
+
+
+async def test_hostile_disk_fill_stops_at_the_quota(arena: Arena) -> None:
+    if arena.host.folders.volumes is None:
+        pytest.fail("the disk quota is not enforced on this host (it needs root and loop devices)")
+    out = await arena.agent("i=0; while dd if=/dev/zero of=/workspace/agent/fill$i bs=1M count=8 2>/tmp/err; "
+                            "do i=$((i+1)); done; cat /tmp/err; df -k /workspace/agent | tail -1")
+    assert "No space left on device" in out, out
+    usage = arena.host.folders.usage("family")
+    assert usage is not None and usage.full
+    image = arena.settings.state_dir / "volumes" / "family.img"
+    assert image.stat().st_blocks * 512 <= (arena.settings.disk_quota_mb << 20) * 1.05  # the host's disk: no more
+    await arena.owner_told("family", "disk quota")
+    await arena.still_answers()  # the host's own writes (inbound.db) use root's reserve
+    more = await arena.agent("dd if=/dev/zero of=/workspace/agent/more bs=1M count=2 2>&1")
+    assert "No space left on device" in more, more
+    freed = await arena.agent("rm -f /workspace/agent/fill*; echo more > /workspace/agent/one-more && echo ok")
+    assert "ok" in freed
+
+
+async def test_hostile_session_folder_fill_counts_against_the_same_quota(arena: Arena) -> None:
+    if arena.host.folders.volumes is None:
+        pytest.fail("the disk quota is not enforced on this host (it needs root and loop devices)")
+    out = await arena.agent("for f in /workspace/outbox/big /home/agent/.claude/big /workspace/agent/big; do "
+                            "dd if=/dev/zero of=$f bs=1M count=15 2>&1 | grep -E 'No space|copied'; done")
+    # 45 MB over three trees of one group: its 48 MB image (less the filesystem's own) runs out in the third.
+    assert out.count("copied") == 3 and "No space left on device" in out, out
+    await arena.still_answers()
+
+
+# -- secrets in argv, host paths in mountinfo --------------------------------------------------------
+
+
+async def test_hostile_proxy_token_is_in_no_command_line(arena: Arena) -> None:
+    await arena.still_answers()
+    session_id = next(iter(arena.host.supervisor.live))
+    token = arena.host.proxy.token(session_id)
+    assert token
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert token.encode() not in cmdline, f"pid {entry.name} has the token in its argv"
+
+
+async def test_hostile_mountinfo_shows_no_host_path_of_the_trees(arena: Arena) -> None:
+    out = await arena.agent("cat /proc/self/mountinfo")
+    home = str(arena.settings.home)
+    for line in out.splitlines():
+        if " /workspace" in line or " /home/agent/.claude" in line:
+            assert home not in line, line
