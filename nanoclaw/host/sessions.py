@@ -12,7 +12,7 @@ from typing import Callable
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, destinations, group_mcp_servers, group_mounts, sessions
 from nanoclaw.db.sessions import Session
-from nanoclaw.errors import ConfigError
+from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host.folders import Folders
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.folder import (
@@ -49,6 +49,7 @@ class SessionManager:
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
+        self._closed = False
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
     def folder(self, session: Session) -> SessionFolder:
@@ -74,6 +75,8 @@ class SessionManager:
         """
         end = self._ends.get(session_id)
         if end is None:
+            if self._closed:
+                raise NanoClawError("the host is stopping: session folders are closed")
             session = self.get(session_id)
             folder = self.folder(session)
             owner = self.folders.owner_of(session.agent_group_id)
@@ -104,6 +107,7 @@ class SessionManager:
         return dict(self._ends)
 
     def close(self) -> None:
+        self._closed = True
         for end in self._ends.values():
             end.close()
         self._ends.clear()

@@ -31,6 +31,7 @@ class LiveRunner:
     why_killed: str | None = None
     last_activity: float = 0.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
+    bell_fd: int | None = None  # its doorbell, watched by the event loop while it lives
 
 
 class Supervisor:
@@ -104,7 +105,8 @@ class Supervisor:
         runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic())
         self.live[session_id] = runner
         if end.bell_out is not None:
-            loop.add_reader(end.bell_out.fileno(), self._on_bell, session_id)
+            runner.bell_fd = end.bell_out.fileno()
+            loop.add_reader(runner.bell_fd, self._on_bell, session_id)
         runner.watcher = asyncio.create_task(self._watch(runner))
         del self._starting[session_id]
         done.set_result(None)
@@ -119,11 +121,12 @@ class Supervisor:
 
     async def _watch(self, runner: LiveRunner) -> None:
         code = await runner.process.wait()
-        end = self.sessions.end(runner.session_id)
-        if end.bell_out is not None:
-            asyncio.get_running_loop().remove_reader(end.bell_out.fileno())
+        if runner.bell_fd is not None:
+            asyncio.get_running_loop().remove_reader(runner.bell_fd)
         self.live.pop(runner.session_id, None)
         log.info("runner.exited", session=runner.session_id, code=code, stale=runner.stale)
+        if self._closing:  # the session folders are closed (and their quota images let go): touch nothing
+            return
         self.on_activity(runner.session_id)  # what it wrote last
         if not self._closing:
             crashed = code != 0 or runner.stale
@@ -248,5 +251,9 @@ class Supervisor:
         watchers = [r.watcher for r in self.live.values() if r.watcher]
         if watchers:
             await asyncio.wait(watchers, timeout=5)
+        for runner in self.live.values():  # still tearing down: its doorbell closes with the host's ends
+            if runner.bell_fd is not None:
+                asyncio.get_running_loop().remove_reader(runner.bell_fd)
+                runner.bell_fd = None
         if self._timer:
             self._timer.cancel()

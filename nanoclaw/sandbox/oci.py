@@ -34,6 +34,11 @@ LABEL_KEY = "org.nanoclaw.home"
 ULIMITS = ("nofile=1024:1024", "nproc=1024:1024")
 
 
+def _force(cli: list[str]) -> list[str]:
+    """`rm --force` kills at once: podman would first wait 10 s for the runner (PID 1, which ignores SIGTERM)."""
+    return ["--force", "--time", "0"] if Path(cli[0]).name == "podman" else ["--force"]
+
+
 class OciProcess(SandboxProcess):
     def __init__(self, proc: asyncio.subprocess.Process, cli: list[str], name: str) -> None:
         self.proc = proc
@@ -47,7 +52,7 @@ class OciProcess(SandboxProcess):
     def kill(self) -> None:
         # Killing the CLI client would leave the container running under its monitor.
         if self.proc.returncode is None:
-            subprocess.Popen([*self.cli, "rm", "--force", self.name],
+            subprocess.Popen([*self.cli, "rm", *_force(self.cli), self.name],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -147,7 +152,7 @@ class OciRuntime(Runtime):
             out = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             # A container of the same name left by a crash would make `run` fail.
-            await asyncio.to_thread(subprocess.run, [*self.cli(), "rm", "--force",
+            await asyncio.to_thread(subprocess.run, [*self.cli(), "rm", *_force(self.cli()),
                                                       self.container_name(spec)], capture_output=True)
             proc = await asyncio.create_subprocess_exec(
                 *args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True, cwd=launch.cwd,
@@ -169,7 +174,7 @@ class OciRuntime(Runtime):
                                capture_output=True, text=True, timeout=60)
         ids = found.stdout.split()
         if ids:
-            subprocess.run([*cli, "rm", "--force", *ids], capture_output=True, timeout=120)
+            subprocess.run([*cli, "rm", *_force(cli), *ids], capture_output=True, timeout=120)
         return len(ids)
 
 
