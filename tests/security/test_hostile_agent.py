@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import tarfile
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -350,3 +352,78 @@ async def test_hostile_mountinfo_shows_no_host_path_of_the_trees(arena: Arena) -
     for line in out.splitlines():
         if " /workspace" in line or " /home/agent/.claude" in line:
             assert home not in line, line
+
+
+# -- one way in: no host code opens these trees by path ---------------------------------------------
+
+
+_WATCHED_EVENTS = {"open", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.listdir", "os.scandir",
+                   "os.chown", "os.chmod", "os.symlink", "os.link", "os.truncate", "os.utime", "shutil.copytree",
+                   "shutil.copyfile", "shutil.rmtree", "shutil.move", "sqlite3.connect", "os.walk"}
+_ALLOWED = ("nanoclaw/safefs.py", "nanoclaw/sandbox/quota.py")
+_audit: dict[str, Any] = {"trees": None, "seen": [], "checked": 0}
+
+
+def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
+    trees = _audit["trees"]
+    if trees is None or event not in _WATCHED_EVENTS:
+        return
+    for arg in args:
+        if not isinstance(arg, (str, bytes, os.PathLike)):
+            continue
+        path = os.fsdecode(arg)
+        if not os.path.isabs(path) or not any(path == t or path.startswith(t + "/") for t in trees()):
+            continue
+        _audit["checked"] += 1
+        frame = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if "/nanoclaw/" in name and "/site-packages/" not in name:
+                if not name.endswith(_ALLOWED):
+                    _audit["seen"].append(f"{event} {path} from {name}:{frame.f_lineno}")
+                break
+            frame = frame.f_back
+
+
+async def test_hostile_host_code_reaches_agent_trees_only_through_safefs(tmp_path: Path) -> None:
+    """Every open, listing, rename or chown of a path in a sandbox-writable tree comes from safefs (or the
+    quota's mounts): recorded with an audit hook while a host runs every path of this battery."""
+    if not _audit.get("installed"):
+        sys.addaudithook(_audit_hook)
+        _audit["installed"] = True
+    arena = await Arena.open(tmp_path, "bwrap", None)
+    home = str(arena.settings.home)
+
+    def trees() -> list[str]:
+        found = [f"{home}/groups/{p.name}" for p in (arena.settings.groups_dir).iterdir()]
+        found += [f"{home}/state/claude/{p.name}" for p in (arena.settings.state_dir / "claude").glob("*")]
+        for group in arena.settings.sessions_dir.iterdir():
+            found += [f"{home}/sessions/{group.name}/{s.name}" for s in group.iterdir()]
+        return found
+
+    snapshot_trees: list[str] = []
+    _audit.update(trees=lambda: snapshot_trees, seen=[], checked=0)
+    try:
+        await arena.still_answers()
+        await arena.still_answers(ADMIN_CHAT)
+        snapshot_trees[:] = trees()
+        await arena.agent("echo hi > /workspace/agent/note.txt")
+        await arena.say(tool("send_file", path="/workspace/agent/note.txt"))
+        from nanoclaw.channels.base import FileAttachment, InboundEvent
+
+        await arena.host.receive(InboundEvent("fake", GROUP_CHAT, "m-file", "a file", "alice", "Alice",
+                                              files=(FileAttachment("a.txt", b"data"),)))
+        arena.host.folders.write_memory("family", "# edited\n")
+        arena.host.folders.read_memory("family")
+        await arena.say(tool("create_agent", id="helper", name="Helper", instructions="help"), chat=ADMIN_CHAT)
+        await arena.restart_runners()
+        await arena.still_answers()
+        await arena.restart_host()
+        await arena.still_answers()
+        snapshot_trees[:] = trees()
+        await asyncio.to_thread(backup, arena.settings, tmp_path / "b.tar.gz")
+    finally:
+        _audit["trees"] = None
+        await arena.close()
+    assert _audit["checked"] > 20  # the hook saw the trees being worked on
+    assert _audit["seen"] == []
