@@ -324,6 +324,25 @@ for name, nr in SYS.items():
     assert set(seen.values()) <= DENIED, seen
 
 
+KERNEL_DOORS = """
+out['io_uring_setup'] = call('syscall', 425, 1, 0)
+out['pidfd_getfd'] = call('syscall', 438, 999, 0, 0)
+out['statmount'] = call('syscall', 457, 0, 0, 0, 0)
+out['personality_no_aslr'] = call('personality', 0x0040000)
+out['vsock'] = attempt(lambda: socket.socket(40, socket.SOCK_STREAM).close() or 'ok')
+"""
+
+
+def test_io_uring_vsock_and_other_kernel_doors(jail: Host, family: str) -> None:
+    """Each call, made the same way outside the sandbox, reaches the kernel (the control): the filter stops it."""
+    outside = json.loads(subprocess.run([sys.executable, "-c", PRELUDE + KERNEL_DOORS + "\nprint(json.dumps(out))"],
+                                        capture_output=True, text=True, timeout=30).stdout)
+    assert not set(outside.values()) & DENIED, outside  # EFAULT, EBADF, ok…: the kernel answered
+    seen = probe(jail, family, KERNEL_DOORS)
+    assert set(seen.values()) <= DENIED | {"EAFNOSUPPORT"}, seen
+    assert seen["io_uring_setup"] in DENIED and seen["personality_no_aslr"] in DENIED
+
+
 def test_loading_kernel_modules_and_rebooting(jail: Host, family: str) -> None:
     seen = probe(jail, family, """
 out['init_module'] = call('syscall', 175, 0, 0, 0)
