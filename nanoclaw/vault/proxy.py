@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
-import ipaddress
 import os
 import secrets
 import ssl
@@ -38,6 +37,7 @@ import httpx
 
 from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger, quiet_http_clients
+from nanoclaw.vault.addresses import EgressRefused, Resolver, checked_address, system_resolver, url_host
 from nanoclaw.vault.ca import CertificateAuthority
 from nanoclaw.vault.onecli import Gateway, OneCliVault
 from nanoclaw.vault.policy import Decision, Policy
@@ -71,6 +71,8 @@ class EgressProxy:
         self.socket_dir = socket_dir
         self.upstream = upstream
         self.allow_private = allow_private
+        self.resolve: Resolver = system_resolver  # one lookup per connection (tests replace it)
+        self.connect_timeout = 30.0
         self.vault = vault
         self.onecli = onecli  # the OneCLI backend: its hosts go through its gateway
         self.ca = ca
@@ -157,19 +159,9 @@ class EgressProxy:
             inspects = False
         return inspects or (self.vault is not None and self.vault.wants(host, group))
 
-    async def destination_allowed(self, host: str, port: int) -> str | None:
-        """None if the proxy may connect there, else why not."""
-        if self.allow_private:
-            return None
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-        except OSError:
-            return f"cannot resolve {host}"
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                return f"{host} resolves to a non-public address ({address}); the sandbox may not reach it"
-        return None
+    async def destination(self, host: str, port: int) -> str:
+        """The one address the proxy connects to for host:port, checked (EgressRefused says why not)."""
+        return await checked_address(host, port, self.resolve, allow_private=self.allow_private)
 
     async def via_onecli(self, url: str) -> httpx.AsyncClient | None:
         """The client through OneCLI's gateway when OneCLI holds a secret for this HTTPS URL's host."""
@@ -191,6 +183,7 @@ class _Connection:
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER)
         self.origin: str | None = None  # https://host[:port] once a CONNECT is intercepted
+        self.origin_address: str | None = None  # the address checked for it, the only one connected to
 
     async def run(self) -> None:
         try:
@@ -269,8 +262,10 @@ class _Connection:
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.headers]
         secrets: list[tuple[str, str]] = []
         client: httpx.AsyncClient | None = None
+        address: str | None = None  # where the request goes when the agent chose the host: the checked address
         if self.origin is not None:  # inside an intercepted CONNECT: the vault's secrets go in here
             url = self.origin + (target if target.startswith("/") else "/")
+            address = self.origin_address
             parts = urlsplit(url)
             if not await self._admitted(parts.hostname or "", method, parts.path):
                 return
@@ -292,9 +287,10 @@ class _Connection:
             if parts.scheme != "http" or not parts.hostname:
                 await self._error(400, f"unsupported proxy target {target[:200]!r}", method)
                 return
-            refusal = await self.proxy.destination_allowed(parts.hostname, parts.port or 80)
-            if refusal:
-                await self._error(403, f"NanoClaw egress refused: {refusal}", method, parts.hostname)
+            try:
+                address = await self.proxy.destination(parts.hostname, parts.port or 80)
+            except EgressRefused as exc:
+                await self._error(403, f"NanoClaw egress refused: {exc}", method, parts.hostname)
                 return
             if not await self._admitted(parts.hostname, method, parts.path):
                 return
@@ -303,8 +299,17 @@ class _Connection:
             kind = "proxy"
         host = urlsplit(url).hostname or ""
         try:
+            extensions = {}
+            if client is None and address is not None:  # never a second lookup: connect where we checked
+                parts = urlsplit(url)
+                netloc = url_host(address) + (f":{parts.port}" if parts.port else "")
+                headers = [(k, v) for k, v in headers if k != "host"] + [("host", parts.netloc)]
+                if parts.scheme == "https":  # verified for this name; not pooled for another name on that address
+                    extensions = {"sni_hostname": host}
+                    headers.append(("connection", "close"))
+                url = parts._replace(netloc=netloc).geturl()
             client = client or self.proxy._client
-            upstream = client.build_request(method, url, headers=headers, content=body)
+            upstream = client.build_request(method, url, headers=headers, content=body, extensions=extensions)
             response = await client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
             await self._error(502, f"NanoClaw proxy: upstream {host} unreachable ({type(exc).__name__})", method, host)
@@ -356,12 +361,14 @@ class _Connection:
         if not host or not port_text.isdigit():
             await self._error(400, f"bad CONNECT target {target[:200]!r}", "CONNECT")
             return
-        refusal = await self.proxy.destination_allowed(host, int(port_text))
-        if refusal:
-            await self._error(403, f"NanoClaw egress refused: {refusal}", "CONNECT", host)
+        try:
+            address = await self.proxy.destination(host, int(port_text))
+        except EgressRefused as exc:
+            await self._error(403, f"NanoClaw egress refused: {exc}", "CONNECT", host)
             return
         if self.proxy.intercepts(self.group, host):
             assert self.proxy.ca is not None
+            self.origin_address = address
             await self._intercept(host, int(port_text), self.proxy.ca)
             return
         if not await self._admitted(host, "CONNECT", ""):
@@ -372,7 +379,8 @@ class _Connection:
             if gateway is not None:
                 up_reader, up_writer = await _through(gateway, host, int(port_text))
             else:
-                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, int(port_text)), 30)
+                up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(address, int(port_text)),
+                                                              self.proxy.connect_timeout)
         except _GatewayRefused as exc:
             hint = "; it wants an agent's token in ONECLI_GATEWAY_URL" if " 407" in str(exc) else ""
             await self._error(502, f"NanoClaw proxy: OneCLI's gateway refused the tunnel to {host} ({exc}){hint}",

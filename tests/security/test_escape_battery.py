@@ -523,7 +523,9 @@ def ask(request):
 """
 
 
-@pytest.mark.parametrize("target", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "[::1]", "localhost"])
+@pytest.mark.parametrize("target", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "[::1]", "localhost",
+                                    # IPv6 forms that carry 127.0.0.1: compatible, mapped, NAT64, 6to4
+                                    "[::127.0.0.1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]"])
 async def test_the_proxy_refuses_the_hosts_own_and_private_addresses(jail: Host, family: str, target: str) -> None:
     import asyncio
 
