@@ -26,9 +26,11 @@ def grant_mount(conn: sqlite3.Connection, allowlist: Allowlist, group_id: str, p
 
 
 class AdminActions:
-    def __init__(self, conn: sqlite3.Connection, allowlist: Callable[[], Allowlist]) -> None:
+    def __init__(self, conn: sqlite3.Connection, allowlist: Callable[[], Allowlist],
+                 tell_owner: Callable[[str], None] = lambda text: None) -> None:
         self.conn = conn
         self.allowlist = allowlist
+        self.tell_owner = tell_owner
 
     def handle(self, session: Session, action: str, payload: dict[str, Any]) -> str:
         group = agent_groups.get(self.conn, session.agent_group_id)
@@ -50,7 +52,12 @@ class AdminActions:
         try:
             mount = grant_mount(self.conn, self.allowlist(), target, str(payload.get("path") or ""),
                                 writable=bool(payload.get("writable")), name=payload.get("name"))
-        except (MountRefused, ConfigError) as exc:
+        except MountRefused as exc:
+            # The detail may name files in the owner's folders (blocked secrets, what exists): the owner
+            # reads it, the agent only learns that it was refused.
+            self.tell_owner(f"An agent asked to mount a folder for {target or '?'}; refused: {exc}")
+            raise DestinationRefused(exc.public) from exc
+        except ConfigError as exc:
             raise DestinationRefused(str(exc)) from exc
         mode = "read-write" if mount.writable else "read-only"
         return f"{mount.host_path} is mounted {mode} at /workspace/extra/{mount.name} for {target} (from its next start)."

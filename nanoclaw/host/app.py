@@ -129,7 +129,7 @@ class Host:
                                    default_timezone=settings.timezone or None)
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
-        admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings))
+        admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings), lambda text: self._notify_owner(text))
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished

@@ -34,7 +34,17 @@ NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
 
 
 class MountRefused(NanoClawError):
-    """A folder the allow-list does not let an agent group have."""
+    """A folder the allow-list does not let an agent group have.
+
+    The message is for the owner (it may name blocked files inside the folder);
+    `public` is what an agent may be told: nothing about what exists where.
+    """
+
+    HIDDEN = "the owner's mount rules do not allow this folder (the owner was told why)"
+
+    def __init__(self, detail: str, public: str | None = None) -> None:
+        super().__init__(detail)
+        self.public = public if public is not None else self.HIDDEN
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,10 @@ class Allowlist:
     def check(self, raw: str, writable: bool = False) -> Path:
         """The resolved folder if it may be mounted (writable only if asked and allowed); else MountRefused."""
         if not raw or "\0" in raw:
-            raise MountRefused("give the folder's full path")
+            raise MountRefused("give the folder's full path", public="give the folder's full path")
         given = Path(os.path.expanduser(raw))
         if not given.is_absolute():
-            raise MountRefused(f"{raw}: give an absolute path (or ~/…)")
+            raise MountRefused(f"{raw}: give an absolute path (or ~/…)", public="give an absolute path (or ~/…)")
         resolved = Path(os.path.realpath(given))
         if not resolved.is_dir():
             raise MountRefused(f"{raw}: no such folder")
@@ -102,7 +112,8 @@ class Allowlist:
             raise MountRefused(f"{raw} is not in the mount allow-list ({listed}); the owner adds folders "
                                f"to {ALLOWLIST_FILE} in NanoClaw's config folder")
         if writable and not root.writable:
-            raise MountRefused(f"{raw} may only be mounted read-only (the allow-list entry {root.path} is not writable)")
+            raise MountRefused(f"{raw} may only be mounted read-only (the allow-list entry {root.path} is not writable)",
+                               public="this folder may only be mounted read-only")
         return resolved
 
     def _root_for(self, resolved: Path) -> AllowedRoot | None:
@@ -146,5 +157,6 @@ def mount_name(raw: str | None, path: Path) -> str:
     name = (raw or path.name or "root").strip().lower()
     name = re.sub(r"[^a-z0-9._-]+", "-", name).strip("-.")[:40].strip("-.") or "folder"
     if not NAME.fullmatch(name):
-        raise MountRefused(f"mount name {raw!r}: use letters, digits, '.', '-' or '_' (at most 40)")
+        raise MountRefused(f"mount name {raw!r}: use letters, digits, '.', '-' or '_' (at most 40)",
+                           public="a mount name has letters, digits, '.', '-' or '_' (at most 40)")
     return name

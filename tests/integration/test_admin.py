@@ -152,14 +152,41 @@ async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
     ch = fake(host)
 
     await ch.say(tool("add_mount", agent_group="family", path=str(secrets)), chat="admin-dm", is_dm=True)
-    assert "'.ssh' is blocked" in (await ch.wait_sent(1))[0].text
+    sent = await ch.wait_sent(2)  # the agent's answer, and the owner's note with the reason
+    told_agent = next(s.text for s in sent if s.text.startswith("Refused"))
+    assert "mount rules do not allow this folder" in told_agent and ".ssh" not in told_agent
+    assert any("'.ssh' is blocked" in s.text and not s.text.startswith("Refused") for s in sent)
     await ch.say(tool("add_mount", agent_group="family", path=str(photos), writable=True), chat="admin-dm", is_dm=True)
-    assert "may only be mounted read-only" in (await ch.wait_sent(2))[1].text
+    sent = await ch.wait_sent(4)
+    assert any("may only be mounted read-only" in s.text and s.text.startswith("Refused") for s in sent[2:])
     await ch.say(tool("add_mount", agent_group="family", path=str(photos)), chat="admin-dm", is_dm=True)
-    assert (await ch.wait_sent(3))[2].text.endswith("mounted read-only at /workspace/extra/photos for family "
+    assert (await ch.wait_sent(5))[4].text.endswith("mounted read-only at /workspace/extra/photos for family "
                                                     "(from its next start).")
 
     await ch.say("[mock:read=/workspace/extra/photos/beach.txt]", chat="fam")
-    assert "a day at the beach" in (await ch.wait_sent(4))[3].text
+    assert "a day at the beach" in (await ch.wait_sent(6))[5].text
     await ch.say(tool("add_mount", agent_group="family", path=str(tmp_path / "owner")), chat="fam")
-    assert (await ch.wait_sent(5))[4].text == "Error: no tool add_mount"
+    assert (await ch.wait_sent(7))[6].text == "Error: no tool add_mount"
+
+
+async def test_mount_refusals_tell_the_agent_no_file_names(host: Host, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent probing the owner's folders learns nothing of what is in them, or whether they exist."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    owner = tmp_path / "owner"
+    (owner / "projects" / ".aws").mkdir(parents=True)
+    (owner / "projects" / ".aws" / "credentials").write_text("x")
+    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(owner)]}))
+    wire(host, "admin-dm", is_dm=True)
+    ch = fake(host)
+    probes = [owner / "projects", owner / "nothing-here", tmp_path / "elsewhere", owner / "projects" / ".aws"]
+    for i, path in enumerate(probes):
+        await ch.say(tool("add_mount", agent_group="main", path=str(path)), chat="admin-dm", is_dm=True)
+        await ch.wait_sent(2 * (i + 1))
+    answers = [s.text for s in ch.sent if s.text.startswith("Refused")]
+    assert len(answers) == len(probes) and len(set(a.replace(str(p), "P") for a, p in zip(answers, probes))) == 1
+    for answer in answers:
+        assert ".aws" not in answer and "credentials" not in answer and "no such" not in answer
+    notes = [s.text for s in ch.sent if not s.text.startswith("Refused")]
+    assert any(".aws" in n for n in notes) and any("no such folder" in n for n in notes)
