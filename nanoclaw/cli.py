@@ -79,8 +79,11 @@ def run(ctx: click.Context, no_doorbell: bool | None, log_file: Path | None, **o
     from nanoclaw import logs
     from nanoclaw.host.app import Host
 
+    from nanoclaw.host.privileges import drop_unneeded_capabilities
+
     settings = _settings(ctx, doorbell=False if no_doorbell else None, **options)
     logs.setup(settings.log_level, log_file)
+    drop_unneeded_capabilities()  # before any thread: module loading, clock, kernel log… gone for good
     try:
         host = Host(settings)
     except NanoClawError as exc:
