@@ -38,7 +38,8 @@ def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]
     host = _host(settings)
     host_running = host.ok and host.detail.startswith("running")
     return [
-        _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings), _home(settings), _disk(settings),
+        _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings),
+        _agent_isolation(settings), _home(settings), _disk(settings),
         _database(settings), _secret_files(settings), _vault(settings),
         _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
         host, _service(settings),
@@ -230,6 +231,32 @@ def _reachable(settings: Settings) -> Check:
         return Check("model", False, f"cannot reach {base}: {reason}",
                      "check this machine's internet connection, DNS or HTTPS_PROXY")
     return Check("model", True, f"provider claude, key accepted by {base}")
+
+
+def _agent_isolation(settings: Settings) -> Check:
+    """Per-group uids, the disk quota, and how the host reaches the agents' folders."""
+    from nanoclaw import safefs
+    from nanoclaw.sandbox import quota
+    from nanoclaw.sandbox.identity import UID_RANGE, check_uid_range
+
+    parts = ["folders by openat2" if safefs.openat2_available() else "folders by an O_NOFOLLOW walk (no openat2)"]
+    if os.geteuid() == 0:
+        try:
+            check_uid_range(settings.sandbox_uid_base)
+        except ConfigError as exc:
+            return Check("agent isolation", False, str(exc),
+                         f"set NANOCLAW_SANDBOX_UID_BASE in {settings.config_file} to the start of {UID_RANGE} free uids")
+        parts.append(f"one uid per agent group from {settings.sandbox_uid_base}")
+    else:
+        parts.append("agents run as your user inside a user namespace")
+    if settings.disk_quota_mb <= 0:
+        return Check("agent isolation", True, ", ".join(parts + ["no disk quota (NANOCLAW_DISK_QUOTA_MB=0)"]),
+                     "an agent can fill this disk: set NANOCLAW_DISK_QUOTA_MB (default 5120)", warn=True)
+    ok, why = quota.check()
+    if not ok:
+        return Check("agent isolation", True, ", ".join(parts + [f"no disk quota: {why}"]),
+                     "run NanoClaw as root (or via its service) for per-group disk quotas", warn=True)
+    return Check("agent isolation", True, ", ".join(parts + [f"disk quota {settings.disk_quota_mb} MB per group"]))
 
 
 def _channels(settings: Settings) -> Check:
