@@ -52,7 +52,7 @@ def test_fresh_machine_passes(user_env: dict[str, str]) -> None:
     code, out = doctor()
     assert code == 0, out
     names = [ln.split(":")[0][5:] for ln in out.splitlines() if ln[:4] in ("ok  ", "warn", "FAIL")]
-    assert names == ["python", "config", "sandbox (bwrap)", "other runtimes", "home", "disk", "database", "key files", "vault", "model",
+    assert names == ["python", "config", "sandbox (bwrap)", "other runtimes", "agent isolation", "home", "disk", "database", "key files", "vault", "model",
                      "channels", "host", "service"]
 
 
