@@ -11,13 +11,24 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 _PRE = re.compile(r"(<pre>.*?</pre>)", re.DOTALL)
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+_parser: MarkdownIt | None = None
+
+
+def _md() -> MarkdownIt:
+    """The parser, made at the first conversion (a host whose channels send plain text never loads it)."""
+    global _parser
+    if _parser is None:
+        from markdown_it import MarkdownIt
+
+        _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+    return _parser
 
 
 def split_message(text: str, limit: int) -> list[str]:
@@ -74,12 +85,12 @@ PLAIN = Dialect(("", ""), ("", ""), ("", ""), ("", ""), ("", ""), lambda t, h: f
 
 def convert(markdown: str, dialect: Dialect) -> str:
     """Render CommonMark in `dialect`; text that is not Markdown comes out unchanged (escaped as needed)."""
-    return _Renderer(dialect).render(_md.parse(markdown)).strip()
+    return _Renderer(dialect).render(_md().parse(markdown)).strip()
 
 
 def to_html(markdown: str) -> str:
     """Full HTML for the web chat: raw HTML in the text stays text, unsafe link schemes are dropped by markdown-it."""
-    return _md.render(markdown)
+    return _md().render(markdown)
 
 
 def to_telegram_html(markdown: str) -> str:

@@ -17,9 +17,7 @@ import sqlite3
 import time
 import uuid
 from importlib import resources
-from typing import Any
-
-from aiohttp import WSMsgType, web
+from typing import TYPE_CHECKING, Any
 
 from nanoclaw.channels.base import (
     Capabilities,
@@ -34,6 +32,9 @@ from nanoclaw.host.attachments import MAX_INBOUND_FILE, safe_file_name
 from nanoclaw.host.bootstrap import WEB_CHAT
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = get_logger("nanoclaw.channels.web")
 
@@ -227,10 +228,14 @@ class WebChannel(Channel):
     # -- the page's side ---------------------------------------------------------------
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         page = resources.files("nanoclaw.webui").joinpath("index.html").read_text()
         return web.Response(text=page, content_type="text/html")
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         name = request.match_info["name"]
         kinds = {".js": "text/javascript", ".css": "text/css"}
         suffix = name[name.rfind("."):] if "." in name else ""
@@ -243,6 +248,8 @@ class WebChannel(Channel):
         return web.Response(body=data, content_type=kinds[suffix])
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         thread = request.query.get("thread") or None
         before = request.query.get("before")
         if before is not None and not before.isdigit():
@@ -251,6 +258,8 @@ class WebChannel(Channel):
         return web.json_response({"messages": messages, "assistant": self.host.settings.assistant_name})
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         text, thread, files = await self._read_post(request)
         if isinstance(text, web.StreamResponse):
             return text
@@ -307,6 +316,8 @@ class WebChannel(Channel):
         return text, thread, files
 
     async def _press(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         card_id = request.match_info["card_id"]
         try:
             body = await request.json()
@@ -326,6 +337,8 @@ class WebChannel(Channel):
         return web.json_response({"ok": True})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         row = self._store().file(request.match_info["file_id"])
         if row is None:
             raise web.HTTPNotFound()
@@ -334,6 +347,8 @@ class WebChannel(Channel):
             "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(name)}"})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import WSMsgType, web
+
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self.sockets.add(ws)
@@ -366,6 +381,8 @@ class WebChannel(Channel):
 
 
 def _error(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
     return web.json_response({"error": text}, status=status)
 
 

@@ -114,8 +114,15 @@ class Host:
         )
         # Sandboxes trust the vault's CA and, with OneCLI, OneCLI's (its gateway signs the hosts it injects into).
         also = (onecli.ca_cert,) if onecli is not None and onecli.ca_cert is not None else ()
-        self.sessions.ca_files = (ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
-                                  ca.bundle(settings.state_dir / "ca-bundle.pem", also))
+        ca_files: list[tuple[Path, Path]] = []
+
+        def sandbox_ca_files() -> tuple[Path, Path]:
+            if not ca_files:  # written once per host start, when the first sandbox needs them
+                ca_files.append((ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
+                                 ca.bundle(settings.state_dir / "ca-bundle.pem", also)))
+            return ca_files[0]
+
+        self.sessions.ca_files = sandbox_ca_files
         self._proxy_sockets: dict[str, Path] = {}
         self.supervisor.prepare = self._open_proxy
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)

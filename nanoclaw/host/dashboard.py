@@ -12,8 +12,6 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from nanoclaw import envfile
 from nanoclaw.config import credentials_path
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
@@ -25,6 +23,8 @@ from nanoclaw.logs import get_logger
 from nanoclaw.safefs import UnsafePath
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from nanoclaw.host.app import Host
 
 log = get_logger("nanoclaw.host.dashboard")
@@ -72,6 +72,8 @@ class Dashboard:
     # -- reading ---------------------------------------------------------------------
 
     async def _overview(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         conn = self.host.conn
         status = self.host.status()
         groups = [{"id": g.id, "name": g.name, "admin": g.is_admin, "provider": g.provider or status["provider"],
@@ -94,6 +96,8 @@ class Dashboard:
         })
 
     async def _read_memory(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         group = self._memory_group(request.match_info["group"])
         try:
             text = self.host.folders.read_memory(group)
@@ -104,6 +108,8 @@ class Dashboard:
     # -- levers ----------------------------------------------------------------------
 
     async def _write_memory(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         group = self._memory_group(request.match_info["group"])
         body = json_body(await _json(request))
         text = body.get("text")
@@ -117,6 +123,8 @@ class Dashboard:
         return web.json_response({"ok": True})
 
     async def _edit_wiring(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = json_body(await _json(request))
         row = self.host.conn.execute("SELECT * FROM wirings WHERE id = ?", (request.match_info["id"],)).fetchone()
         if row is None:
@@ -136,6 +144,8 @@ class Dashboard:
         return web.json_response({"wiring": _wiring(updated)})
 
     async def _task(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         action = request.match_info["action"]
         statuses = {"pause": "paused", "resume": "active", "cancel": "cancelled"}
         if action not in statuses:
@@ -147,6 +157,8 @@ class Dashboard:
         return web.json_response({"task": public_task(task)})
 
     async def _approval(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = json_body(await _json(request))
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
@@ -155,6 +167,8 @@ class Dashboard:
         return web.json_response({"outcome": outcome})
 
     async def _onboard(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = json_body(await _json(request))
         config: dict[str, str | None] = {}
         secrets: dict[str, str | None] = {}
@@ -178,6 +192,8 @@ class Dashboard:
         return web.json_response({"ok": True, "restart_needed": True})
 
     def _memory_group(self, group: str) -> str:
+        from aiohttp import web
+
         if group != "global" and agent_groups.get(self.host.conn, group) is None:
             raise web.HTTPNotFound(text='{"error": "no such agent group"}', content_type="application/json")
         return group
@@ -189,6 +205,8 @@ def _wiring(w: wirings.Wiring) -> dict[str, Any]:
 
 
 async def _json(request: web.Request) -> Any:
+    from aiohttp import web
+
     try:
         return await request.json()
     except ValueError:
@@ -196,4 +214,6 @@ async def _json(request: web.Request) -> Any:
 
 
 def _error(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
     return web.json_response({"error": text}, status=status)

@@ -47,7 +47,8 @@ class SessionManager:
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self.proxy_token: Callable[[str], str | None] = lambda _session: None
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
-        self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
+        # The vault CA's certificate, and the bundle with it: files made when the first sandbox needs them.
+        self.ca_files: Callable[[], tuple[Path, Path]] | None = None
         self._sessions: dict[str, Session] = {}
         self._closed = False
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
@@ -194,7 +195,8 @@ class SessionManager:
         token = self.proxy_token(session.id)
         trust: dict[str, str] = {}
         if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
-            mounts += [Mount(self.ca_files[0], SANDBOX_CA_CERT), Mount(self.ca_files[1], SANDBOX_CA_BUNDLE)]
+            ca_cert, ca_bundle = self.ca_files()
+            mounts += [Mount(ca_cert, SANDBOX_CA_CERT), Mount(ca_bundle, SANDBOX_CA_BUNDLE)]
             trust = {"SSL_CERT_FILE": SANDBOX_CA_BUNDLE, "REQUESTS_CA_BUNDLE": SANDBOX_CA_BUNDLE,
                      "CURL_CA_BUNDLE": SANDBOX_CA_BUNDLE, "NODE_EXTRA_CA_CERTS": SANDBOX_CA_CERT}
         config = RunnerConfig(
