@@ -192,6 +192,7 @@ class Supervisor:
             await asyncio.sleep(interval)
             for session_id in list(self.live):
                 self.on_activity(session_id)
+                self.sessions.end(session_id).checkpoint()
             self._check_heartbeats()
             if self._queue:
                 self._make_room()

@@ -12,7 +12,7 @@ from typing import Any
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
-from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, next_seq, tune
+from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, checkpoint, next_seq, tune
 from nanoclaw.safefs import Tree, UnsafePath
 
 
@@ -92,12 +92,21 @@ class HostEnd:
         self.conn.close()
         self.tree.close()
 
+    def checkpoint(self) -> None:
+        """Fold inbound.db's WAL into the file (from the host's slow timer, not on a message's path)."""
+        checkpoint(self.conn)
+
     def heartbeat_mtime(self) -> float | None:
         """When the runner last touched .heartbeat (None if it is missing)."""
         st = self.tree.lstat(".heartbeat")
         return st.st_mtime if st is not None else None
 
     # -- writing inbound -------------------------------------------------
+
+    def transaction(self) -> sqlite3.Connection:
+        """`with end.transaction(): ...` commits the block at once (one WAL commit for several rows)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
 
     def append(
         self,

@@ -7,15 +7,26 @@ import os
 import sqlite3
 import time
 import uuid
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.messages import InboundMessage, Route
-from nanoclaw.protocol.schema import OUTBOUND_SCHEMA, next_seq, tune
+from nanoclaw.protocol.schema import OUTBOUND_SCHEMA, checkpoint, next_seq, tune
+
+T = TypeVar("T")
 
 
 class RunnerEnd:
+    """The runner's two connections: inbound.db read-only, outbound.db its own.
+
+    The runner looks at inbound.db after every bell and every turn, mostly to find
+    nothing new. Reads of it are kept until `PRAGMA data_version` says another
+    connection committed, and what the runner itself wrote (its acks) is followed
+    in memory, so a quiet look costs one statement.
+    """
+
     def __init__(self, folder: SessionFolder, doorbell: bool = True) -> None:
         self.folder = folder
         self.inbound = sqlite3.connect(f"file:{folder.inbound_db}?mode=ro", uri=True, isolation_level=None)
@@ -27,18 +38,37 @@ class RunnerEnd:
         self.out.executescript(OUTBOUND_SCHEMA)
         self.bell_in = Doorbell(folder.bell_in) if doorbell else None
         self.bell_out = Doorbell(folder.bell_out) if doorbell else None
+        self._read_cache: dict[str, tuple[int, Any]] = {}
+        self._load_acks()
         self._last_seq = max(self._max_in_seq(), self._max_out_seq())
         self._control_cursor = self._max_control_id()
+
+    def _load_acks(self) -> None:
+        """The finished cursor and the consumed answers, from outbound.db (at start, or after a rollback)."""
+        self._finished = int(self.out.execute(
+            "SELECT coalesce(max(in_seq), 0) FROM processing_ack WHERE status IN ('done','failed')"
+        ).fetchone()[0])
+        self._consumed = {r[0] for r in self.out.execute(
+            "SELECT in_seq FROM processing_ack WHERE status = 'consumed' AND in_seq > ?", (self._finished,))}
+
+    def _cached(self, name: str, read: Callable[[], T]) -> T:
+        """`read()` from inbound.db again only when another connection committed to it since the last one."""
+        version = int(self.inbound.execute("PRAGMA data_version").fetchone()[0])
+        hit = self._read_cache.get(name)
+        if hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[no-any-return]
+        value = read()
+        self._read_cache[name] = (version, value)
+        return value
 
     def _max_control_id(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(id), 0) FROM control").fetchone()[0])
 
     def stop_requested(self) -> bool:
         """Whether the host asked this runner (started before the request) to exit when idle."""
-        row = self.inbound.execute(
+        return self._cached("stop", lambda: self.inbound.execute(
             "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
-        ).fetchone()
-        return row is not None
+        ).fetchone() is not None)
 
     def _max_in_seq(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(seq), 0) FROM messages_in").fetchone()[0])
@@ -56,11 +86,8 @@ class RunnerEnd:
     # -- reading inbound ---------------------------------------------------
 
     def finished_cursor(self) -> int:
-        return int(
-            self.out.execute(
-                "SELECT coalesce(max(in_seq), 0) FROM processing_ack WHERE status IN ('done','failed')"
-            ).fetchone()[0]
-        )
+        """The highest inbound seq this runner acked done or failed."""
+        return self._finished
 
     def pending(self) -> list[InboundMessage]:
         """Rows after the last finished one that the host has not given up on, context included.
@@ -69,20 +96,25 @@ class RunnerEnd:
         cursor: the turn that asked (lower seqs) is still running and must be retried
         if the runner dies.
         """
-        cursor = self.finished_cursor()
-        consumed = {
-            r[0] for r in self.out.execute(
-                "SELECT in_seq FROM processing_ack WHERE status = 'consumed' AND in_seq > ?", (cursor,)
-            )
-        }
+        floor, rows = self._cached("pending", self._pending_rows)
+        if floor > self._finished:  # read with a later cursor than now (after a rollback): read again
+            self._read_cache.pop("pending", None)
+            floor, rows = self._cached("pending", self._pending_rows)
+        return [m for m in rows if m.seq > self._finished and m.seq not in self._consumed]
+
+    def _pending_rows(self) -> tuple[int, list[InboundMessage]]:
+        floor = self._finished
         rows = self.inbound.execute(
-            "SELECT * FROM messages_in WHERE seq > ? AND status = 'pending' ORDER BY seq", (cursor,)
+            "SELECT * FROM messages_in WHERE seq > ? AND status = 'pending' ORDER BY seq", (floor,)
         ).fetchall()
-        return [InboundMessage.from_row(r) for r in rows if r["seq"] not in consumed]
+        return floor, [InboundMessage.from_row(r) for r in rows]
 
     def routing(self) -> Route | None:
-        row = self.inbound.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
-        return Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row else None
+        def read() -> Route | None:
+            row = self.inbound.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
+            return Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row else None
+
+        return self._cached("routing", read)
 
     def destinations(self) -> dict[str, Route]:
         rows = self.inbound.execute("SELECT * FROM destinations").fetchall()
@@ -96,11 +128,34 @@ class RunnerEnd:
             "INSERT INTO processing_ack (in_seq, status, error, at) VALUES (?,?,?,?)",
             [(s, status, error, now) for s in seqs],
         )
+        if status in ("done", "failed"):
+            self._finished = max(self._finished, *seqs)
+            self._consumed = {s for s in self._consumed if s > self._finished}
+        elif status == "consumed":
+            self._consumed.update(s for s in seqs if s > self._finished)
 
-    def transaction(self) -> sqlite3.Connection:
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """`with end.transaction(): ...` commits the block at once (replies and acks together)."""
+        self.begin()
+        try:
+            yield self.out
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def begin(self) -> None:
         self.out.execute("BEGIN IMMEDIATE")
-        return self.out
+
+    def commit(self) -> None:
+        if self.out.in_transaction:
+            self.out.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.out.in_transaction:
+            self.out.execute("ROLLBACK")
+            self._load_acks()  # what ack() noted in memory did not happen
 
     def write(
         self,
@@ -112,7 +167,7 @@ class RunnerEnd:
         in_reply_to: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> int:
-        self._last_seq = max(self._last_seq, self._max_in_seq())
+        self._last_seq = max(self._last_seq, self._cached("max_in_seq", self._max_in_seq))
         seq = next_seq(self._last_seq, 1)
         self.out.execute(
             "INSERT INTO messages_out (seq, id, kind, in_reply_to, to_name, channel_type, platform_id, thread_id,"
@@ -136,6 +191,10 @@ class RunnerEnd:
     def ring(self) -> None:
         if self.bell_out:
             self.bell_out.ring()
+
+    def checkpoint(self) -> None:
+        """Fold outbound.db's WAL into the file (from the heartbeat timer, not on a reply's path)."""
+        checkpoint(self.out)
 
     def beat(self) -> None:
         """Touch the heartbeat file the host watches."""

@@ -69,13 +69,16 @@ class Runner:
     async def _heartbeat(self) -> None:
         while True:
             self.end.beat()
+            self.end.checkpoint()
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _wait(self, timeout: float) -> None:
+        """Until a bell or `timeout` (a timer on the same event, not wait_for's task per wait)."""
+        timer = asyncio.get_running_loop().call_later(timeout, self.wakeup.set)
         try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
-            pass
+            await self.wakeup.wait()
+        finally:
+            timer.cancel()
         self.wakeup.clear()
 
     def _new_rows(self) -> list[InboundMessage]:
