@@ -143,23 +143,25 @@ class Router:
                 payload["attachments"] = save_attachments(end.tree, event.message_id, event.files)
             if as_command and command:
                 payload["command"] = command.name
-            seq = end.append(
-                id=inbound_id(event.channel_type, event.platform_id, event.message_id),
-                kind="system" if as_command else "chat",
-                text=text,
-                trigger=fired,
-                route=Route(event.channel_type, event.platform_id, thread),
-                sender_id=event.sender_id,
-                sender_name=event.sender_name,
-                payload=payload or None,
-            )
+            with end.transaction():  # the row and the reply address: one commit
+                seq = end.append(
+                    id=inbound_id(event.channel_type, event.platform_id, event.message_id),
+                    kind="system" if as_command else "chat",
+                    text=text,
+                    trigger=fired,
+                    route=Route(event.channel_type, event.platform_id, thread),
+                    sender_id=event.sender_id,
+                    sender_name=event.sender_name,
+                    payload=payload or None,
+                )
+                if seq is not None and fired:
+                    reply_thread = thread if wiring.response_scope == "thread" else None
+                    end.set_routing(Route(event.channel_type, event.platform_id, reply_thread))
             if seq is None:  # the platform delivered this message before
                 continue
             touched.append(session.id)
             if fired:
-                reply_thread = thread if wiring.response_scope == "thread" else None
-                end.set_routing(Route(event.channel_type, event.platform_id, reply_thread))
-                sessions.touch(self.conn, session.id)
+                sessions.touch(self.conn, session)
                 to_wake.append(session.id)
             log.debug("message.stored", session=session.id, seq=seq, trigger=fired)
         for session_id in to_wake:
