@@ -195,6 +195,11 @@ class Channel(ABC):
         """
         return None
 
+    @property
+    def confirms_sends(self) -> bool:
+        """Whether `already_sent` can look a message up (a channel that overrides it)."""
+        return type(self).already_sent is not Channel.already_sent
+
     async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
         """Replace the text of a sent message (only when capabilities.edits)."""
         raise NotImplementedError

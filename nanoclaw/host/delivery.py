@@ -138,11 +138,15 @@ class Delivery:
             route, target_agent = acl.resolve(self.conn, session, row)
             if route is not None:
                 channel_type = route.channel_type
-            confirmed = await self._sent_before_a_crash(end, row, route)
-            if confirmed is not None:
-                end.record_delivery(row.seq, "sent", confirmed)
-                return True
-            end.record_delivery(row.seq, "sending")  # the intent, so a crash right after the send is noticed
+            channel = self.channels.get(route.channel_type) if route is not None else None
+            if channel is not None and channel.confirms_sends:
+                # The intent, so a crash right after the send is noticed and the channel asked whether it went
+                # out. Where the channel cannot tell, the row is sent again either way: no commit for nothing.
+                confirmed = await self._sent_before_a_crash(end, row, route, channel)
+                if confirmed is not None:
+                    end.record_delivery(row.seq, "sent", confirmed)
+                    return True
+                end.record_delivery(row.seq, "sending")
             outcome = await self.actions.perform(session, end, row, route, target_agent)
         except DestinationRefused as exc:
             log.warning("delivery.refused", session=session_id, seq=row.seq, kind=row.kind, reason=str(exc))
@@ -164,12 +168,10 @@ class Delivery:
         log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
 
-    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None) -> str | None:
+    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None,
+                                   channel: Channel) -> str | None:
         prior = end.delivery(row.seq)
         if prior is None or prior["status"] != "sending" or route is None:
-            return None
-        channel = self.channels.get(route.channel_type)
-        if channel is None:
             return None
         found = await channel.already_sent(route, row.id)
         log.info("delivery.crash_recovery", seq=row.seq, confirmed=found is not None)
