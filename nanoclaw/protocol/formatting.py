@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape as _escape
+from xml.sax.saxutils import quoteattr as _quoteattr
 
 from nanoclaw.protocol.messages import InboundMessage
 
 _INTERNAL = re.compile(r"<internal>.*?(?:</internal>|\Z)", re.DOTALL | re.IGNORECASE)
+_SPECIAL_TEXT = re.compile(r"[&<>]")
+_SPECIAL_ATTR = re.compile(r"[&<>\"'\n\r\t]")
+
+
+def escape(text: str) -> str:
+    """saxutils.escape, skipped for text that has nothing to escape (most messages: it runs every turn)."""
+    return _escape(text) if _SPECIAL_TEXT.search(text) else text
+
+
+def quoteattr(value: str) -> str:
+    return _quoteattr(value) if _SPECIAL_ATTR.search(value) else f'"{value}"'
 
 
 def format_messages(messages: list[InboundMessage]) -> str:
