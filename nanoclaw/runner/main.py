@@ -25,6 +25,7 @@ from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderEr
 from nanoclaw.runner.tools import TOOLS, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
+TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken`
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -120,7 +121,10 @@ class Runner:
         last = triggers[0] if any(batch[i].attempts for i in triggers) else triggers[-1]
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
-        self._ack(self.in_turn, "taken")
+        # A turn that ends within TAKEN_AFTER is acked `done` alone; a longer one tells the host it took the
+        # messages (typing indicator, the turn's time limit). Acking every turn at once cost a commit and a
+        # wake of the host on the path of every quick reply.
+        taken = asyncio.get_running_loop().call_later(TAKEN_AFTER, self._ack, list(self.in_turn), "taken")
         watcher = asyncio.create_task(self._feed_follow_ups())
         try:
             text = await self._run(batch)
@@ -128,12 +132,14 @@ class Runner:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
             log.exception("turn failed")
+            taken.cancel()
             watcher.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             self.end.ring()
             self.in_turn = []
             return
+        taken.cancel()
         watcher.cancel()
         reply = strip_internal(text or "")
         with self.end.transaction():
