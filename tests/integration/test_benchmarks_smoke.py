@@ -11,9 +11,11 @@ from benchmarks import cold_start, latency, load, throughput
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
-async def test_latency_reports_warm_cold_and_baseline() -> None:
-    result = await latency.run(argparse.Namespace(samples=20, baseline_samples=2, cold_samples=2))
-    assert {"warm_p50_ms", "warm_p99_ms", "baseline_warm_p50_ms", "cold_p50_ms", "speedup_p50"} <= set(result)
+async def test_latency_reports_warm_cold_baseline_and_the_protocol_limit() -> None:
+    result = await latency.run(argparse.Namespace(samples=20, limit_samples=50, baseline_samples=2, cold_samples=2))
+    assert {"warm_p50_ms", "warm_p99_ms", "baseline_warm_p50_ms", "cold_p50_ms", "speedup_p50",
+            "protocol_limit_p50_ms", "warm_over_limit_p50"} <= set(result)
+    assert result["protocol_limit_n"] == 50 and 0 < result["protocol_limit_p50_ms"] < result["warm_p50_ms"]
 
 
 async def test_throughput_and_load_report() -> None:
