@@ -24,7 +24,9 @@ class RunnerEnd:
     The runner looks at inbound.db after every bell and every turn, mostly to find
     nothing new. Reads of it are kept until `PRAGMA data_version` says another
     connection committed, and what the runner itself wrote (its acks) is followed
-    in memory, so a quiet look costs one statement.
+    in memory, so a quiet look costs one statement. `pending()` and `routing()`
+    ask for the version; `stop_requested()` reuses the one pending() asked just
+    before it, and `write()` the one routing() asked for the row's route.
     """
 
     def __init__(self, folder: SessionFolder, doorbell: bool = True) -> None:
@@ -39,6 +41,8 @@ class RunnerEnd:
         self.bell_in = Doorbell(folder.bell_in) if doorbell else None
         self.bell_out = Doorbell(folder.bell_out) if doorbell else None
         self._read_cache: dict[str, tuple[int, Any]] = {}
+        self._version = -1
+        self._route_looked = False  # routing() just asked the version: write() may reuse it
         self._load_acks()
         self._last_seq = max(self._max_in_seq(), self._max_out_seq())
         self._control_cursor = self._max_control_id()
@@ -51,9 +55,14 @@ class RunnerEnd:
         self._consumed = {r[0] for r in self.out.execute(
             "SELECT in_seq FROM processing_ack WHERE status = 'consumed' AND in_seq > ?", (self._finished,))}
 
-    def _cached(self, name: str, read: Callable[[], T]) -> T:
-        """`read()` from inbound.db again only when another connection committed to it since the last one."""
-        version = int(self.inbound.execute("PRAGMA data_version").fetchone()[0])
+    def _cached(self, name: str, read: Callable[[], T], *, fresh: bool = True) -> T:
+        """`read()` from inbound.db again only when another connection committed to it since the last one.
+
+        fresh=False trusts the version asked by the previous call (one statement less on a turn's path).
+        """
+        if fresh or self._version < 0:
+            self._version = int(self.inbound.execute("PRAGMA data_version").fetchone()[0])
+        version = self._version
         hit = self._read_cache.get(name)
         if hit is not None and hit[0] == version:
             return hit[1]  # type: ignore[no-any-return]
@@ -68,7 +77,7 @@ class RunnerEnd:
         """Whether the host asked this runner (started before the request) to exit when idle."""
         return self._cached("stop", lambda: self.inbound.execute(
             "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
-        ).fetchone() is not None)
+        ).fetchone() is not None, fresh=False)
 
     def _max_in_seq(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(seq), 0) FROM messages_in").fetchone()[0])
@@ -114,7 +123,9 @@ class RunnerEnd:
             row = self.inbound.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
             return Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row else None
 
-        return self._cached("routing", read)
+        route = self._cached("routing", read)
+        self._route_looked = True
+        return route
 
     def destinations(self) -> dict[str, Route]:
         rows = self.inbound.execute("SELECT * FROM destinations").fetchall()
@@ -167,7 +178,9 @@ class RunnerEnd:
         in_reply_to: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> int:
-        self._last_seq = max(self._last_seq, self._cached("max_in_seq", self._max_in_seq))
+        self._last_seq = max(self._last_seq, self._cached("max_in_seq", self._max_in_seq,
+                                                              fresh=not self._route_looked))
+        self._route_looked = False
         seq = next_seq(self._last_seq, 1)
         self.out.execute(
             "INSERT INTO messages_out (seq, id, kind, in_reply_to, to_name, channel_type, platform_id, thread_id,"
