@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from typing import Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Capabilities, InboundEvent, IngestResult
 from nanoclaw.config import Settings
 from nanoclaw.db import messaging_groups, sessions, wirings
-from nanoclaw.db.messaging_groups import MessagingGroup
+from nanoclaw.db.messaging_groups import LAST_SEEN_RESOLUTION, MessagingGroup
+from nanoclaw.db.readcache import ReadCache
 from nanoclaw.db.wirings import Wiring
 from nanoclaw.host import commands
 from nanoclaw.host.attachments import save_attachments
@@ -63,6 +65,7 @@ class Router:
     ) -> None:
         self.settings = settings
         self.conn = conn
+        self.reads = ReadCache(conn)  # the chat, its wirings, questions and sessions: read on every message
         self.sessions = sessions
         self.wake = wake
         self.capabilities = capabilities
@@ -97,11 +100,21 @@ class Router:
             log.warning("message.rejected", channel=event.channel_type, chat=event.platform_id, reason=problem)
             return IngestResult(False, error=problem)
         text = clean_text(event.text)
-        group = messaging_groups.upsert(
-            self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
+        self.reads.look()
+        now = time.time()
+        # Looked up again (and last_seen refreshed) at least once per LAST_SEEN_RESOLUTION.
+        group = self.reads.get(
+            ("chat", event.channel_type, event.platform_id, event.chat_name, event.is_dm,
+             int(now // LAST_SEEN_RESOLUTION)),
+            lambda: messaging_groups.upsert(
+                self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
+            ),
         )
         if self.questions is not None:
-            open_question = self.questions.open_question(group.id)
+            questions = self.questions
+            open_question = next((q for q in self.reads.get(("questions", group.id),
+                                                            lambda: questions.open_questions(group.id))
+                                  if q.expires_at > now), None)
             same_thread = open_question is not None and (open_question.thread_id or None) == (
                 event.thread_id if self.capabilities.get(event.channel_type, Capabilities()).threads else None
             )
@@ -110,7 +123,7 @@ class Router:
                     open_question.id, self.questions.interpret(open_question, text), event.sender_id
                 )
                 return IngestResult(error is None, (open_question.session_id,), triggered=True, error=error)
-        wired = wirings.for_messaging_group(self.conn, group.id)
+        wired = self.reads.get(("wirings", group.id), lambda: wirings.for_messaging_group(self.conn, group.id))
         if not wired:
             log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
             return IngestResult(True)
@@ -132,7 +145,10 @@ class Router:
         to_wake: list[str] = []
         for wiring in wired:
             fired = triggers(wiring, event, group, self.settings.assistant_name)
-            session = self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode)
+            session = self.reads.get(
+                ("session", wiring.agent_group_id, group.id, thread, wiring.session_mode),
+                lambda: self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode),
+            )
             end = self.sessions.end(session.id)
             if session.id in self.sessions.quarantined and self.respond is not None:
                 self.sessions.quarantined.discard(session.id)
