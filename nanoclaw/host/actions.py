@@ -52,16 +52,16 @@ class Actions:
         if row.kind == "system":
             result = self._system(session, row)
             return Outcome(await result if inspect.isawaitable(result) else result)
-        hops = self._hops(end, row)
         if target_agent is not None:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
+            hops = self._hops(end, row)  # (a query: only for rows to agents)
             return Outcome(await self.agents.send(session.id, target_agent, row.text or "", hops, row.id))
         assert route is not None
         if route.channel_type == AGENT_CHANNEL:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
-            await self.agents.reply(session.id, route.platform_id, row.text or "", hops, row.id)
+            await self.agents.reply(session.id, route.platform_id, row.text or "", self._hops(end, row), row.id)
             return Outcome(None)
         channel = self._channel(route)
         if row.kind == "chat":

@@ -6,8 +6,9 @@ import json
 import sqlite3
 import stat
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
@@ -53,6 +54,7 @@ class HostEnd:
             raise
         self.ack_cursor = 0
         self.out_cursor = 0
+        self._routing: Route | None = self.routing()
         self._last_seq = self._max_seq()
 
     def _prepare(self) -> None:
@@ -103,10 +105,18 @@ class HostEnd:
 
     # -- writing inbound -------------------------------------------------
 
-    def transaction(self) -> sqlite3.Connection:
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """`with end.transaction(): ...` commits the block at once (one WAL commit for several rows)."""
         self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._routing = self.routing()  # what set_routing noted did not happen
+            raise
 
     def append(
         self,
@@ -142,12 +152,16 @@ class HostEnd:
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM o.messages_out").fetchone()[0])
 
     def set_routing(self, route: Route) -> None:
+        """Where replies go; written only when it changed (this is inbound.db's only writer)."""
+        if self._routing == route:
+            return
         self.conn.execute(
             "INSERT INTO session_routing (id, channel_type, platform_id, thread_id, updated_at) VALUES (1,?,?,?,?)"
             " ON CONFLICT(id) DO UPDATE SET channel_type=excluded.channel_type, platform_id=excluded.platform_id,"
             " thread_id=excluded.thread_id, updated_at=excluded.updated_at",
             (route.channel_type, route.platform_id, route.thread_id, time.time()),
         )
+        self._routing = route
 
     def routing(self) -> Route | None:
         row = self.conn.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
