@@ -122,10 +122,16 @@ class Runner:
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
         # A turn that ends within TAKEN_AFTER is acked `done` alone; a longer one tells the host it took the
-        # messages (typing indicator, the turn's time limit). Acking every turn at once cost a commit and a
-        # wake of the host on the path of every quick reply.
-        taken = asyncio.get_running_loop().call_later(TAKEN_AFTER, self._ack, list(self.in_turn), "taken")
-        watcher = asyncio.create_task(self._feed_follow_ups())
+        # messages (typing indicator, the turn's time limit) and starts following up answers and new messages
+        # (what arrived meanwhile rang the bell, so the watcher sees it at once). Doing both for every turn
+        # cost a commit, a host wake and a task on the path of every quick reply.
+        watcher: list[asyncio.Task[None]] = []
+
+        def long_turn(seqs: list[int]) -> None:
+            self._ack(seqs, "taken")
+            watcher.append(asyncio.create_task(self._feed_follow_ups()))
+
+        taken = asyncio.get_running_loop().call_later(TAKEN_AFTER, long_turn, list(self.in_turn))
         try:
             text = await self._run(batch)
         except ProviderError as exc:
@@ -133,14 +139,16 @@ class Runner:
         except Exception as exc:  # a provider bug fails the turn, not the runner
             log.exception("turn failed")
             taken.cancel()
-            watcher.cancel()
+            for task in watcher:
+                task.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             self.end.ring()
             self.in_turn = []
             return
         taken.cancel()
-        watcher.cancel()
+        for task in watcher:
+            task.cancel()
         reply = strip_internal(text or "")
         with self.end.transaction():
             if reply:
