@@ -191,10 +191,9 @@ async def test_a_turn_over_its_wall_time_limit_is_stopped_and_the_person_told(tm
     try:
         wire(host, "chat1", trigger="always")
         ch = fake(host)
-        started = time.monotonic()
         await ch.say("[mock:sleep=60] think forever", message_id="forever")  # responsive: heartbeats go on
+        # Failed within 30 s of a 60 s turn: the limit stopped it (no wall-clock bound of our own).
         assert await ch.wait_processed("forever", timeout=30) == "failed"
-        assert time.monotonic() - started < 10
         assert "worked longer than the limit of 1.5 s" in ch.sent[-1].text
         await ch.say("and now a quick one", message_id="quick")  # the next turn starts its own clock
         assert await ch.wait_processed("quick", timeout=30) == "done"
@@ -207,10 +206,8 @@ async def test_stale_heartbeat_gets_the_runner_killed(tmp_path: Path) -> None:
     try:
         wire(host, "chat1", trigger="always")
         ch = fake(host)
-        started = time.monotonic()
-        await ch.say("[mock:hang=30] frozen", message_id="frozen")
-        assert await ch.wait_processed("frozen", timeout=30) == "failed"
-        assert time.monotonic() - started < 15  # killed long before the 30 s hang ends
+        await ch.say("[mock:hang=60] frozen", message_id="frozen")
+        assert await ch.wait_processed("frozen", timeout=30) == "failed"  # killed: the 60 s hang had not ended
         assert "stopped responding" in ch.sent[-1].text
     finally:
         await host.stop()
