@@ -20,7 +20,8 @@ async def test_latency_reports_warm_cold_baseline_and_the_protocol_limit() -> No
 
 async def test_throughput_and_load_report() -> None:
     tp = await throughput.run(argparse.Namespace(messages=200, triggers=50))
-    assert tp["context_messages"] == 200 and tp["messages_per_s"] > 0
+    assert tp["context_messages"] == 200 and tp["context_accepted_per_s"] > 0
+    assert 0 < tp["trigger_answered_per_s"] <= tp["trigger_accepted_per_s"] and tp["trigger_messages"] == 50
     result = await load.run(argparse.Namespace(chats_per_channel=1, seconds=1.0))
     assert result["messages"] > 0 and result["status_p99_ms"] is not None
 
