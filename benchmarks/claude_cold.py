@@ -15,7 +15,7 @@ import shutil
 
 from benchmarks._harness import channel, emit, make_host, percentile, progress, summary, temp_home, wire
 from benchmarks.latency import warm as mock_warm
-from benchmarks.resources import rss_mb, runner_pids
+from benchmarks.resources import sandbox_rss_mb
 from tests.fakes.anthropic import FakeAnthropic
 
 
@@ -35,7 +35,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             progress(f"warm turns ({args.warm_samples})…")
             warm = [await ch.round_trip("cold0", "again") for _ in range(args.warm_samples)]
             runner = host.supervisor.live[next(iter(host.supervisor.live))]
-            rss = sum(rss_mb(pid) for pid in runner_pids(runner.process.pid))
+            rss = sandbox_rss_mb(runner.process.pid)
         finally:
             await host.stop()
             shutil.rmtree(home.parent, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Memory and idle CPU: host RSS with 50 idle sessions, one idle runner's RSS, host CPU while idle.
+"""Memory and idle CPU: host RSS empty and with 50 idle sessions, a live runner's RSS (every process in its sandbox, summed), host CPU while idle.
 
     python -m benchmarks.resources --json
 """
@@ -40,6 +40,12 @@ def runner_pids(bwrap_pid: int) -> list[int]:
     return found
 
 
+def sandbox_rss_mb(bwrap_pid: int) -> float:
+    """A runner's RSS, the one definition every benchmark uses: the sum over every process in its
+    sandbox (bwrap's init, the runner, and what it started, e.g. the Claude Code CLI)."""
+    return sum(rss_mb(pid) for pid in runner_pids(bwrap_pid))
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -72,7 +78,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         live = next(iter(host.supervisor.live.values()))
-        runner_rss = max((rss_mb(pid) for pid in runner_pids(live.process.pid)), default=0.0)
+        runner_rss = sandbox_rss_mb(live.process.pid)
         await busy
         return {
             "sessions": args.sessions,
