@@ -1,4 +1,5 @@
-"""Memory and idle CPU: host RSS empty and with 50 idle sessions, a live runner's RSS (every process in its sandbox, summed), host CPU while idle.
+"""Memory and idle CPU: host RSS empty and with 50 idle sessions, a live runner's RSS
+(every process in its sandbox, summed), host CPU while idle.
 
     python -m benchmarks.resources --json
 """
