@@ -194,7 +194,10 @@ async def test_matrix_sync_reconnects_with_backoff_and_reports_ready(
 ) -> None:
     caplog.set_level(logging.INFO, logger="nanoclaw.channels.matrix")
     await running.platform.set_down(True)  # refuses connections and cuts the live long-poll
-    await asyncio.sleep(2.0)
+    deadline = asyncio.get_running_loop().time() + 15
+    while sum(r.getMessage().startswith("channel.reconnect ") for r in caplog.records) < 2:  # two refused
+        assert asyncio.get_running_loop().time() < deadline, "no second reconnect attempt within 15 s"
+        await asyncio.sleep(0.05)
     await running.platform.set_down(False)
     await running.platform.user_says("back again")
     [event] = await running.host.wait_events(1, timeout=15)
