@@ -23,7 +23,6 @@ from typing import Any, AsyncIterator
 import pytest
 
 from nanoclaw.backup import backup, restore
-from nanoclaw.host.app import Host
 from nanoclaw.host.router import QUARANTINE_NOTICE
 from tests.security.hostile import ADMIN_CHAT, GROUP_CHAT, Arena, links, plant, python
 
@@ -354,13 +353,54 @@ async def test_hostile_mountinfo_shows_no_host_path_of_the_trees(arena: Arena) -
             assert home not in line, line
 
 
+# -- finding 4, end to end: the host's settings file and its web port ---------------------------------
+
+
+PROXY_TRIES = r"""
+import json, os, socket, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])
+auth = "Proxy-Authorization: Basic " + __import__("base64").b64encode(
+    (proxy.username + ":" + proxy.password).encode()).decode()
+out = {}
+for target in TARGETS:
+    s = socket.create_connection((proxy.hostname, proxy.port), 10)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n\r\n" % (target, target, auth)).encode())
+    out[target] = s.recv(200).decode(errors="replace").split("\r\n")[0]
+    s.close()
+print(json.dumps(out))
+"""
+
+
+async def test_hostile_end_to_end_settings_file_and_the_web_port(arena: Arena) -> None:
+    """The reported attack: links aimed at the host's settings file, a restart, then the proxy at the web port."""
+    config = arena.settings.config_file
+    config.write_text("NANOCLAW_ASSISTANT_NAME=Andy\n")
+    before = config.read_bytes(), config.stat().st_mode
+    await arena.agent(f"rm -f /workspace/agent/CLAUDE.md; ln -s {config} /workspace/agent/CLAUDE.md; "
+                      f"for f in /workspace/agent/.claude/skills/*/SKILL.md; do rm -f $f; ln -s {config} $f; done; "
+                      f"ln -sf {config} /home/agent/.claude/settings.json; echo planted")
+    await arena.restart_host()
+    await arena.still_answers()
+    arena.host.folders.write_memory("family", "ANTHROPIC_BASE_URL=https://evil.example\n")
+    assert (config.read_bytes(), config.stat().st_mode) == before
+    port = arena.host.web.url.rsplit(":", 1)[1].split("/")[0]
+    targets = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"[::127.0.0.1]:{port}",
+               f"[::ffff:127.0.0.1]:{port}", f"[64:ff9b::7f00:1]:{port}"]
+    code = PROXY_TRIES.replace("TARGETS", repr(targets))
+    out = await arena.agent(python(code))
+    assert out.startswith("exit 0"), out
+    seen = json.loads(out.splitlines()[-1])
+    assert all(v.startswith("HTTP/1.1 403") for v in seen.values()), seen
+    arena.canary_untouched()
+
+
 # -- one way in: no host code opens these trees by path ---------------------------------------------
 
 
 _WATCHED_EVENTS = {"open", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.listdir", "os.scandir",
                    "os.chown", "os.chmod", "os.symlink", "os.link", "os.truncate", "os.utime", "shutil.copytree",
                    "shutil.copyfile", "shutil.rmtree", "shutil.move", "sqlite3.connect", "os.walk"}
-_ALLOWED = ("nanoclaw/safefs.py", "nanoclaw/sandbox/quota.py")
+_ALLOWED = ("nanoclaw/safefs/", "nanoclaw/sandbox/quota.py")
 _audit: dict[str, Any] = {"trees": None, "seen": [], "checked": 0}
 
 
@@ -379,7 +419,7 @@ def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
         while frame is not None:
             name = frame.f_code.co_filename
             if "/nanoclaw/" in name and "/site-packages/" not in name:
-                if not name.endswith(_ALLOWED):
+                if not any(allowed in name for allowed in _ALLOWED):
                     _audit["seen"].append(f"{event} {path} from {name}:{frame.f_lineno}")
                 break
             frame = frame.f_back
