@@ -131,12 +131,12 @@ class WebexChannel(Channel):
         self._api = None
 
     async def _ensure_webhooks(self, target: str) -> None:
-        """Point one webhook per resource at `target` with our secret (updated in place when it exists)."""
+        """Point one webhook per resource at `target` with our secret (ours, found by name, updated in place)."""
         existing = await self._call("webhooks.list", lambda api: list(api.webhooks.list()))
         for resource, event in HOOKS:
             name = f"nanoclaw {resource}"
             found = next((w for w in existing if w.resource == resource and w.event == event
-                          and w.targetUrl == target), None)
+                          and w.name == name), None)
             if found is not None:
                 await self._call("webhooks.update", lambda api, w=found, n=name: api.webhooks.update(
                     w.id, name=n, targetUrl=target, secret=self._secret, status="active"))
