@@ -39,7 +39,7 @@ CHAT_ISSUER = "chat@system.gserviceaccount.com"
 
 
 @functools.cache
-def test_key(purpose: str) -> rsa.RSAPrivateKey:
+def shared_key(purpose: str) -> rsa.RSAPrivateKey:
     """One RSA key per purpose and test process (making one takes ~50 ms)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -66,9 +66,9 @@ class ChatMessage:
 
 class FakeGoogleChat:
     def __init__(self) -> None:
-        self.google_key = test_key("google")
+        self.google_key = shared_key("google")
         self.google_kid = secrets.token_hex(20)
-        self.account_key = test_key("service account")
+        self.account_key = shared_key("service account")
         self.account_email = "nanoclaw-chat@fake-project.iam.gserviceaccount.com"
         self.messages: dict[str, ChatMessage] = {}  # the app's messages, in order
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -153,7 +153,8 @@ class FakeGoogleChat:
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         try:
-            claims = google_jwt.decode(str(form.get("assertion")), certs=self._account_public_key(), audience=f"{self.base_url}/token")
+            claims = google_jwt.decode(str(form.get("assertion")), certs=self._account_public_key(),
+                                       audience="https://oauth2.googleapis.com/token")  # what Google expects
         except Exception:  # any invalid assertion: Google's answer
             return web.json_response({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
                                      status=400)

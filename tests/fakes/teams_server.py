@@ -34,7 +34,7 @@ ISSUER = "https://api.botframework.com"
 
 
 @functools.cache
-def test_key(purpose: str) -> rsa.RSAPrivateKey:
+def shared_key(purpose: str) -> rsa.RSAPrivateKey:
     """One RSA key per purpose and test process (making one takes ~50 ms)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -49,7 +49,7 @@ class Sent:
 
 class FakeTeams:
     def __init__(self) -> None:
-        self.key = test_key("bot framework")
+        self.key = shared_key("bot framework")
         self.kid = "fake-" + secrets.token_hex(8)
         self.sent: list[Sent] = []
         self.typing: list[str] = []  # conversations a typing activity went to

@@ -10,7 +10,7 @@ from typing import Any
 
 from nanoclaw.channels.googlechat_cards import VALUE_INPUT
 from tests.channels.harness import Platform, PlatformMessage
-from tests.fakes.googlechat_server import PROJECT_NUMBER, FakeGoogleChat, now, post_event, test_key
+from tests.fakes.googlechat_server import PROJECT_NUMBER, FakeGoogleChat, now, post_event, shared_key
 
 GROUP, DM = "spaces/AAAAgroup01", "spaces/AAAAdirect1"
 APP = {"name": "users/app", "displayName": "Andy", "type": "BOT"}
@@ -129,7 +129,7 @@ class GoogleChatPlatform(Platform):
 
     async def send_malformed(self) -> None:
         good = self.message_event("forged")
-        other = test_key("forger")
+        other = shared_key("forger")
         for token in (None, "", "not.a.jwt", self.fake.token(key=other), self.fake.token(audience="999999999999"),
                       self.fake.token(issuer="someone@evil.example"), self.fake.token(age=7200)):
             status, _ = await self.deliver(good, token=token)

@@ -9,7 +9,7 @@ from typing import Any
 
 from nanoclaw.channels.adaptive_cards import VALUE_INPUT
 from tests.channels.harness import Platform, PlatformMessage
-from tests.fakes.teams_server import APP_ID, APP_PASSWORD, TENANT, FakeTeams, post_activity, test_key
+from tests.fakes.teams_server import APP_ID, APP_PASSWORD, TENANT, FakeTeams, post_activity, shared_key
 
 CHANNEL = "19:general0123456789abcdef@thread.tacv2"
 DM = "a:1personalChatWithAliceXYZ"
@@ -130,7 +130,7 @@ class TeamsPlatform(Platform):
 
     async def send_malformed(self) -> None:
         good = self.activity("forged")
-        tokens = (None, "", "not.a.jwt", self.fake.token(key=test_key("forger")), self.fake.token(audience="other-app"),
+        tokens = (None, "", "not.a.jwt", self.fake.token(key=shared_key("forger")), self.fake.token(audience="other-app"),
                   self.fake.token(issuer="https://evil.example"), self.fake.token(age=7200),
                   self.fake.token(service_url="https://evil.example/"))
         for token in tokens:
