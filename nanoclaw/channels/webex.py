@@ -60,7 +60,8 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(expected, header.strip().lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters, and a header may hold any.
+    return hmac.compare_digest(expected.encode(), header.strip().lower().encode("utf-8", "replace"))
 
 
 def _parse_time(value: Any) -> float | None:
