@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 class GoogleChatChannel(Channel):
     type = "googlechat"
-    settings_asked = ("GOOGLE_CHAT_SERVICE_ACCOUNT_FILE", "GOOGLE_CHAT_PROJECT_NUMBER")
+    settings_asked = ("GOOGLECHAT_SERVICE_ACCOUNT_FILE", "GOOGLECHAT_PROJECT_NUMBER")
     capabilities = Capabilities(
         threads=True, edits=True, cards=True, modals=True, max_message_length=MAX_TEXT,
         formatting="Google Chat: *bold* _italic_ ~strike~ `code` ```blocks```; links show as <url|text>;"
@@ -77,21 +77,21 @@ class GoogleChatChannel(Channel):
 
     async def start(self) -> None:
         extra = self.host.settings.extra
-        key_file = extra.get("GOOGLE_CHAT_SERVICE_ACCOUNT_FILE", "")
-        self._project = extra.get("GOOGLE_CHAT_PROJECT_NUMBER", "").strip()
+        key_file = extra.get("GOOGLECHAT_SERVICE_ACCOUNT_FILE", "")
+        self._project = extra.get("GOOGLECHAT_PROJECT_NUMBER", "").strip()
         if not key_file:
-            raise ConfigError("GOOGLE_CHAT_SERVICE_ACCOUNT_FILE is not set: the path of the JSON key of the Chat app's"
+            raise ConfigError("GOOGLECHAT_SERVICE_ACCOUNT_FILE is not set: the path of the JSON key of the Chat app's"
                               " service account (see docs/channels/googlechat.md)")
         if not self._project.isdigit():
-            raise ConfigError("GOOGLE_CHAT_PROJECT_NUMBER is not set (or not a number): the project number on the"
+            raise ConfigError("GOOGLECHAT_PROJECT_NUMBER is not set (or not a number): the project number on the"
                               " Google Cloud console's dashboard; Google's tokens are addressed to it")
         try:
             creds = service_account.Credentials.from_service_account_file(key_file, scopes=SCOPES)
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"GOOGLE_CHAT_SERVICE_ACCOUNT_FILE ({key_file}) is not a readable service account key:"
+            raise ConfigError(f"GOOGLECHAT_SERVICE_ACCOUNT_FILE ({key_file}) is not a readable service account key:"
                               f" {type(exc).__name__}") from exc
-        self._api_url = (extra.get("GOOGLE_CHAT_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self._certs_url = extra.get("GOOGLE_CHAT_CERTS_URL") or DEFAULT_CERTS_URL
+        self._api_url = (extra.get("GOOGLECHAT_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self._certs_url = extra.get("GOOGLECHAT_CERTS_URL") or DEFAULT_CERTS_URL
         self._client = chat_v1.ChatServiceClient(credentials=creds, transport="rest",
                                                  client_options={"api_endpoint": self._api_url})
         self._session = AuthorizedSession(creds)

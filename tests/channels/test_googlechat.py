@@ -88,9 +88,9 @@ async def test_googlechat_click_updates_the_card_in_place(running: Running) -> N
 
 
 async def test_googlechat_missing_settings_name_the_variable(tmp_path: Path) -> None:
-    cases = (({"GOOGLE_CHAT_PROJECT_NUMBER": "1"}, "GOOGLE_CHAT_SERVICE_ACCOUNT_FILE"),
-             ({"GOOGLE_CHAT_SERVICE_ACCOUNT_FILE": "/nonexistent.json"}, "GOOGLE_CHAT_PROJECT_NUMBER"),
-             ({"GOOGLE_CHAT_SERVICE_ACCOUNT_FILE": "/nonexistent.json", "GOOGLE_CHAT_PROJECT_NUMBER": "1"},
+    cases = (({"GOOGLECHAT_PROJECT_NUMBER": "1"}, "GOOGLECHAT_SERVICE_ACCOUNT_FILE"),
+             ({"GOOGLECHAT_SERVICE_ACCOUNT_FILE": "/nonexistent.json"}, "GOOGLECHAT_PROJECT_NUMBER"),
+             ({"GOOGLECHAT_SERVICE_ACCOUNT_FILE": "/nonexistent.json", "GOOGLECHAT_PROJECT_NUMBER": "1"},
               "not a readable service account key"))
     for env, expected in cases:
         with pytest.raises(ConfigError, match=expected):

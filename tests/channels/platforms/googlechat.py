@@ -28,9 +28,9 @@ class GoogleChatPlatform(Platform):
     async def start(self, tmp: Path) -> dict[str, str]:
         await self.fake.start()
         tmp.mkdir(parents=True, exist_ok=True)
-        return {"GOOGLE_CHAT_SERVICE_ACCOUNT_FILE": str(self.fake.key_file(tmp)),
-                "GOOGLE_CHAT_PROJECT_NUMBER": PROJECT_NUMBER, "GOOGLE_CHAT_API_URL": self.fake.base_url,
-                "GOOGLE_CHAT_CERTS_URL": f"{self.fake.base_url}/certs"}
+        return {"GOOGLECHAT_SERVICE_ACCOUNT_FILE": str(self.fake.key_file(tmp)),
+                "GOOGLECHAT_PROJECT_NUMBER": PROJECT_NUMBER, "GOOGLECHAT_API_URL": self.fake.base_url,
+                "GOOGLECHAT_CERTS_URL": f"{self.fake.base_url}/certs"}
 
     async def stop(self) -> None:
         await self.fake.stop()
