@@ -1,7 +1,8 @@
 """Shaping the agent's text for a platform: Markdown converted to its format, long texts split at its limit.
 
 Agents write CommonMark. Each platform has its own dialect (Telegram HTML,
-Slack mrkdwn, WhatsApp's *bold*, Matrix HTML, plain text); one parser
+Slack mrkdwn, WhatsApp's *bold*, Matrix HTML, Google Chat, the Markdown subset of
+Teams and Webex, plain text); one parser
 (markdown-it, raw HTML disabled so nothing the agent writes becomes markup)
 feeds a small table of markers per dialect.
 """
@@ -69,6 +70,13 @@ SLACK_MRKDWN = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n",
                        lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 WHATSAPP = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n", "\n```"),
                    lambda t, h: f"{t} ({h})" if t != h else h)
+# Teams and Webex render CommonMark-like Markdown themselves; re-rendering from the parse keeps
+# raw HTML out (markdown-it drops it) and turns headings into bold, which both show reliably.
+MARKDOWN = Dialect(("**", "**"), ("_", "_"), ("~~", "~~"), ("`", "`"), ("```\n", "\n```"),
+                   lambda t, h: f"[{t}]({h})" if t != h else h, heading=("**", "**"), bullet="- ")
+# Google Chat's text: *bold* _italic_ ~strike~, links as <url|text>; it has no escape for literal markers.
+GOOGLE_CHAT = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n", "\n```"),
+                      lambda t, h: f"<{h}|{t}>" if t != h else h)
 PLAIN = Dialect(("", ""), ("", ""), ("", ""), ("", ""), ("", ""), lambda t, h: f"{t} ({h})" if t != h else h)
 
 
@@ -98,6 +106,15 @@ def to_slack(markdown: str) -> str:
 
 def to_whatsapp(markdown: str) -> str:
     return convert(markdown, WHATSAPP)
+
+
+def to_markdown(markdown: str) -> str:
+    """Teams and Webex: their own Markdown subset (**bold**, _italic_, ~~strike~~, `code`, [links](url))."""
+    return convert(markdown, MARKDOWN)
+
+
+def to_google_chat(markdown: str) -> str:
+    return convert(markdown, GOOGLE_CHAT)
 
 
 def to_plain(markdown: str) -> str:

@@ -183,3 +183,80 @@ def test_safe_file_names_are_one_harmless_component(name: str) -> None:
     assert safe not in (".", "..") and not safe.startswith(".")
     assert len(safe.encode("utf-8")) <= 200
     assert all(c.isprintable() for c in safe)
+
+
+# -- what Teams, Google Chat and Webex deliver to their webhooks -------------------------------------
+
+from nanoclaw.channels import adaptive_cards, googlechat_cards  # noqa: E402
+from nanoclaw.channels.teams import TeamsChannel  # noqa: E402
+from nanoclaw.channels.webex import WebexChannel, signature_ok  # noqa: E402
+from tests.channels.harness import RecordingHost  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+
+_SETTINGS = make_settings(Path(tempfile.mkdtemp(prefix="nanoclaw-fuzz-channels-")))
+json_objects = st.dictionaries(st.sampled_from(["type", "id", "text", "from", "conversation", "value", "entities",
+                                                "attachments", "recipient", "nanoclaw", "token", "card", "label",
+                                                "common", "message", "space", "action", "roomId", "personId",
+                                                "nanoclaw_value", "name", "replyToId"]), json_values, max_size=8)
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_card_presses_are_read_or_refused_never_crash(data: object) -> None:
+    press = adaptive_cards.parse_press(data)
+    assert press is None or press.kind in ("answer", "credential", "refuse", "form")
+    adaptive_cards.take_value(data)
+    if isinstance(data, dict):
+        click = googlechat_cards.parse_click(data)
+        assert click is None or click.function in (googlechat_cards.ANSWER, googlechat_cards.FORM,
+                                                   googlechat_cards.SAVE, googlechat_cards.REFUSE)
+        googlechat_cards.take_value(data)
+        googlechat_cards.answered(data.get("message"), "done")
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_teams_activity_parser_passes_on_or_drops_never_crashes(data: object) -> None:
+    from microsoft_agents.activity import Activity
+    import pydantic
+
+    host = RecordingHost(_SETTINGS)
+    channel = TeamsChannel(host)
+    try:
+        activity = Activity.model_validate(data)
+    except (ValueError, pydantic.ValidationError):
+        return
+    if activity.type == "message" and activity.conversation is not None and activity.conversation.id:
+        try:
+            asyncio.run(channel._on_message(activity))
+        except (ValueError, TypeError):  # pydantic's own refusals of odd nested shapes
+            return
+        assert all(e.channel_type == "teams" and e.message_id for e in host.events)
+
+
+@fuzz
+@given(st.binary(max_size=200), st.text(max_size=80))
+def test_webex_signature_check_never_accepts_a_guess(body: bytes, header: str) -> None:
+    import hashlib
+    import hmac as _hmac
+
+    expected = _hmac.new(b"secret", body, hashlib.sha1).hexdigest()
+    assert signature_ok("secret", body, header) == (header.strip().lower() == expected)
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_webex_message_parser_passes_on_or_drops_never_crashes(data: object) -> None:
+    host = RecordingHost(_SETTINGS)
+    channel = WebexChannel(host)
+    channel._me = "me"
+    channel._names = {k: None for k in ("", "me")}
+    if not isinstance(data, dict):
+        return
+    data.pop("files", None)  # downloads need the server; their parsing is covered by the channel tests
+    data.pop("personId", None) if not isinstance(data.get("personId"), str) else None
+    for key in ("personId", "roomId"):
+        if isinstance(data.get(key), str):
+            channel._names[data[key]] = None
+    event = asyncio.run(channel._to_event(data))
+    assert event is None or (event.platform_id == data["roomId"] and event.message_id == data["id"])
