@@ -269,12 +269,13 @@ class LinearChannel(Channel):
         if not isinstance(user_id, str) or not user_id:
             user_id, bot = "unknown", True  # written by an integration without a user
         name = _opt(user, "displayName") or _opt(user, "name")
+        chat_name = _opt(team_info, "name") or _opt(team_info, "key")
         mentioned, text = self._rewrite_mention(body)
         files, notes = await self._downloads(body)
         return InboundEvent(
             channel_type=self.type, platform_id=team, message_id=message_id, text="\n".join([text, *notes]).strip(),
             sender_id=user_id, sender_name=name if isinstance(name, str) else None, thread_id=issue_id,
-            chat_name=_opt(team_info, "name") or _opt(team_info, "key"), mentions_assistant=mentioned,
+            chat_name=chat_name if isinstance(chat_name, str) else None, mentions_assistant=mentioned,
             payload={k: v for k, v in payload.items() if isinstance(v, str)}, files=tuple(files), from_bot=bot,
         )
 
