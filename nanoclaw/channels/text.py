@@ -41,6 +41,13 @@ def split_message(text: str, limit: int) -> list[str]:
     return [p for p in pieces if p] or [""]
 
 
+def title_from(text: str, limit: int = 80) -> str:
+    """A title for a new issue or thread made of a message: its first line without Markdown marks, shortened."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "Message from the assistant")
+    line = line.strip().lstrip("#>*-_ ").rstrip("*_ ") or "Message from the assistant"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How one platform marks inline styles; `escape` protects literal text."""

@@ -260,3 +260,139 @@ def test_webex_message_parser_passes_on_or_drops_never_crashes(data: object) -> 
             channel._names[data[key]] = None
     event = asyncio.run(channel._to_event(data))
     assert event is None or (event.platform_id == data["roomId"] and event.message_id == data["id"])
+# -- what the Linear, Resend and iMessage channels take from outside: webhooks, received mail, chat.db rows ----
+
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from nanoclaw.channels import imessage as imessage_channel  # noqa: E402
+from nanoclaw.channels import linear as linear_channel  # noqa: E402
+from nanoclaw.channels import resend as resend_channel  # noqa: E402
+from nanoclaw.channels.base import InboundEvent, IngestResult  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+from tests.fakes.linear_server import sign as linear_sign  # noqa: E402
+from tests.fakes.messages_db import attributed_body  # noqa: E402
+from tests.fakes.resend_server import svix_headers  # noqa: E402
+
+_SECRET = "fuzz-secret"
+_WHSEC = "whsec_ZnV6ei13ZWJob29rLXNlY3JldA=="
+
+
+class _Host:
+    """The host end a channel's webhook handler needs: settings and a receive that records."""
+
+    home: Path | None = None  # one per process: the channels keep small state files there
+
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        if _Host.home is None:
+            _Host.home = Path(tempfile.mkdtemp(prefix="nanoclaw-fuzz-channel-"))
+        self.settings = make_settings(_Host.home, extra=extra or {})
+        self.events: list[InboundEvent] = []
+
+    async def receive(self, event: InboundEvent) -> IngestResult:
+        self.events.append(event)
+        return IngestResult(True, ("s1",), triggered=True)
+
+
+class _Request:
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self._body, self.headers, self.remote, self.method = body, headers, "127.0.0.1", "POST"
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+def _check_events(events: list[InboundEvent], channel: str) -> None:
+    for event in events:
+        assert event.channel_type == channel and isinstance(event.text, str) and event.message_id
+        assert all(isinstance(v, str) for v in (event.platform_id, event.sender_id))
+
+
+linear_payloads = st.fixed_dictionaries({
+    "type": st.sampled_from(["Comment", "Issue", "Project", 7]), "action": st.sampled_from(["create", "update", None]),
+    "data": json_values | st.fixed_dictionaries({
+        "id": st.text(max_size=8) | st.integers(), "body": st.text(max_size=60) | st.none(),
+        "issueId": st.text(max_size=8) | st.none(), "userId": st.sampled_from(["u1", "me", None]),
+        "title": st.text(max_size=20), "teamId": st.text(max_size=8) | st.none(),
+        "issue": st.none() | st.fixed_dictionaries({"id": st.text(max_size=8), "teamId": st.text(max_size=8)}),
+        "botActor": json_values}),
+    "actor": json_values, "webhookTimestamp": st.sampled_from(["now", "old", None, "x"]),
+})
+
+
+@fuzz
+@given(linear_payloads, st.sampled_from(["signed", "unsigned", "wrong"]), st.binary(max_size=40))
+def test_linear_webhook_answers_any_delivery_and_passes_only_signed_fresh_ones(
+    payload: dict[str, Any], signing: str, junk: bytes
+) -> None:
+    host = _Host()
+    channel = linear_channel.LinearChannel(host)
+    channel._secret, channel._me = _SECRET, {"id": "me", "name": "Andy", "displayName": "andy"}
+    stamp = payload["webhookTimestamp"]
+    payload = {**payload, "webhookTimestamp": {"now": int(time.time() * 1000), "old": 1_600_000_000_000}.get(stamp, stamp)}
+    for body in (json.dumps(payload).encode(), junk):
+        signature = {"signed": linear_sign(_SECRET, body), "wrong": linear_sign("other", body)}.get(signing)
+        response = asyncio.run(channel._on_webhook(_Request(body, {"Linear-Signature": signature} if signature else {})))
+        assert response.status in (200, 400, 401)
+        if signing != "signed":
+            assert response.status == 401
+        elif stamp != "now":
+            assert response.status in (400, 401)  # not JSON, or JSON outside the replay window
+    if signing != "signed" or stamp != "now":
+        assert host.events == []
+    _check_events(host.events, "linear")
+    assert all(e.sender_id != "me" for e in host.events)  # never our own writing
+
+
+resend_mails = st.fixed_dictionaries({
+    "from": st.text(max_size=30) | st.sampled_from(["Alice <alice@example.org>", "andy@example.com", "x@y"]),
+    "to": json_values | st.just(["andy@inbound.example.com"]), "subject": st.text(max_size=30) | st.none(),
+    "text": st.text(max_size=80) | st.none(), "html": st.text(max_size=80) | st.none(),
+    "headers": json_values | st.dictionaries(st.sampled_from(["auto-submitted", "references", "in-reply-to"]),
+                                             st.text(max_size=20)),
+    "message_id": st.text(max_size=20) | st.none(), "created_at": st.text(max_size=10), "attachments": st.just([]),
+})
+
+
+@fuzz
+@given(resend_mails, st.sampled_from(["email.received", "email.sent", None]), json_values, st.booleans())
+def test_resend_webhook_and_mail_reading_take_any_input(mail: dict[str, Any], kind: Any, data: Any,
+                                                        signed: bool) -> None:
+    host = _Host({"RESEND_API_URL": "http://127.0.0.1:9"})  # nothing listens there: fetching fails transiently
+    channel = resend_channel.ResendChannel(host)
+    channel._verifier = resend_channel.Webhook(_WHSEC)
+    channel._own = {"andy@example.com"}
+    try:
+        event = asyncio.run(channel._event(mail, "id-1"))
+    except resend_channel._Malformed:
+        event = None
+    if event is not None:
+        _check_events([event], "resend")
+        assert event.sender_id not in channel._own and event.is_dm
+    body = json.dumps({"type": kind, "data": data}).encode()
+    headers = svix_headers(_WHSEC, body) if signed else {"svix-id": "msg_1", "svix-signature": "v1,AAAA"}
+    response = asyncio.run(channel._on_webhook(_Request(body, headers)))  # type: ignore[arg-type]
+    assert response.status in ((200, 400, 503) if signed else (401,))
+
+
+imessage_rows = st.fixed_dictionaries({
+    "is_from_me": st.sampled_from([0, 1, None]), "item_type": st.sampled_from([0, 1, None]),
+    "associated_message_type": st.sampled_from([0, 2001, None]),
+    "chat": st.sampled_from(["iMessage;+;chat1", "iMessage;-;+1555", None, ""]) | st.text(max_size=10),
+    "sender": st.text(max_size=12) | st.none(), "guid": st.text(max_size=12) | st.none(),
+    "text": st.text(max_size=60) | st.none() | st.integers(), "attributedBody": st.binary(max_size=80) | st.none(),
+    "style": st.sampled_from([43, 45, None]), "display_name": st.text(max_size=10) | st.none(),
+    "date": st.integers() | st.none() | st.text(max_size=4),
+})
+
+
+@fuzz
+@given(imessage_rows, st.text(max_size=300), st.binary(max_size=200))
+def test_imessage_rows_and_attributed_bodies_are_read_safely(row: dict[str, Any], text: str, junk: bytes) -> None:
+    event = imessage_channel.row_event(row, [])
+    if event is not None:
+        _check_events([event], "imessage")
+        assert not row["is_from_me"] and event.text and "\ufffc" not in event.text
+    assert imessage_channel.attributed_text(attributed_body(text)) == text
+    decoded = imessage_channel.attributed_text(junk)
+    assert decoded is None or isinstance(decoded, str)
