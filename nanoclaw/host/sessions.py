@@ -20,6 +20,7 @@ from nanoclaw.protocol.folder import (
     SANDBOX_CA_BUNDLE,
     SANDBOX_CA_CERT,
     SANDBOX_GLOBAL,
+    SANDBOX_LINK_SOCKET,
     SANDBOX_PROXY_SOCKET,
     SANDBOX_WORKSPACE,
     SessionFolder,
@@ -53,6 +54,7 @@ class SessionManager:
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self.proxy_token: Callable[[str], str | None] = lambda _session: None
+        self.link_socket: Callable[[str], Path | None] = lambda _session: None  # protocol/link.py, where used
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
@@ -176,6 +178,9 @@ class SessionManager:
         proxy = self.proxy_socket(session.id, group.id)
         if proxy is not None:
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
+        link = self.link_socket(session.id)
+        if link is not None:
+            mounts.append(Mount(link, SANDBOX_LINK_SOCKET, writable=True))
         token = self.proxy_token(session.id)
         trust: dict[str, str] = {}
         if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
@@ -198,6 +203,7 @@ class SessionManager:
             context_window=self.settings.context_window,
             formatting=self.formatting.get(self._channel_type(session), ""),
             mcp_servers=group_mcp_servers.runner_json(self.conn, group.id),
+            link=SANDBOX_LINK_SOCKET if link is not None else "",
         )
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
