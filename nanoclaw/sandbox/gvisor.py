@@ -32,7 +32,9 @@ RUNSC_FLAGS = (
     "host-uds=open",  # connect to the host's unix sockets that are mounted in (the proxy, the session link)
     "host-fifo=open",  # open the host's FIFOs that are mounted in (the doorbells)
     "file-access-mounts=shared",  # mounts are changed by the host too: revalidate, map host pages directly
-    "oci-seccomp",  # also apply podman's seccomp profile inside the Sentry, like the other runtimes
+    # Also apply podman's seccomp profile inside the Sentry, so the agent meets the same refusals as on the
+    # other runtimes. One quirk of runsc 20221219 with it: select(2) is refused (poll and epoll work).
+    "oci-seccomp",
 )
 # The container's cgroup holds gVisor's own kernel (Sentry) and file proxy (gofer) as well as the agent:
 # their Go threads and memory come on top of what the agent may use. With the ptrace platform each task
