@@ -237,7 +237,10 @@ class LinkedRunnerEnd:
         for bell in (self.bell_in, self.bell_out):
             if bell:
                 bell.close()
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the host already hung up
         self._sock.close()
 
     def pending(self) -> list[InboundMessage]:
