@@ -120,7 +120,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     runtime = [args.runtime, image_for(args.runtime)] if args.runtime else []
     host = start_host(home, ledger_path, log, runtime)
     host_kills = runner_kills = sent = 0
-    next_kill = time.time() + rng.uniform(0.5, 2.0)
+    # A host's start includes its sandboxes': kill it no faster than its runners can answer between kills.
+    pace = 4.0 if args.runtime in IMAGE_RUNTIMES else 1.0
+    next_kill = time.time() + rng.uniform(0.5, 2.0) * pace
     deadline = time.time() + args.timeout
     tokens = [f"MSG-{i:05d}" for i in range(args.messages)]
     progress(f"{args.messages} messages over {args.chats} chats, {args.groups} groups, {args.tasks} tasks…")
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             host.wait()
             host_kills += 1
             host = start_host(home, ledger_path, log, runtime)
-            next_kill = time.time() + rng.uniform(0.5, 2.5)
+            next_kill = time.time() + rng.uniform(0.5, 2.5) * pace
             progress(f"  kill {host_kills}: {sent} sent, {answered(platform)} answered")
         if (sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens)
                 and answered(platform, "TASK-") >= args.tasks):
