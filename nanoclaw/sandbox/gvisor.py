@@ -90,7 +90,8 @@ class GvisorRuntime(PodmanRuntime):
             return RuntimeCheck(False, "runsc (gVisor) not found on PATH", INSTALL_HINT)
         podman = PodmanRuntime.check()
         if not podman.ok:
-            return RuntimeCheck(False, f"gVisor runs through podman, and {podman.detail}", podman.fix)
+            return RuntimeCheck(False, f"gVisor runs through podman, and {podman.detail}",
+                                podman.fix.replace("--runtime podman", "--runtime gvisor"))
         version = subprocess.run([runsc, "--version"], capture_output=True, text=True, timeout=30)
         first = (version.stdout.splitlines() or ["runsc"])[0]
         # A real start: the host may forbid what runsc needs (ptrace, namespaces, a rootless user).
