@@ -40,8 +40,8 @@ RUNSC_FLAGS = (
 # their Go threads and memory come on top of what the agent may use. With the ptrace platform each task
 # of the agent costs the host a Sentry thread and a stub, hence pids times PIDS_PER_TASK.
 KERNEL_PIDS = 256
-PIDS_PER_TASK = 4
-KERNEL_MEMORY_MB = 256
+PIDS_PER_TASK = 8
+KERNEL_MEMORY_MB = 512  # the Sentry's own, and its memory file's copies of the agent's forked pages
 INSTALL_HINT = "install gVisor and podman: sudo apt-get install runsc podman (then: nanoclaw sandbox build)"
 
 
