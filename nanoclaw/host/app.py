@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -44,7 +45,9 @@ from nanoclaw.host.web import WebServer, web_token
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
+from nanoclaw.safefs import UnsafePath
 from nanoclaw.sandbox.base import Runtime, label_for
+from nanoclaw.protocol.link import LinkServer
 from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
 from nanoclaw.sandbox.identity import check_uid_range
@@ -58,6 +61,8 @@ from nanoclaw.vault.proxy import EgressProxy, Upstream
 from nanoclaw.vault.store import SecretStore
 
 log = get_logger("nanoclaw.host")
+RESET_NOTICE = ("⚠️ This conversation's storage was damaged, so it was set aside for the owner to inspect and "
+                "we start fresh from here. Please send your last message again.")
 
 
 class HostAlreadyRunning(NanoClawError):
@@ -117,7 +122,11 @@ class Host:
         self.sessions.ca_files = (ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
                                   ca.bundle(settings.state_dir / "ca-bundle.pem", also))
         self._proxy_sockets: dict[str, Path] = {}
-        self.supervisor.prepare = self._open_proxy
+        # Where the sandbox's kernel does not share file locks with the host's (gVisor), the runner
+        # reaches its session's databases through the host (protocol/link.py).
+        self.links = None if self.runtime.shares_file_locks else LinkServer(settings.state_dir / "links")
+        self.supervisor.prepare = self._prepare_sandbox
+        self.sessions.link_socket = lambda session_id: self.links.path(session_id) if self.links else None
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)
         self.sessions.proxy_token = self.proxy.token
         self.router = Router(
@@ -183,6 +192,19 @@ class Host:
                 log.error("channel.not_installed", channel=name, missing=exc.name or str(exc),
                           fix="pip install 'nanoclaw[channels]' (./scripts/run does)")
         return found
+
+    async def _prepare_sandbox(self, session_id: str) -> None:
+        await self._open_proxy(session_id)
+        if self.links is not None:
+            end = self.sessions.end(session_id)
+            try:
+                end.check_files()  # the runner could write them since the last start
+                await self.links.open(session_id, end.pinned())
+            except (UnsafePath, sqlite3.DatabaseError) as exc:  # e.g. an agent wrote the database without locks
+                end, route = self.sessions.reset(session_id, f"{type(exc).__name__}: {exc}")
+                await self.links.open(session_id, end.pinned())
+                if route is not None:
+                    await self._say(route, RESET_NOTICE)
 
     async def _open_proxy(self, session_id: str) -> None:
         group_id = self.sessions.get(session_id).agent_group_id
@@ -355,6 +377,8 @@ class Host:
         self.dashboard.detach_logs()
         await self.proxy.stop()
         await self.api.stop()
+        if self.links is not None:
+            self.links.close_all()
         self.sessions.close()
         self.conn.close()
         if self._lock_fd is not None:

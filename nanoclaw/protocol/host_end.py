@@ -64,20 +64,29 @@ class HostEnd:
             if tree.kind(bell) is None:
                 tree.mkfifo(bell)
         for base in ("inbound.db", "outbound.db"):
-            for suffix in ("", "-wal", "-shm"):
-                name = base + suffix
-                st = tree.lstat(name)
-                if st is None:
-                    if not suffix:
-                        tree.write_bytes(name, b"", replace=False)
-                        if base == "outbound.db":
-                            _init_outbound(tree)
-                    continue
-                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-                    raise UnsafePath(f"{tree.path / name} is not a plain file (link or special file); "
-                                     "refusing to open it")
+            if tree.lstat(base) is None:
+                tree.write_bytes(base, b"", replace=False)
+                if base == "outbound.db":
+                    _init_outbound(tree)
+        self.check_files()
         if (st := tree.lstat("outbound.db")) is not None and st.st_size == 0:
             _init_outbound(tree)  # made empty by an earlier start that stopped here
+
+    def check_files(self) -> None:
+        """Each database file (and its -wal/-shm) is a plain file with one name, or absent (the journals)."""
+        for base in ("inbound.db", "outbound.db"):
+            for suffix in ("", "-wal", "-shm"):
+                name = base + suffix
+                st = self.tree.lstat(name)
+                if st is None and suffix:
+                    continue
+                if st is None or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise UnsafePath(f"{self.tree.path / name} is not a plain file (link or special file); "
+                                     "refusing to open it")
+
+    def pinned(self) -> SessionFolder:
+        """The folder under a path that names this very directory (/proc/self/fd/N), for code that opens by path."""
+        return SessionFolder(Path(self.tree.proc_path()))
 
     def _max_seq(self) -> int:
         row = self.conn.execute(

@@ -126,6 +126,13 @@ class RunnerEnd:
         self._last_seq = seq
         return seq
 
+    def message_id(self, seq: int) -> str:
+        """The id of the outbound row `seq` (the handle a tool returns for edits)."""
+        row = self.out.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(f"no outbound row {seq}")
+        return str(row[0])
+
     def get_state(self, key: str) -> str | None:
         row = self.out.execute("SELECT value FROM session_state WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None

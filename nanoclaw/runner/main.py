@@ -19,6 +19,7 @@ from pathlib import Path
 from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
@@ -36,7 +37,7 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
 
 
 class Runner:
-    def __init__(self, config: RunnerConfig, end: RunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
@@ -166,7 +167,7 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
+async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
     if os.path.exists(SANDBOX_PROXY_SOCKET):
         # The sandbox has no network: the host's proxy is reached through this bridge.
         from nanoclaw.runner.bridge import start_bridge
@@ -187,7 +188,9 @@ async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
     config = RunnerConfig.from_env()
-    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
+    folder = SessionFolder(Path(config.workspace))
+    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+                         else RunnerEnd(folder, doorbell=config.doorbell))
     try:
         return asyncio.run(_serve(config, end))
     finally:

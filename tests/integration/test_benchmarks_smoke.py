@@ -24,9 +24,9 @@ async def test_throughput_and_load_report() -> None:
 
 
 async def test_cold_start_reports_each_runtime_and_why_one_is_not_usable() -> None:
-    result = await cold_start.run(argparse.Namespace(samples=2, runtime=["bwrap", "podman", "docker"]))
+    result = await cold_start.run(argparse.Namespace(samples=2, runtime=["bwrap", "podman", "docker", "gvisor"]))
     assert result["baseline_n"] == 2
-    for name in ("bwrap", "podman"):
+    for name in ("bwrap", "podman", "gvisor"):
         assert result["runtimes"][name]["usable"] is True and result["runtimes"][name]["cold_n"] == 2
     docker = result["runtimes"]["docker"]
     assert docker["usable"] is True or docker["why"]  # no docker engine here: the reason is in the report
