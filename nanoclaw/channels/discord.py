@@ -79,6 +79,7 @@ class DiscordChannel(Channel):
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=MAX_LENGTH,
+        stream_interval=1.0,  # 5 edits per 5 s in a channel
         formatting="Discord Markdown: **bold** *italic* __underline__ ~~strike~~ `code` ```blocks``` "
                    "> quotes, # headings, - lists, [text](url) links; no tables",
     )

@@ -89,6 +89,7 @@ class SlackChannel(Channel):
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=False, files=True,
         max_message_length=MESSAGE_LIMIT,
+        stream_interval=1.2,  # chat.update is Tier 3 (~50 a minute)
         formatting="Slack: write Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks, lists and [links](url); "
                    "it is converted to Slack mrkdwn (no tables; headings show as bold)",
     )

@@ -18,6 +18,7 @@ from nanoclaw.db import questions
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import DestinationRefused
 from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
+from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.messages import OutboundMessage, Route
 
@@ -39,6 +40,7 @@ class Actions:
         self.channels = channels
         self.agents = agents
         self.system: dict[str, SystemHandler] = {}
+        self.streams: StreamRelay | None = None  # puts a final answer in place of the one shown while written
 
     def register_system(self, action: str, handler: SystemHandler) -> None:
         """Handle outbound `system` rows with this action (the result text goes back to the tool)."""
@@ -66,7 +68,13 @@ class Actions:
             return Outcome(None)
         channel = self._channel(route)
         if row.kind == "chat":
-            return Outcome((await channel.send(self._message(row, route))).platform_message_id)
+            message = self._message(row, route)
+            stream = row.payload.get("stream")
+            if isinstance(stream, str) and self.streams is not None:
+                finished = await self.streams.finish(stream, message)
+                if finished is not None:
+                    return Outcome(finished.platform_message_id)
+            return Outcome((await channel.send(message)).platform_message_id)
         if row.kind in ("card", "question"):
             return Outcome(await self._card(session, channel, row, route))
         if row.kind == "file":

@@ -41,6 +41,7 @@ from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
 from nanoclaw.host.task_ops import TaskOps
 from nanoclaw.host.web import WebServer, web_token
 from nanoclaw.host.sessions import SessionManager
+from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox.base import Runtime, label_for
@@ -93,8 +94,11 @@ class Host:
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
         self.actions = Actions(self.conn, self.channels, self.agents)
         self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
+        self.streams = StreamRelay(self.sessions, self.channels, settings.streams_to,
+                                   lambda session_id: session_id in self.supervisor.live)
+        self.actions.streams = self.streams
         self.supervisor = Supervisor(
-            settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
+            settings, self.runtime, self.sessions, self.label, self._activity, self.delivery.notify_failure
         )
         self.proxy = EgressProxy(
             settings.state_dir / "proxy",
@@ -130,7 +134,7 @@ class Host:
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
-        self.delivery.turn_changed = self.supervisor.turn_changed
+        self.delivery.turn_changed = self._turn_changed
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
@@ -155,7 +159,8 @@ class Host:
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
         self.actions.register_system("create_agent", agent_requests.request)
         self.gate.deciders["create_agent"] = agent_requests.decide
-        self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
+        self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide,
+                                                 self._interrupt)
         self.router.respond = self._say
         self.dashboard = Dashboard(self)
         self.started_at = time.time()
@@ -190,6 +195,15 @@ class Host:
             )
         self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group_id, upstream)
 
+    def _activity(self, session_id: str) -> None:
+        """A session's runner wrote something: replies to deliver, answers being written to show."""
+        self.delivery.kick(session_id)
+        self.streams.kick(session_id)
+
+    def _turn_changed(self, session_id: str, working: bool) -> None:
+        self.supervisor.turn_changed(session_id, working)
+        self.streams.turn_changed(session_id, working)
+
     # -- what channels see (ChannelHost) -----------------------------------
 
     async def receive(self, event: InboundEvent) -> IngestResult:
@@ -219,6 +233,22 @@ class Host:
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
+
+    def stop_turn(self, route: Route) -> bool:
+        """The person pressed stop in a chat: interrupt what the agent is doing for it (False: nothing was)."""
+        chat = messaging_groups.find(self.conn, route.channel_type, route.platform_id)
+        commands = self.router.host_commands
+        return chat is not None and commands is not None and commands.stop(chat, route.thread_id)
+
+    def _interrupt(self, session_id: str) -> bool:
+        if session_id not in self.supervisor.live:
+            return False
+        end = self.sessions.end(session_id)
+        if not end.unfinished():
+            return False
+        end.request_interrupt()
+        log.info("turn.stop_requested", session=session_id)
+        return True
 
     def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
         return self.credentials.complete(token, value, sender_id=sender_id)
@@ -308,6 +338,7 @@ class Host:
             except Exception as exc:
                 log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
         await self.delivery.stop()
+        await self.streams.stop()
         await self.credentials.stop()
         await self.web.stop()
         self.dashboard.detach_logs()
