@@ -409,6 +409,14 @@ class DiscordChannel(Channel):
         async with _calling():
             await message.edit(content=text)
 
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        content = f"{text}\n\n{outcome}"
+        if len(content) > MAX_LENGTH:
+            content = content[-MAX_LENGTH:]  # the outcome matters most
+        message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
+        async with _calling():
+            await message.edit(content=content, view=None)  # view=None: the buttons go
+
     async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
         message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
         async with _calling():

@@ -591,6 +591,11 @@ class SlackChannel(Channel):
             await self.client.chat_update(channel=route.platform_id, ts=platform_message_id,
                                           text=shorten(to_slack(text), MESSAGE_LIMIT))
 
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        async with _slack_errors("chat.update"):  # blocks=[]: the buttons go (text alone would keep them)
+            await self.client.chat_update(channel=route.platform_id, ts=platform_message_id, blocks=[],
+                                          text=shorten(to_slack(f"{text}\n\n{outcome}"), MESSAGE_LIMIT))
+
     async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
         name = _emoji_name(emoji)
         if name is None:

@@ -25,6 +25,7 @@ from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
+from nanoclaw.host.cards import EXPIRED, CardBoard
 from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
@@ -93,6 +94,8 @@ class Host:
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
         self.actions = Actions(self.conn, self.channels, self.agents)
+        self.cards = CardBoard(self.conn, self.channels)
+        self.actions.cards = self.cards
         self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
         self.streams = StreamRelay(self.sessions, self.channels, settings.streams_to,
                                    lambda session_id: session_id in self.supervisor.live)
@@ -137,7 +140,9 @@ class Host:
         self.delivery.turn_changed = self._turn_changed
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
+        self.questions.closed = self.cards.close
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
+        self.gate.closed = self.cards.close
         self.router.gate = self.gate
         self.packages = PackageRequests(self.conn, self.runtime, self._send_card, self._say, self.gate.admin_route,
                                         self.supervisor.retire_group)
@@ -155,6 +160,7 @@ class Host:
         self.credentials = CredentialDesk(vault, lambda sid: self.sessions.end(sid).routing(),
                                           self._send_card, self.delivery.answer_later, self.web,
                                           may_answer=self._may_enter_credentials)
+        self.credentials.closed = self.cards.close
         self.actions.register_system("request_credential", self.credentials.request)
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
         self.actions.register_system("create_agent", agent_requests.request)
@@ -216,7 +222,8 @@ class Host:
             if user is None or user.role not in ("owner", "admin"):  # anyone in the admin chat may see the card
                 log.warning("approval.refused_sender", approval=card_id)
                 return "Only the owner or an admin may decide this."
-            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
+            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id,
+                                             who=user.display_name)
             if admin is not None:
                 await self._say(admin, outcome)
             return None
@@ -227,9 +234,11 @@ class Host:
 
     async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
                          card_id: str, payload: dict[str, Any] | None = None) -> str | None:
-        return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
-                                                       title=title, buttons=buttons, card_id=card_id,
-                                                       payload=payload or {}))
+        platform_id = await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text,
+                                                              id=f"card-{card_id}", title=title, buttons=buttons,
+                                                              card_id=card_id, payload=payload or {}))
+        self.cards.posted(card_id, route, platform_id, f"**{title}**\n{text}" if title else text)
+        return platform_id
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
@@ -294,8 +303,10 @@ class Host:
         if swept:
             log.info("startup.egress_approvals_closed", count=swept)
         closed = self.questions.close_all_open() + approvals_db.expire(self.conn)
+        for card_id in closed:
+            await self.cards.close(card_id, EXPIRED)
         if closed:
-            log.info("startup.questions_expired", count=closed)
+            log.info("startup.questions_expired", count=len(closed))
         await self._resume()
         self.scheduler.start()
         log.info(

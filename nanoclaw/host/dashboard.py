@@ -147,7 +147,8 @@ class Dashboard:
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
             return _error(400, "decision must be approve or deny")
-        outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve", "web:owner")
+        outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve",
+                                              "the owner on the dashboard")
         return web.json_response({"outcome": outcome})
 
     async def _onboard(self, request: web.Request) -> web.StreamResponse:

@@ -237,6 +237,20 @@ async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(runnin
     assert all("sk-modal-canary" not in m.text for m in sent)  # never echoed into the chat
 
 
+# The web chat's cards: tests/web/test_cards.py.
+@each([p for p in with_capability("cards") if p in with_capability("edits") and p != "web"])
+async def test_a_closed_card_shows_its_outcome_and_loses_its_buttons(running: Running) -> None:
+    card = out(running, "Deploy now?", kind="question", title="Approval", buttons=("Yes", "No"), card_id="q-abc12345")
+    result = await running.channel.send(card)
+    assert result.platform_message_id
+    await running.channel.close_card(route(running), result.platform_message_id, "q-abc12345", "Approval: Deploy now?",
+                                     "✅ Approved by Alice on the dashboard")
+    await asyncio.sleep(0.2)
+    [msg] = await running.platform.bot_messages(running.platform.group_chat)
+    assert "Approved by Alice" in msg.edits[-1] and "Deploy now?" in msg.edits[-1]
+    assert msg.buttons == ()
+
+
 class _OneSession:
     """The relay's view of the host's sessions, reduced to one real session folder."""
 

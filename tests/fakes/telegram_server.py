@@ -282,6 +282,11 @@ class FakeTelegram:
         self._check_entities(p, text)
         sent.message["text"] = text
         sent.edits.append(text)
+        # As the Bot API does: an edit without reply_markup removes the inline keyboard.
+        sent.params["reply_markup"] = p.get("reply_markup")
+        sent.message.pop("reply_markup", None)
+        if p.get("reply_markup"):
+            sent.message["reply_markup"] = p["reply_markup"]
         return sent.message
 
     def _m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:
