@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from nanoclaw import db, registry
 from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
+from nanoclaw.channels.web import WebChannel
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
@@ -31,6 +32,7 @@ from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
+from nanoclaw.host.dashboard_levers import DashboardLevers
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
@@ -169,6 +171,11 @@ class Host:
                                                  self._interrupt)
         self.router.respond = self._say
         self.dashboard = Dashboard(self)
+        DashboardLevers(self.web, self.conn, self.scheduler, vault, self.sessions)
+        web_chat = self.channels.get("web")
+        if isinstance(web_chat, WebChannel):  # the dashboard's live state rides on the web chat's socket
+            web_chat.on_subscribe["dashboard"] = self.dashboard.event
+            self.dashboard.push = lambda event: web_chat.publish(event, topic="dashboard")
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()

@@ -214,6 +214,18 @@ class HostEnd:
         except (sqlite3.OperationalError, TypeError, ValueError):
             return 0
 
+    def transcript(self, limit: int, max_chars: int) -> list[dict[str, Any]]:
+        """The latest `limit` rows of both sides in conversation order, texts cut at `max_chars` (for the owner)."""
+        rows = self.conn.execute(
+            "SELECT * FROM (SELECT seq, 'in' AS side, kind, sender_name AS who, substr(text, 1, ?) AS text,"
+            " created_at FROM messages_in UNION ALL SELECT seq, 'out', kind, to_name, substr(coalesce(text, ''), 1, ?),"
+            " created_at FROM o.messages_out) ORDER BY seq DESC LIMIT ?", (max_chars, max_chars, limit),
+        ).fetchall()
+        return [{"seq": r["seq"], "side": r["side"], "kind": str(r["kind"])[:20],
+                 "who": r["who"] if isinstance(r["who"], str) else None,
+                 "text": r["text"] if isinstance(r["text"], str) else "",
+                 "at": r["created_at"] if isinstance(r["created_at"], (int, float)) else None} for r in rows][::-1]
+
     def new_acks(self) -> list[Ack]:
         rows = self.conn.execute(
             "SELECT id, in_seq, status, error FROM o.processing_ack WHERE id > ? ORDER BY id", (self.ack_cursor,)
