@@ -38,7 +38,7 @@ from nanoclaw.protocol.messages import Route
 
 log = get_logger("nanoclaw.channels.web")
 
-_STATIC = re.compile(r"^[a-z0-9][a-z0-9-]*\.(js|css|svg)$")
+_STATIC = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 _KINDS = {"js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 _NEW_CONVERSATION = re.compile(r"^c[0-9a-f]{12}$")  # an id the page made while offline
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")

@@ -59,7 +59,7 @@ def _image(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> 
     if not safe_url(src):
         return alt
     return (f'<a href="{html.escape(src, quote=True)}" rel="noopener noreferrer nofollow" target="_blank"'
-            f' class="image-link">🖼 {alt}</a>')
+            f' class="image-link">Image: {alt}</a>')
 
 
 _md = MarkdownIt("commonmark", {"html": False, "breaks": True, "highlight": _highlight})
