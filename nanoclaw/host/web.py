@@ -15,11 +15,12 @@ import hmac
 import os
 import secrets
 import socket
+import weakref
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from nanoclaw.config import Settings
 from nanoclaw.logs import get_logger
@@ -77,6 +78,7 @@ class WebServer:
         self._webhooks: dict[str, Handler] = {}
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
+        self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     # -- what components register ------------------------------------------------
 
@@ -136,6 +138,8 @@ class WebServer:
             return
         app = web.Application(client_max_size=60 * 2**20, middlewares=[self._guard])
         app.on_response_prepare.append(_secure_headers)
+        app.on_response_prepare.append(self._track_websocket)
+        app.on_shutdown.append(self._close_websockets)  # else stopping waits for open pages to go away
         app.router.add_get("/login", self._login)
         app.router.add_get("/favicon.ico", static_file(_FAVICON))  # browsers ask before anyone logs in
         app.router.add_route("*", "/hooks/{name}{rest:(/.*)?}", self._hook)
@@ -154,6 +158,14 @@ class WebServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    async def _track_websocket(self, request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse):
+            self._websockets.add(response)
+
+    async def _close_websockets(self, app: web.Application) -> None:
+        for ws in list(self._websockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
 
     # -- checks ------------------------------------------------------------------
 

@@ -5,6 +5,18 @@ import { $, api, el, human, timeEl } from "./util.js";
 import * as forms from "./dashboard_forms.js";
 
 let latest = null;
+const deferred = new Set(); // sections not redrawn while the owner types in them
+
+/** Replace a section's content, unless the owner is typing in it (then after they leave it). */
+function put(id, content) {
+  const box = $(id);
+  const active = document.activeElement;
+  if (active && box.contains(active) && active.matches("input, select, textarea")) {
+    deferred.add(id);
+    return;
+  }
+  box.replaceChildren(content);
+}
 
 function table(headers, rows) {
   if (!rows.length) return el("p", { class: "empty" }, "None.");
@@ -33,24 +45,24 @@ export function render(d) {
   const now = d.now;
   $("onboarding").hidden = !d.onboarding.needs_model_key;
   if (!$("onboard-name").value) $("onboard-name").value = d.assistant;
-  $("d-status").replaceChildren(table(["", ""], [
+  put("d-status", table(["", ""], [
     ["Provider", s.provider], ["Sandbox", s.runtime], ["Channels", s.channels.join(", ")],
     ["Agents running", `${s.live_runners} of at most ${s.max_sandboxes}`],
     ["Up since", when(now - s.uptime, now)], ["Replies delivered", String(s.delivered)],
   ]));
-  $("d-approvals").replaceChildren(table(["Request", "Expires", ""], d.approvals.map((a) => [
+  put("d-approvals", table(["Request", "Expires", ""], d.approvals.map((a) => [
     `${a.kind}: ${a.subject}`, when(a.expires_at, now),
     el("span", { class: "inline-form" },
       button("Approve", () => act("POST", `/api/dashboard/approvals/${a.id}`, { decision: "approve" }), { class: "small primary" }),
       button("Deny", () => act("POST", `/api/dashboard/approvals/${a.id}`, { decision: "deny" }))),
   ])));
-  $("d-sessions").replaceChildren(table(["Session", "Agent", "Chat", "Agent process", "Last active", ""],
+  put("d-sessions", table(["Session", "Agent", "Chat", "Agent process", "Last active", ""],
     s.sessions.map((x) => [
       x.id, x.agent_group, x.thread ? `${x.chat} · ${x.thread}` : x.chat,
       x.runner_pid ? el("span", { class: "live-dot" }, `● running (pid ${x.runner_pid})`) : "idle",
       when(x.last_active, now), button("Transcript", () => forms.transcript(x.id), { class: "small transcript-open" }),
     ])));
-  $("d-tasks").replaceChildren(table(["Task", "Agent", "Schedule", "Status", "Next run", ""], d.tasks.map((t) => [
+  put("d-tasks", table(["Task", "Agent", "Schedule", "Status", "Next run", ""], d.tasks.map((t) => [
     t.prompt.length > 90 ? `${t.prompt.slice(0, 90)}…` : t.prompt, t.group, `${t.schedule} (${t.timezone})`, t.status,
     t.status === "active" ? when(t.next_run_at, now) : "",
     el("span", { class: "inline-form" },
@@ -59,15 +71,15 @@ export function render(d) {
       button("Edit", () => forms.editTask(t)),
       button("Cancel", () => act("POST", `/api/dashboard/tasks/${t.id}/cancel`))),
   ])));
-  $("d-chats").replaceChildren(table(["Chat", "Name", "Senders", "Answered by"], d.chats.map((c) => [
+  put("d-chats", table(["Chat", "Name", "Senders", "Answered by"], d.chats.map((c) => [
     c.chat, c.name || "", c.policy,
     el("div", {}, ...c.wirings.map((w) => forms.wiringEditor(w)), forms.wireForm(c, d.groups)),
   ])));
-  $("d-groups").replaceChildren(table(["Agent", "Model", "Memory"], [...d.groups, { id: "global", name: "Global" }].map((g) => [
+  put("d-groups", table(["Agent", "Model", "Memory"], [...d.groups, { id: "global", name: "Global" }].map((g) => [
     `${g.name || g.id}${g.admin && !/admin/i.test(g.name || "") ? " (admin)" : ""}`, g.provider ? `${g.provider} ${g.model}`.trim() : "",
     button("Edit", () => forms.editMemory(g.id), { class: "small edit-memory", "aria-label": `Edit the memory of ${g.name || g.id}` }),
   ])));
-  $("d-secrets").replaceChildren(table(["Name", "Sent to", "Changed", ""], d.secrets.map((x) => [
+  put("d-secrets", table(["Name", "Sent to", "Changed", ""], d.secrets.map((x) => [
     x.name, `${x.host} (${x.header})`, when(x.rotated_at || x.created_at, now),
     el("span", { class: "inline-form" }, forms.rotateForm(x),
       button("Remove", () => act("DELETE", `/api/dashboard/secrets/${encodeURIComponent(x.name)}`))),
@@ -96,6 +108,9 @@ export async function refresh() {
 
 export function setup(live) {
   live.on("dashboard", (event) => render(event.data));
+  $("dashboard").addEventListener("focusout", () => setTimeout(() => {
+    if (deferred.size && latest) { deferred.clear(); render(latest); }
+  }, 0));
   $("log-level").addEventListener("change", renderLogs);
   $("log-text").addEventListener("input", renderLogs);
   forms.setup(refresh);

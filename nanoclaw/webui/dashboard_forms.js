@@ -5,16 +5,22 @@ import { $, api, el, timeEl, clock } from "./util.js";
 
 let refresh = async () => {};
 let editing = null; // the task being edited in the form, or null for a new one
+const notes = new Map(); // what the last action of a re-rendered form said (kept across live updates)
 
-async function submit(form, method, path, body, done) {
-  const result = form.querySelector(".result") || form.appendChild(el("span", { class: "result", role: "status" }));
+function result(form, key) {
+  return form.querySelector(".result") || form.appendChild(el("span", { class: "result", role: "status" }, notes.get(key) || ""));
+}
+
+async function submit(form, method, path, body, done, key = form.id) {
   try {
     await api(method, path, body);
-    result.textContent = done;
+    notes.set(key, done);
+    result(form, key).textContent = done;
     await refresh();
     return true;
   } catch (error) {
-    result.textContent = error.message;
+    notes.set(key, error.message);
+    result(form, key).textContent = error.message;
     return false;
   }
 }
@@ -66,12 +72,14 @@ export function editTask(t) {
 export function wiringEditor(w) {
   const trigger = el("select", { "aria-label": "Trigger" }, ...options(["mention", "prefix", "always", "dm"].map((t) => [t, t]), w.trigger));
   const value = el("input", { value: w.trigger_value || "", placeholder: "prefix / word", "aria-label": "Trigger word" });
-  const save = el("button", { type: "button", class: "small" }, "Save");
+  const key = `wiring:${w.id}`;
+  const save = el("button", { type: "button", class: "small" }, notes.get(key) || "Save");
   save.addEventListener("click", async () => {
     try {
       await api("POST", `/api/dashboard/wirings/${w.id}`, { trigger: trigger.value, trigger_value: value.value });
-      save.textContent = "Saved";
-    } catch (error) { save.textContent = error.message; }
+      notes.set(key, "Saved");
+    } catch (error) { notes.set(key, error.message); }
+    save.textContent = notes.get(key);
   });
   const unwire = el("button", { type: "button", class: "small", "aria-label": `Stop ${w.group} answering here` }, "Unwire");
   unwire.addEventListener("click", () => api("DELETE", `/api/dashboard/wirings/${w.id}`).then(refresh).catch(() => {}));
@@ -83,19 +91,25 @@ export function wireForm(chat, groups) {
   const trigger = el("select", { name: "trigger", "aria-label": "Trigger" }, ...options(["mention", "prefix", "always", "dm"].map((t) => [t, t]), chat.dm ? "dm" : "mention"));
   const form = el("form", { class: "inline-form wire-form" }, chat.wirings.length ? "Also:" : "Unwired: answer with", group, trigger,
     el("button", { type: "submit", class: "small primary" }, "Wire"));
+  const key = `wire:${chat.id}`;
+  if (notes.has(key)) result(form, key);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    submit(form, "POST", "/api/dashboard/wirings", { chat_id: chat.id, group: group.value, trigger: trigger.value }, "Wired.");
+    submit(form, "POST", "/api/dashboard/wirings", { chat_id: chat.id, group: group.value, trigger: trigger.value },
+           "Wired.", key);
   });
   return form;
 }
 
 export function rotateForm(secret) {
   const value = el("input", { type: "password", autocomplete: "off", placeholder: "new value", "aria-label": `New value of ${secret.name}` });
+  const key = `secret:${secret.name}`;
   const form = el("form", { class: "inline-form" }, value, el("button", { type: "submit", class: "small" }, "Rotate"));
+  if (notes.has(key)) result(form, key);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (await submit(form, "PUT", `/api/dashboard/secrets/${encodeURIComponent(secret.name)}`, { value: value.value }, "Rotated.")) {
+    if (await submit(form, "PUT", `/api/dashboard/secrets/${encodeURIComponent(secret.name)}`, { value: value.value },
+                     "Rotated.", key)) {
       value.value = "";
     }
   });

@@ -221,7 +221,7 @@ async def test_cards_fall_back_to_text(running: Running) -> None:
     assert "1) Yes" in msg.text and msg.buttons == ()
 
 
-# The web chat's modal is the host's own credential form in a frame: tests/channels/test_web_browser.py.
+# The web chat's modal is the host's own credential form in a frame: tests/web/test_chat.py.
 @each([p for p in with_capability("modals") if p != "web"])
 async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(running: Running) -> None:
     credential = {"token": "tok-abc123", "name": "weather", "host": "api.weather.test",
