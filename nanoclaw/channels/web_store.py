@@ -69,6 +69,7 @@ class WebChatStore:
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # as the other databases: a crash loses nothing committed
         existing = {r["name"] for r in self.conn.execute("PRAGMA table_info(messages)")}
         if existing:
             for column, kind in _ADDED.items():

@@ -52,6 +52,7 @@ class Sent:
     file_name: str | None = None
     file_data: bytes | None = None
     edits: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.time)  # when the server received it (benchmarks time first text)
 
     @property
     def chat(self) -> str:
