@@ -195,6 +195,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "routing": lambda end: dataclasses.asdict(r) if (r := end.routing()) else None,
     "destinations": lambda end: {name: dataclasses.asdict(r) for name, r in end.destinations().items()},
     "stop_requested": lambda end: end.stop_requested(),
+    "take_interrupt": lambda end: end.take_interrupt(),
     "get_state": lambda end, key: end.get_state(_str(key)),
     "set_state": lambda end, key, value: end.set_state(_str(key), _str(value, optional=True)),
     "begin": _begin,
@@ -203,6 +204,10 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "ack": lambda end, seqs, status, error=None: end.ack(_seqs(seqs), _str(status), _str(error, optional=True)),
     "write": _write,
     "message_id": lambda end, seq: end.message_id(seq if isinstance(seq, int) else -1),
+    "write_partial": lambda end, stream_id, in_reply_to, text: end.write_partial(
+        _str(stream_id), in_reply_to if isinstance(in_reply_to, int) and not isinstance(in_reply_to, bool) else None,
+        _str(text)),
+    "drop_partials": lambda end: end.drop_partials(),
 }
 
 
@@ -255,6 +260,9 @@ class LinkedRunnerEnd:
     def stop_requested(self) -> bool:
         return bool(self._call("stop_requested"))
 
+    def take_interrupt(self) -> bool:
+        return bool(self._call("take_interrupt"))
+
     def get_state(self, key: str) -> str | None:
         value = self._call("get_state", key)
         return None if value is None else str(value)
@@ -283,6 +291,12 @@ class LinkedRunnerEnd:
 
     def message_id(self, seq: int) -> str:
         return str(self._call("message_id", seq))
+
+    def write_partial(self, stream_id: str, in_reply_to: int | None, text: str) -> None:
+        self._call("write_partial", stream_id, in_reply_to, text)
+
+    def drop_partials(self) -> None:
+        self._call("drop_partials")
 
     # The doorbells and the heartbeat are files in the folder on every runtime.
     ring = RunnerEnd.ring

@@ -44,3 +44,25 @@ async def test_a_conversation_on_gvisor(tmp_path: Path, podman_image: str, doorb
     finally:
         await host.stop()
     assert containers(host.label) == []
+
+
+async def test_a_streamed_reply_and_a_stop_cross_the_session_link(tmp_path: Path, podman_image: str) -> None:
+    """Partials and interrupts are the runner's end too: under gVisor they travel over the link."""
+    from tests.fakes.channel import StreamingFakeChannel
+    from nanoclaw.runner.main import STOPPED
+
+    settings = make_settings(tmp_path / "home", runtime="gvisor", sandbox_image=podman_image, idle_timeout=60)
+    host = Host(settings, channels=[StreamingFakeChannel])
+    await host.start()
+    try:
+        wire(host, "chat1", channel="fakestream", trigger="always")
+        ch = host.channels["fakestream"]
+        assert isinstance(ch, StreamingFakeChannel)
+        await ch.say("[mock:stream=400/40]")
+        [sent] = await ch.wait_sent(1, timeout=90)
+        await ch.wait_for(lambda: "word5 " in ch.text_of(sent.platform_id), timeout=30)
+        await ch.say("/stop")
+        await ch.wait_for(lambda: ch.text_of(sent.platform_id).endswith(STOPPED), timeout=20)
+        assert "word400" not in ch.text_of(sent.platform_id) and len(ch.sent) == 1
+    finally:
+        await host.stop()
