@@ -208,10 +208,10 @@ def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | N
 
 
 def _data_or_skip(member: tarfile.TarInfo, path: str, skipped: list[str]) -> tarfile.TarInfo | None:
-    """tarfile's "data" filter (no absolute paths, no .., no devices, no links out), one member at a time:
-    a link an agent made to an absolute path inside its sandbox is left out, not the whole restore."""
+    """tarfile's "data" filter (no absolute paths, no .., no devices, no links out). A link an agent made to
+    an absolute path in its sandbox is left out; a member whose own name leaves the home refuses the archive."""
     try:
         return tarfile.data_filter(member, path)
-    except tarfile.FilterError:
+    except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
         skipped.append(member.name)
         return None

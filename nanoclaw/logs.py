@@ -56,7 +56,8 @@ def setup(level: str = "INFO", file: Path | None = None) -> None:
 
 
 # Chat platform clients log request URLs (Telegram's hold the bot token) and payloads at INFO/DEBUG.
-CHATTY_CLIENTS = ("telegram", "slack_sdk", "slack_bolt", "discord", "nio", "aioimaplib", "aiosmtplib", "aiohttp.access")
+CHATTY_CLIENTS = ("telegram", "slack_sdk", "slack_bolt", "discord", "nio", "aioimaplib", "aiosmtplib", "aiohttp.access",
+                  "gql")
 
 
 def quiet_http_clients() -> None:

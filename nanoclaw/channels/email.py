@@ -25,19 +25,20 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Awaitable, Mapping
 
 import aioimaplib
 import aiosmtplib
-from markdown_it import MarkdownIt
 
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
-from nanoclaw.channels.text import split_message, to_plain
+from nanoclaw.channels.mail_text import (
+    automated, html_to_text, is_reply_subject, reply_subject, strip_quotes, subject_for, to_mail_html,
+)
+from nanoclaw.channels.text import split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 
@@ -51,11 +52,7 @@ RECENT_IDS = 1000
 MAX_THREADS_KEPT = 500  # chats whose reply threading is kept across restarts (the most recent)
 SECURITY = ("ssl", "starttls", "none")
 
-_md = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
 _LIST_POST = re.compile(r"<mailto:([^>?]+)", re.I)
-_NO_REPLY = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+.-].*)?$", re.I)
-_ATTRIBUTION = re.compile(r"^On\s.+\swrote:$", re.S)  # "On Mon, 1 Jan 2024, Alice <a@x> wrote:"
-_OUTLOOK_QUOTE = re.compile(r"^-{2,}\s*Original Message\s*-{2,}$", re.I)
 
 
 class _ImapError(Exception):
@@ -127,63 +124,6 @@ class _Thread:
 # -- reading mail -------------------------------------------------------------
 
 
-class _HtmlText(HTMLParser):
-    """Visible text of an HTML mail; quoted history (<blockquote>) and scripts left out."""
-
-    _SKIP = {"blockquote", "script", "style", "head", "title"}
-    _BLOCK = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "pre", "hr"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip += 1
-        elif tag == "li":
-            self.parts.append("\n• ")
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-    def text(self) -> str:
-        text = re.sub(r" *\n *", "\n", "".join(self.parts))
-        return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def html_to_text(html: str) -> str:
-    parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
-    return parser.text()
-
-
-def strip_quotes(text: str) -> str:
-    """The new part of a reply: the "On … wrote:" line and everything after it, and "> " lines, removed."""
-    lines = text.splitlines()
-    kept: list[str] = []
-    for i, line in enumerate(lines):
-        s = line.strip()
-        # Gmail and Apple Mail wrap a long attribution line over two lines.
-        two = f"{s} {lines[i + 1].strip()}" if i + 1 < len(lines) else s
-        if s.startswith("On ") and (_ATTRIBUTION.match(s) or _ATTRIBUTION.match(two)) or _OUTLOOK_QUOTE.match(s):
-            break
-        if not s.startswith(">"):
-            kept.append(line.rstrip())
-    new = "\n".join(kept).strip()
-    return new or text.strip()  # a mail that is all quote (a forward): keep it
-
-
 def _part_text(part: EmailMessage) -> str:
     try:
         return str(part.get_content())
@@ -223,30 +163,6 @@ def _files(mail: EmailMessage) -> tuple[list[FileAttachment], list[str]]:
 def _addresses(mail: EmailMessage, *headers: str) -> list[tuple[str, str]]:
     values = [str(v) for h in headers for v in (mail.get_all(h) or [])]
     return [(name, addr.strip().lower()) for name, addr in getaddresses(values) if "@" in addr]
-
-
-def _automated(mail: EmailMessage, sender: str, listed: bool) -> bool:
-    """Written by a program (auto-reply, bounce, newsletter, another bot): never answered unless allowed."""
-    auto = str(mail.get("Auto-Submitted", "no")).split(";")[0].strip().lower()
-    precedence = str(mail.get("Precedence", "")).strip().lower()
-    return (
-        auto not in ("no", "")
-        or precedence in ("bulk", "junk")
-        or precedence == "list" and not listed  # discussion lists mark every person's post "list"
-        or "X-Auto-Response-Suppress" in mail
-        or str(mail.get("Return-Path", "")).strip() == "<>"
-        or _NO_REPLY.match(sender.partition("@")[0]) is not None
-    )
-
-
-def _is_reply_subject(subject: str) -> bool:
-    return re.match(r"^\s*(re|aw|sv)\s*:", subject, re.I) is not None
-
-
-def _subject_for(text: str) -> str:
-    """Subject of a mail that starts a conversation: the first line of its text, shortened."""
-    first = next((line for line in to_plain(text).splitlines() if line.strip()), "").strip()
-    return first if len(first) <= 70 else first[:69].rstrip() + "…"
 
 
 # -- the channel --------------------------------------------------------------
@@ -408,13 +324,13 @@ class EmailChannel(Channel):
         subject = str(mail.get("Subject", "")).strip()
         message_id = str(mail.get("Message-ID", "")).strip()
         text = _body(mail)
-        if subject and not mail.get("In-Reply-To") and not _is_reply_subject(subject):
+        if subject and not mail.get("In-Reply-To") and not is_reply_subject(subject):
             text = f"Subject: {subject}\n\n{text}".strip()  # a new conversation: its subject is part of the request
         files, notes = _files(mail)
         text = "\n".join([text, *notes]).strip()
         if not text and not files:
             raise _Malformed("no text and no attachment")
-        from_bot = _automated(mail, sender, listed=post is not None)
+        from_bot = automated(dict(mail.items()), sender, listed=post is not None)
         if message_id and not from_bot:  # answers continue the people's mail thread, not a robot's
             references = " ".join([*str(mail.get("References", "")).split()[-20:], message_id])
             self._threads.pop(chat, None)  # the most recent chat last
@@ -453,17 +369,17 @@ class EmailChannel(Channel):
         mail["From"] = formataddr((self.host.settings.assistant_name, cfg.address))
         mail["To"] = ", ".join(recipients)
         if thread is not None:
-            mail["Subject"] = thread.subject if _is_reply_subject(thread.subject) else f"Re: {thread.subject}".strip()
+            mail["Subject"] = reply_subject(thread.subject)
             mail["In-Reply-To"] = thread.message_id
             mail["References"] = thread.references
         else:
-            mail["Subject"] = _subject_for(text) or (file.name if file else self.host.settings.assistant_name)
+            mail["Subject"] = subject_for(text) or (file.name if file else self.host.settings.assistant_name)
         mail["Date"] = formatdate(localtime=True)
         mail["Message-ID"] = make_msgid(domain=cfg.address.rpartition("@")[2])
         # RFC 3834: marks us as a program, so vacation responders and other assistants do not answer in a loop.
         mail["Auto-Submitted"] = "auto-replied" if thread is not None else "auto-generated"
         mail.set_content(text)
-        mail.add_alternative(_md.render(text), subtype="html")
+        mail.add_alternative(to_mail_html(text), subtype="html")
         if file is not None:
             kind = file.mime_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
             maintype, _, subtype = kind.partition("/")

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from nanoclaw.channels.base import Backoff, Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
 from nanoclaw.channels.position import read_position, write_position
-from nanoclaw.channels.text import split_message
+from nanoclaw.channels.text import split_message, title_from
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -276,7 +276,8 @@ class GitHubChannel(Channel):
         first: str | None = None
         if thread is None:
             # No issue to answer on (a scheduled report, a message to the repo): open one.
-            issue = await self._call("POST", f"/repos/{repo}/issues", {"title": _title(pieces[0]), "body": pieces[0]})
+            issue = await self._call("POST", f"/repos/{repo}/issues",
+                                     {"title": title_from(pieces[0], MAX_TITLE), "body": pieces[0]})
             thread = str(_field(issue, "number", int))
             first, pieces = f"issue-{thread}", pieces[1:]
         for piece in pieces:
@@ -336,12 +337,6 @@ def _item_path(repo: str, platform_message_id: str) -> str:
     if kind == "review":
         return f"/repos/{repo}/pulls/comments/{number}"
     return f"/repos/{repo}/issues/comments/{number}"
-
-
-def _title(text: str) -> str:
-    line = next((ln for ln in text.splitlines() if ln.strip()), "Message from the assistant")
-    line = line.strip().lstrip("#>*-_ ").rstrip("*_ ") or "Message from the assistant"
-    return line if len(line) <= MAX_TITLE else line[: MAX_TITLE - 1] + "…"
 
 
 def _message(response: httpx.Response) -> str:

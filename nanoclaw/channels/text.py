@@ -1,7 +1,8 @@
 """Shaping the agent's text for a platform: Markdown converted to its format, long texts split at its limit.
 
 Agents write CommonMark. Each platform has its own dialect (Telegram HTML,
-Slack mrkdwn, WhatsApp's *bold*, Matrix HTML, plain text); one parser
+Slack mrkdwn, WhatsApp's *bold*, Matrix HTML, Google Chat, the Markdown subset of
+Teams and Webex, plain text); one parser
 (markdown-it, raw HTML disabled so nothing the agent writes becomes markup)
 feeds a small table of markers per dialect.
 """
@@ -51,6 +52,13 @@ def split_message(text: str, limit: int) -> list[str]:
     return [p for p in pieces if p] or [""]
 
 
+def title_from(text: str, limit: int = 80) -> str:
+    """A title for a new issue or thread made of a message: its first line without Markdown marks, shortened."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "Message from the assistant")
+    line = line.strip().lstrip("#>*-_ ").rstrip("*_ ") or "Message from the assistant"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Dialect:
     """How one platform marks inline styles; `escape` protects literal text."""
@@ -80,17 +88,19 @@ SLACK_MRKDWN = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n",
                        lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 WHATSAPP = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n", "\n```"),
                    lambda t, h: f"{t} ({h})" if t != h else h)
+# Teams and Webex render CommonMark-like Markdown themselves; re-rendering from the parse keeps
+# raw HTML out (markdown-it drops it) and turns headings into bold, which both show reliably.
+MARKDOWN = Dialect(("**", "**"), ("_", "_"), ("~~", "~~"), ("`", "`"), ("```\n", "\n```"),
+                   lambda t, h: f"[{t}]({h})" if t != h else h, heading=("**", "**"), bullet="- ")
+# Google Chat's text: *bold* _italic_ ~strike~, links as <url|text>; it has no escape for literal markers.
+GOOGLE_CHAT = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n", "\n```"),
+                      lambda t, h: f"<{h}|{t}>" if t != h else h)
 PLAIN = Dialect(("", ""), ("", ""), ("", ""), ("", ""), ("", ""), lambda t, h: f"{t} ({h})" if t != h else h)
 
 
 def convert(markdown: str, dialect: Dialect) -> str:
     """Render CommonMark in `dialect`; text that is not Markdown comes out unchanged (escaped as needed)."""
     return _Renderer(dialect).render(_md().parse(markdown)).strip()
-
-
-def to_html(markdown: str) -> str:
-    """Full HTML for the web chat: raw HTML in the text stays text, unsafe link schemes are dropped by markdown-it."""
-    return _md().render(markdown)
 
 
 def to_telegram_html(markdown: str) -> str:
@@ -109,6 +119,15 @@ def to_slack(markdown: str) -> str:
 
 def to_whatsapp(markdown: str) -> str:
     return convert(markdown, WHATSAPP)
+
+
+def to_markdown(markdown: str) -> str:
+    """Teams and Webex: their own Markdown subset (**bold**, _italic_, ~~strike~~, `code`, [links](url))."""
+    return convert(markdown, MARKDOWN)
+
+
+def to_google_chat(markdown: str) -> str:
+    return convert(markdown, GOOGLE_CHAT)
 
 
 def to_plain(markdown: str) -> str:

@@ -46,6 +46,12 @@ class RunnerEnd:
         self._load_acks()
         self._last_seq = max(self._max_in_seq(), self._max_out_seq())
         self._control_cursor = self._max_control_id()
+        self._interrupt_cursor = self._control_cursor
+        # What an earlier runner was writing is gone with it. `rev` counts microseconds (at least +1 a write),
+        # so it keeps growing across runners for the host's cursor even though rows are deleted.
+        self._partial_rev = int(self.out.execute("SELECT coalesce(max(rev), 0) FROM partials").fetchone()[0])
+        self.out.execute("DELETE FROM partials")
+        self._partials_written = False  # drop_partials has nothing to delete (no statement on a quick turn)
 
     def _load_acks(self) -> None:
         """The finished cursor and the consumed answers, from outbound.db (at start, or after a rollback)."""
@@ -78,6 +84,18 @@ class RunnerEnd:
         return self._cached("stop", lambda: self.inbound.execute(
             "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
         ).fetchone() is not None, fresh=False)
+
+    def take_interrupt(self, fresh: bool = True) -> bool:
+        """Whether the host asked to end the running turn since the last call (True once per request).
+
+        fresh=False reuses the version pending() just asked (at the start of a turn).
+        """
+        newest = self._cached("interrupt", lambda: int(self.inbound.execute(
+            "SELECT coalesce(max(id), 0) FROM control WHERE action = 'interrupt'").fetchone()[0]), fresh=fresh)
+        if newest <= self._interrupt_cursor:
+            return False
+        self._interrupt_cursor = newest
+        return True
 
     def _max_in_seq(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(seq), 0) FROM messages_in").fetchone()[0])
@@ -193,6 +211,29 @@ class RunnerEnd:
         )
         self._last_seq = seq
         return seq
+
+    def message_id(self, seq: int) -> str:
+        """The id of the outbound row `seq` (the handle a tool returns for edits)."""
+        row = self.out.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(f"no outbound row {seq}")
+        return str(row[0])
+
+    def write_partial(self, stream_id: str, in_reply_to: int | None, text: str) -> None:
+        """The answer `stream_id` so far (commits at once: partials are outside any turn's transaction)."""
+        self._partial_rev = max(self._partial_rev + 1, time.time_ns() // 1000)
+        self._partials_written = True
+        self.out.execute(
+            "INSERT INTO partials (stream_id, in_reply_to, text, rev, at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(stream_id) DO UPDATE SET text = excluded.text, rev = excluded.rev, at = excluded.at",
+            (stream_id, in_reply_to, text, self._partial_rev, time.time()),
+        )
+
+    def drop_partials(self) -> None:
+        """The turn is over: its answers are final rows now."""
+        if self._partials_written:
+            self.out.execute("DELETE FROM partials")
+            self._partials_written = False
 
     def get_state(self, key: str) -> str | None:
         row = self.out.execute("SELECT value FROM session_state WHERE key = ?", (key,)).fetchone()

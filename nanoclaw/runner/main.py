@@ -19,13 +19,17 @@ from pathlib import Path
 from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
+from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import TOOLS, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
-TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken`
+TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken` and follows up
+STOPPED = "⏹ Stopped."
+INTERRUPT_GRACE = 5.0  # seconds a provider gets to end an interrupted turn itself before it is cancelled
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -37,14 +41,16 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
 
 
 class Runner:
-    def __init__(self, config: RunnerConfig, end: RunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
+        self.interrupted_at: float | None = None  # when the person asked to stop the running turn
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
+        self.answer = AnswerStream(end.write_partial, end.ring)
         tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
-        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context)
+        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context, self.answer)
         self.provider = load_provider(config.provider, context)
 
     def _set_state(self, key: str, value: str | None) -> None:
@@ -121,39 +127,52 @@ class Runner:
         last = triggers[0] if any(batch[i].attempts for i in triggers) else triggers[-1]
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
+        self.end.take_interrupt(fresh=False)  # a stop asked for before this turn began was meant for an earlier one
+        self.interrupted_at = None
+        self.answer.begin(self.in_turn[-1])
+        work = asyncio.create_task(self._run(batch))
         # A turn that ends within TAKEN_AFTER is acked `done` alone; a longer one tells the host it took the
-        # messages (typing indicator, the turn's time limit) and starts following up answers and new messages
-        # (what arrived meanwhile rang the bell, so the watcher sees it at once). Doing both for every turn
-        # cost a commit, a host wake and a task on the path of every quick reply.
+        # messages (typing indicator, the turn's time limit) and starts following up answers, new messages
+        # and stop requests (what arrived meanwhile rang the bell, so the watcher sees it at once). Doing
+        # both for every turn cost a commit, a host wake and a task on the path of every quick reply.
         watcher: list[asyncio.Task[None]] = []
 
         def long_turn(seqs: list[int]) -> None:
             self._ack(seqs, "taken")
-            watcher.append(asyncio.create_task(self._feed_follow_ups()))
+            watcher.append(asyncio.create_task(self._feed_follow_ups(work)))
 
         taken = asyncio.get_running_loop().call_later(TAKEN_AFTER, long_turn, list(self.in_turn))
         try:
-            text = await self._run(batch)
+            text = await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.interrupted_at is None or (current is not None and current.cancelling()):
+                raise  # the runner itself is stopping
+            text = None
         except ProviderError as exc:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
             log.exception("turn failed")
-            taken.cancel()
-            for task in watcher:
-                task.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.end.drop_partials()
             self.end.ring()
             self.in_turn = []
             return
-        taken.cancel()
-        for task in watcher:
-            task.cancel()
+        finally:
+            taken.cancel()
+            for task in watcher:
+                task.cancel()
+        if self.interrupted_at is not None:  # the agent says it stopped, after what it had written
+            text = f"{self.answer.text}\n\n{STOPPED}" if self.answer.text else STOPPED
         reply = strip_internal(text or "")
+        stream = self.answer.take()
         with self.end.transaction():
             if reply:
-                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1])
+                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1],
+                               payload={"stream": stream} if stream else None)
             self.end.ack(self.in_turn, "done")
+            self.end.drop_partials()
         self.end.ring()
         self.in_turn = []
 
@@ -164,10 +183,19 @@ class Runner:
             return "\n".join(results)
         return await self.provider.run_turn(Turn(batch, format_messages(batch)))
 
-    async def _feed_follow_ups(self) -> None:
-        """While a turn runs: resolve answers, and stream new triggering messages into it."""
+    async def _feed_follow_ups(self, work: asyncio.Task[str | None]) -> None:
+        """While a turn runs: resolve answers, stream new triggering messages into it, and stop it on request."""
         while True:
-            await self._wait(self.config.poll_interval)
+            await self._wait(min(self.config.poll_interval, 1.0))
+            if self.end.take_interrupt() and self.interrupted_at is None:
+                self.interrupted_at = time.monotonic()
+                log.info("turn interrupted")
+                if not await self.provider.interrupt():
+                    work.cancel()
+            if self.interrupted_at is not None:
+                if time.monotonic() - self.interrupted_at > INTERRUPT_GRACE:
+                    work.cancel()  # the provider did not manage to end it itself
+                continue
             rows = self._new_rows()
             if not self.provider.supports_follow_up or not any(m.trigger for m in rows):
                 continue
@@ -183,7 +211,7 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
+async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
     if os.path.exists(SANDBOX_PROXY_SOCKET):
         # The sandbox has no network: the host's proxy is reached through this bridge.
         from nanoclaw.runner.bridge import start_bridge
@@ -204,7 +232,9 @@ async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
     config = RunnerConfig.from_env()
-    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
+    folder = SessionFolder(Path(config.workspace))
+    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+                         else RunnerEnd(folder, doorbell=config.doorbell))
     try:
         return asyncio.run(_serve(config, end))
     finally:

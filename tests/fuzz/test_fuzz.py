@@ -167,12 +167,16 @@ def test_split_message_keeps_every_word_in_order_within_the_limit(text: str, lim
 def test_markdown_dialects_never_fail_and_html_ones_never_pass_markup_through(text: str) -> None:
     for convert in (channel_text.to_slack, channel_text.to_whatsapp, channel_text.to_plain):
         assert isinstance(convert(text), str)
-    for convert in (channel_text.to_telegram_html, channel_text.to_matrix_html, channel_text.to_html):
+    from nanoclaw.channels.web_html import render as web_html
+
+    for convert in (channel_text.to_telegram_html, channel_text.to_matrix_html, web_html):
         html = convert(text)
         tags = {t.split()[0].strip("/").lower() for t in __import__("re").findall(r"<(/?[a-zA-Z][^>]*)>", html)}
         assert tags <= {"b", "i", "s", "code", "pre", "a", "strong", "em", "del", "br", "p", "ul", "ol", "li",
-                        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img"}, (text, html)
+                        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img", "span", "table", "thead",
+                        "tbody", "tr", "th", "td"}, (text, html)
         assert "<script" not in html.lower() and "javascript:" not in html.lower()
+        assert not __import__("re").search(r"<[^>]*\son\w+\s*=", html), (text, html)  # no event handler attribute
 
 
 @fuzz
@@ -183,3 +187,216 @@ def test_safe_file_names_are_one_harmless_component(name: str) -> None:
     assert safe not in (".", "..") and not safe.startswith(".")
     assert len(safe.encode("utf-8")) <= 200
     assert all(c.isprintable() for c in safe)
+
+
+# -- what Teams, Google Chat and Webex deliver to their webhooks -------------------------------------
+
+from nanoclaw.channels import adaptive_cards, googlechat_cards  # noqa: E402
+from nanoclaw.channels.teams import TeamsChannel  # noqa: E402
+from nanoclaw.channels.webex import WebexChannel, signature_ok  # noqa: E402
+from tests.channels.harness import RecordingHost  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+
+_SETTINGS = make_settings(Path(tempfile.mkdtemp(prefix="nanoclaw-fuzz-channels-")))
+json_objects = st.dictionaries(st.sampled_from(["type", "id", "text", "from", "conversation", "value", "entities",
+                                                "attachments", "recipient", "nanoclaw", "token", "card", "label",
+                                                "common", "message", "space", "action", "roomId", "personId",
+                                                "nanoclaw_value", "name", "replyToId"]), json_values, max_size=8)
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_card_presses_are_read_or_refused_never_crash(data: object) -> None:
+    press = adaptive_cards.parse_press(data)
+    assert press is None or press.kind in ("answer", "credential", "refuse", "form")
+    adaptive_cards.take_value(data)
+    if isinstance(data, dict):
+        click = googlechat_cards.parse_click(data)
+        assert click is None or click.function in (googlechat_cards.ANSWER, googlechat_cards.FORM,
+                                                   googlechat_cards.SAVE, googlechat_cards.REFUSE)
+        googlechat_cards.take_value(data)
+        googlechat_cards.answered(data.get("message"), "done")
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_teams_activity_parser_passes_on_or_drops_never_crashes(data: object) -> None:
+    from microsoft_agents.activity import Activity
+    import pydantic
+
+    host = RecordingHost(_SETTINGS)
+    channel = TeamsChannel(host)
+    try:
+        activity = Activity.model_validate(data)
+    except (ValueError, pydantic.ValidationError):
+        return
+    if activity.type == "message" and activity.conversation is not None and activity.conversation.id:
+        try:
+            asyncio.run(channel._on_message(activity))
+        except (ValueError, TypeError):  # pydantic's own refusals of odd nested shapes
+            return
+        assert all(e.channel_type == "teams" and e.message_id for e in host.events)
+
+
+@fuzz
+@given(st.binary(max_size=200), st.text(max_size=80))
+def test_webex_signature_check_never_accepts_a_guess(body: bytes, header: str) -> None:
+    import hashlib
+    import hmac as _hmac
+
+    expected = _hmac.new(b"secret", body, hashlib.sha1).hexdigest()
+    assert signature_ok("secret", body, header) == (header.strip().lower() == expected)
+
+
+@fuzz
+@given(st.one_of(json_objects, json_values))
+def test_webex_message_parser_passes_on_or_drops_never_crashes(data: object) -> None:
+    host = RecordingHost(_SETTINGS)
+    channel = WebexChannel(host)
+    channel._me = "me"
+    channel._names = {k: None for k in ("", "me")}
+    if not isinstance(data, dict):
+        return
+    data.pop("files", None)  # downloads need the server; their parsing is covered by the channel tests
+    data.pop("personId", None) if not isinstance(data.get("personId"), str) else None
+    for key in ("personId", "roomId"):
+        if isinstance(data.get(key), str):
+            channel._names[data[key]] = None
+    event = asyncio.run(channel._to_event(data))
+    assert event is None or (event.platform_id == data["roomId"] and event.message_id == data["id"])
+# -- what the Linear, Resend and iMessage channels take from outside: webhooks, received mail, chat.db rows ----
+
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from nanoclaw.channels import imessage as imessage_channel  # noqa: E402
+from nanoclaw.channels import linear as linear_channel  # noqa: E402
+from nanoclaw.channels import resend as resend_channel  # noqa: E402
+from nanoclaw.channels.base import InboundEvent, IngestResult  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+from tests.fakes.linear_server import sign as linear_sign  # noqa: E402
+from tests.fakes.messages_db import attributed_body  # noqa: E402
+from tests.fakes.resend_server import svix_headers  # noqa: E402
+
+_SECRET = "fuzz-secret"
+_WHSEC = "whsec_ZnV6ei13ZWJob29rLXNlY3JldA=="
+
+
+class _Host:
+    """The host end a channel's webhook handler needs: settings and a receive that records."""
+
+    home: Path | None = None  # one per process: the channels keep small state files there
+
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        if _Host.home is None:
+            _Host.home = Path(tempfile.mkdtemp(prefix="nanoclaw-fuzz-channel-"))
+        self.settings = make_settings(_Host.home, extra=extra or {})
+        self.events: list[InboundEvent] = []
+
+    async def receive(self, event: InboundEvent) -> IngestResult:
+        self.events.append(event)
+        return IngestResult(True, ("s1",), triggered=True)
+
+
+class _Request:
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self._body, self.headers, self.remote, self.method = body, headers, "127.0.0.1", "POST"
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+def _check_events(events: list[InboundEvent], channel: str) -> None:
+    for event in events:
+        assert event.channel_type == channel and isinstance(event.text, str) and event.message_id
+        assert all(isinstance(v, str) for v in (event.platform_id, event.sender_id))
+
+
+linear_payloads = st.fixed_dictionaries({
+    "type": st.sampled_from(["Comment", "Issue", "Project", 7]), "action": st.sampled_from(["create", "update", None]),
+    "data": json_values | st.fixed_dictionaries({
+        "id": st.text(max_size=8) | st.integers(), "body": st.text(max_size=60) | st.none(),
+        "issueId": st.text(max_size=8) | st.none(), "userId": st.sampled_from(["u1", "me", None]),
+        "title": st.text(max_size=20), "teamId": st.text(max_size=8) | st.none(),
+        "issue": st.none() | st.fixed_dictionaries({"id": st.text(max_size=8), "teamId": st.text(max_size=8)}),
+        "botActor": json_values}),
+    "actor": json_values, "webhookTimestamp": st.sampled_from(["now", "old", None, "x"]),
+})
+
+
+@fuzz
+@given(linear_payloads, st.sampled_from(["signed", "unsigned", "wrong"]), st.binary(max_size=40))
+def test_linear_webhook_answers_any_delivery_and_passes_only_signed_fresh_ones(
+    payload: dict[str, Any], signing: str, junk: bytes
+) -> None:
+    host = _Host()
+    channel = linear_channel.LinearChannel(host)
+    channel._secret, channel._me = _SECRET, {"id": "me", "name": "Andy", "displayName": "andy"}
+    stamp = payload["webhookTimestamp"]
+    payload = {**payload, "webhookTimestamp": {"now": int(time.time() * 1000), "old": 1_600_000_000_000}.get(stamp, stamp)}
+    for body in (json.dumps(payload).encode(), junk):
+        signature = {"signed": linear_sign(_SECRET, body), "wrong": linear_sign("other", body)}.get(signing)
+        response = asyncio.run(channel._on_webhook(_Request(body, {"Linear-Signature": signature} if signature else {})))
+        assert response.status in (200, 400, 401)
+        if signing != "signed":
+            assert response.status == 401
+        elif stamp != "now":
+            assert response.status in (400, 401)  # not JSON, or JSON outside the replay window
+    if signing != "signed" or stamp != "now":
+        assert host.events == []
+    _check_events(host.events, "linear")
+    assert all(e.sender_id != "me" for e in host.events)  # never our own writing
+
+
+resend_mails = st.fixed_dictionaries({
+    "from": st.text(max_size=30) | st.sampled_from(["Alice <alice@example.org>", "andy@example.com", "x@y"]),
+    "to": json_values | st.just(["andy@inbound.example.com"]), "subject": st.text(max_size=30) | st.none(),
+    "text": st.text(max_size=80) | st.none(), "html": st.text(max_size=80) | st.none(),
+    "headers": json_values | st.dictionaries(st.sampled_from(["auto-submitted", "references", "in-reply-to"]),
+                                             st.text(max_size=20)),
+    "message_id": st.text(max_size=20) | st.none(), "created_at": st.text(max_size=10), "attachments": st.just([]),
+})
+
+
+@fuzz
+@given(resend_mails, st.sampled_from(["email.received", "email.sent", None]), json_values, st.booleans())
+def test_resend_webhook_and_mail_reading_take_any_input(mail: dict[str, Any], kind: Any, data: Any,
+                                                        signed: bool) -> None:
+    host = _Host({"RESEND_API_URL": "http://127.0.0.1:9"})  # nothing listens there: fetching fails transiently
+    channel = resend_channel.ResendChannel(host)
+    channel._verifier = resend_channel.Webhook(_WHSEC)
+    channel._own = {"andy@example.com"}
+    try:
+        event = asyncio.run(channel._event(mail, "id-1"))
+    except resend_channel._Malformed:
+        event = None
+    if event is not None:
+        _check_events([event], "resend")
+        assert event.sender_id not in channel._own and event.is_dm
+    body = json.dumps({"type": kind, "data": data}).encode()
+    headers = svix_headers(_WHSEC, body) if signed else {"svix-id": "msg_1", "svix-signature": "v1,AAAA"}
+    response = asyncio.run(channel._on_webhook(_Request(body, headers)))  # type: ignore[arg-type]
+    assert response.status in ((200, 400, 503) if signed else (401,))
+
+
+imessage_rows = st.fixed_dictionaries({
+    "is_from_me": st.sampled_from([0, 1, None]), "item_type": st.sampled_from([0, 1, None]),
+    "associated_message_type": st.sampled_from([0, 2001, None]),
+    "chat": st.sampled_from(["iMessage;+;chat1", "iMessage;-;+1555", None, ""]) | st.text(max_size=10),
+    "sender": st.text(max_size=12) | st.none(), "guid": st.text(max_size=12) | st.none(),
+    "text": st.text(max_size=60) | st.none() | st.integers(), "attributedBody": st.binary(max_size=80) | st.none(),
+    "style": st.sampled_from([43, 45, None]), "display_name": st.text(max_size=10) | st.none(),
+    "date": st.integers() | st.none() | st.text(max_size=4),
+})
+
+
+@fuzz
+@given(imessage_rows, st.text(max_size=300), st.binary(max_size=200))
+def test_imessage_rows_and_attributed_bodies_are_read_safely(row: dict[str, Any], text: str, junk: bytes) -> None:
+    event = imessage_channel.row_event(row, [])
+    if event is not None:
+        _check_events([event], "imessage")
+        assert not row["is_from_me"] and event.text and "\ufffc" not in event.text
+    assert imessage_channel.attributed_text(attributed_body(text)) == text
+    decoded = imessage_channel.attributed_text(junk)
+    assert decoded is None or isinstance(decoded, str)

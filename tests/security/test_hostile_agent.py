@@ -23,8 +23,8 @@ from typing import Any, AsyncIterator
 import pytest
 
 from nanoclaw.backup import backup, restore
-from nanoclaw.host.app import Host
 from nanoclaw.host.router import QUARANTINE_NOTICE
+from tests.security.conftest import runtime_settings
 from tests.security.hostile import ADMIN_CHAT, GROUP_CHAT, Arena, links, plant, python
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -32,8 +32,8 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 @pytest.fixture
 async def arena(tmp_path: Path, runtime_name: str, request: pytest.FixtureRequest) -> AsyncIterator[Arena]:
-    image = request.getfixturevalue("podman_image") if runtime_name == "podman" else None
-    arena = await Arena.open(tmp_path, runtime_name, image)
+    image = runtime_settings(runtime_name, request).get("sandbox_image")
+    arena = await Arena.open(tmp_path, runtime_name, str(image) if image else None)
     try:
         yield arena
     finally:
@@ -56,9 +56,13 @@ async def test_hostile_memory_file_replaced_then_runner_restarts(arena: Arena, k
     await arena.restart_runners()
     await arena.still_answers()
     arena.canary_untouched()
+    if kind == "fifo" and not arena.fifos_reach_the_host:
+        assert arena.host.folders.read_memory("family").startswith("# Andy")  # the host saw no memory: a fresh one
+        return
     told = await arena.owner_told("CLAUDE.md", "family", "was a")
     assert "renamed" in told and "Nothing outside the folder was touched" in told
-    memory = await arena.agent("cat /workspace/agent/CLAUDE.md; ls -a /workspace/agent")
+    # Listed by the shell's glob, not `ls`: gVisor 20221219 answers coreutils' statx with EINVAL.
+    memory = await arena.agent("cat /workspace/agent/CLAUDE.md; echo /workspace/agent/.* /workspace/agent/*")
     assert "Memory of this agent group" in memory and "CLAUDE.md." in memory  # fresh, the planted one set aside
 
 
@@ -90,8 +94,8 @@ async def test_hostile_global_memory_link_planted_by_the_admin_agent(arena: Aren
 ])
 async def test_hostile_skills_replaced_then_runner_restarts(arena: Arena, where: str, kind: str) -> None:
     """copy_skills (shutil.copytree) once followed these links and widened the target's mode (finding 1)."""
-    listing = await arena.agent("ls /workspace/agent/.claude/skills")
-    skill = listing.split("\n")[1].strip()
+    listing = await arena.agent("cd /workspace/agent/.claude/skills && echo *")
+    skill = listing.split("\n")[1].split()[0].strip()
     assert skill, listing
     path = {"skill-file": f"/workspace/agent/.claude/skills/{skill}/SKILL.md",
             "skill-folder": f"/workspace/agent/.claude/skills/{skill}",
@@ -164,17 +168,28 @@ async def test_hostile_send_file_of_something_not_a_file(arena: Arena, kind: str
     await arena.channel.say(f"[mock:sh={setup} && {python(row)}]", chat=GROUP_CHAT)
     end = arena.host.sessions.end(session_id)
     record = None
-    for _ in range(400):
+    for _ in range(400 if arena.settings.runtime != "gvisor" else 60):
         record = end.delivery(FORGED_SEQ)
         if record is not None and record["status"] != "sending":
             break
         await asyncio.sleep(0.05)
-    assert record is not None and record["status"] == "refused", dict(record) if record else None
-    assert reason in record["error"], record["error"]
+    if arena.settings.runtime == "gvisor":
+        # The runner reaches its databases through the host (no shared file locks across gVisor): a write
+        # beside it is refused, or damages the session, which is set aside. Either way nothing is read.
+        assert record is None or record["status"] == "refused", dict(record)
+    else:
+        assert record is not None and record["status"] == "refused", dict(record) if record else None
+        assert reason in record["error"] or (kind == "fifo" and not arena.fifos_reach_the_host), record["error"]
     assert not any(s.file is not None for s in arena.to(GROUP_CHAT))  # nothing went out as a file
     arena.canary_untouched()
     await arena.restart_runners()
-    await arena.still_answers()
+    reply = await arena.say("are you still there?")
+    if "storage was damaged" in reply.text:  # gVisor: its write beside the host's lock-less link broke the session
+        assert arena.settings.runtime == "gvisor", reply.text
+        await arena.owner_told("damaged or tampered")
+        await arena.still_answers()
+    else:
+        assert "are you still there?" in reply.text, reply.text
 
 
 # -- attachments people send ------------------------------------------------------------------------
@@ -230,7 +245,7 @@ async def test_hostile_create_agent_with_a_path_for_an_id(arena: Arena) -> None:
 @pytest.mark.parametrize("kind", ["file-link", "dangling-link", "fifo"])
 async def test_hostile_memory_edited_on_the_dashboard(arena: Arena, kind: str) -> None:
     await arena.agent(plant("/workspace/agent/CLAUDE.md", kind, arena.canary))
-    if kind == "fifo":
+    if kind == "fifo" and arena.fifos_reach_the_host:
         with pytest.raises(Exception, match="fifo"):
             arena.host.folders.read_memory("family")  # refused at once, never a blocked read
     arena.host.folders.write_memory("family", "# Family\nThe owner edited this.\n")
@@ -254,7 +269,8 @@ async def test_hostile_backup_and_restore_of_a_booby_trapped_home(arena: Arena, 
     assert "planted" in out, out
     archive = tmp_path / "backup.tar.gz"
     counts = await asyncio.to_thread(backup, arena.settings, archive)
-    assert counts["skipped"] >= 2  # the FIFOs (and the tree too deep to follow) left out, the backup finished
+    if arena.fifos_reach_the_host:
+        assert counts["skipped"] >= 2  # the FIFOs left out, the backup finished
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         assert not any("canary" in n for n in names)
@@ -354,13 +370,54 @@ async def test_hostile_mountinfo_shows_no_host_path_of_the_trees(arena: Arena) -
             assert home not in line, line
 
 
+# -- finding 4, end to end: the host's settings file and its web port ---------------------------------
+
+
+PROXY_TRIES = r"""
+import json, os, socket, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])
+auth = "Proxy-Authorization: Basic " + __import__("base64").b64encode(
+    (proxy.username + ":" + proxy.password).encode()).decode()
+out = {}
+for target in TARGETS:
+    s = socket.create_connection((proxy.hostname, proxy.port), 10)
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n\r\n" % (target, target, auth)).encode())
+    out[target] = s.recv(200).decode(errors="replace").split("\r\n")[0]
+    s.close()
+print(json.dumps(out))
+"""
+
+
+async def test_hostile_end_to_end_settings_file_and_the_web_port(arena: Arena) -> None:
+    """The reported attack: links aimed at the host's settings file, a restart, then the proxy at the web port."""
+    config = arena.settings.config_file
+    config.write_text("NANOCLAW_ASSISTANT_NAME=Andy\n")
+    before = config.read_bytes(), config.stat().st_mode
+    await arena.agent(f"rm -f /workspace/agent/CLAUDE.md; ln -s {config} /workspace/agent/CLAUDE.md; "
+                      f"for f in /workspace/agent/.claude/skills/*/SKILL.md; do rm -f $f; ln -s {config} $f; done; "
+                      f"ln -sf {config} /home/agent/.claude/settings.json; echo planted")
+    await arena.restart_host()
+    await arena.still_answers()
+    arena.host.folders.write_memory("family", "ANTHROPIC_BASE_URL=https://evil.example\n")
+    assert (config.read_bytes(), config.stat().st_mode) == before
+    port = arena.host.web.url.rsplit(":", 1)[1].split("/")[0]
+    targets = [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"[::127.0.0.1]:{port}",
+               f"[::ffff:127.0.0.1]:{port}", f"[64:ff9b::7f00:1]:{port}"]
+    code = PROXY_TRIES.replace("TARGETS", repr(targets))
+    out = await arena.agent(python(code))
+    assert out.startswith("exit 0"), out
+    seen = json.loads(out.splitlines()[-1])
+    assert all(v.startswith("HTTP/1.1 403") for v in seen.values()), seen
+    arena.canary_untouched()
+
+
 # -- one way in: no host code opens these trees by path ---------------------------------------------
 
 
 _WATCHED_EVENTS = {"open", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.listdir", "os.scandir",
                    "os.chown", "os.chmod", "os.symlink", "os.link", "os.truncate", "os.utime", "shutil.copytree",
                    "shutil.copyfile", "shutil.rmtree", "shutil.move", "sqlite3.connect", "os.walk"}
-_ALLOWED = ("nanoclaw/safefs.py", "nanoclaw/sandbox/quota.py")
+_ALLOWED = ("nanoclaw/safefs/", "nanoclaw/sandbox/quota.py")
 _audit: dict[str, Any] = {"trees": None, "seen": [], "checked": 0}
 
 
@@ -379,7 +436,7 @@ def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
         while frame is not None:
             name = frame.f_code.co_filename
             if "/nanoclaw/" in name and "/site-packages/" not in name:
-                if not name.endswith(_ALLOWED):
+                if not any(allowed in name for allowed in _ALLOWED):
                     _audit["seen"].append(f"{event} {path} from {name}:{frame.f_lineno}")
                 break
             frame = frame.f_back

@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from nanoclaw import safefs
+from nanoclaw.safefs import resolve
 from nanoclaw.safefs import Tree, UnsafePath, acting_as, copy_tree
 
 AGENT = 1_900_065_000  # a uid of the sandbox range, owner of the tree
@@ -19,7 +20,7 @@ AGENT = 1_900_065_000  # a uid of the sandbox range, owner of the tree
 @pytest.fixture(params=["openat2", "walk"])
 def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "walk":
-        monkeypatch.setattr(safefs, "openat2_available", lambda: False)
+        monkeypatch.setattr(resolve, "openat2_available", lambda: False)
     else:
         assert safefs.openat2_available(), "this kernel has openat2 (5.6+): the test must exercise it"
     return str(request.param)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-LAZY = ("aiohttp", "cryptography", "httpx", "markdown_it", "croniter", "discord", "telegram", "slack_sdk", "nio")
+LAZY = ("aiohttp", "cryptography", "httpx", "markdown_it", "pygments", "croniter", "discord", "telegram", "slack_sdk", "nio")
 
 PROBE = """
 import asyncio, json, sys
