@@ -101,6 +101,19 @@ async def test_send_card_has_buttons_where_the_chat_has_them_and_a_list_elsewher
     assert text.kind == "chat" and "Ship the release?" in text.text and "1) Ship\n2) Wait" in text.text
 
 
+async def test_list_destinations_names_the_conversation_and_the_declared_destinations(host: Host) -> None:
+    from nanoclaw.db import destinations, messaging_groups
+
+    family = messaging_groups.upsert(host.conn, "fake", "family-chat")
+    destinations.add_chat(host.conn, "main", "family", family.id)
+    destinations.add_agent(host.conn, "main", "researcher", "main")
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("list_destinations"), message_id="ask")
+    [sent] = await ch.wait_sent(1, timeout=20)
+    assert json.loads(sent.text) == {"current_conversation": "fake:chat1", "destinations": ["family", "researcher"]}
+
+
 async def test_agents_created_from_chat_answer_each_other(host: Host) -> None:
     wire(host, "chat1", trigger="always")
     ch = fake(host)
