@@ -137,7 +137,7 @@ class Host:
         self.sessions.notice = self._notify_owner
         self._quota_full: set[str] = set()
         self._notices: set[asyncio.Task[None]] = set()
-        TaskOps(self).register(self.api)
+        TaskOps(self.conn, self.scheduler).register(self.api)
         self.router.questions = self.questions
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
         self.router.gate = self.gate

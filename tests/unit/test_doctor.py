@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner
 
-from nanoclaw import cli_doctor
+import nanoclaw.cli.doctor as cli_doctor
 from nanoclaw.cli import main
 from nanoclaw.config import Settings
 from tests.fakes.anthropic import FakeAnthropic

@@ -109,7 +109,7 @@ def _readable(path: Path) -> bool:
 def test_no_option_takes_a_secret(user_env: dict[str, str]) -> None:
     code, out = run_cli("setup", "--non-interactive", "--key", KEY)
     assert code == 2 and "No such option '--key'" in out
-    from nanoclaw.cli_setup import setup
+    from nanoclaw.cli.setup import setup
 
     value_options = [p.name for p in setup.params if not getattr(p, "is_flag", False)]
     assert not [n for n in value_options if re.search("key|token|secret|password", n or "")], value_options

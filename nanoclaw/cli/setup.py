@@ -24,8 +24,8 @@ from typing import Any
 import click
 
 from nanoclaw import envfile, registry
-from nanoclaw.cli_options import home_option
-from nanoclaw.cli_doctor import run_checks, runtime_check, settings_or_defaults
+from nanoclaw.cli.options import home_option
+from nanoclaw.cli.doctor import run_checks, runtime_check, settings_or_defaults
 from nanoclaw.config import Settings, credentials_path
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect
@@ -398,7 +398,7 @@ class Wizard:
     def service(self, settings: Settings, install: bool | None) -> None:
         _step(6, "Service")
         from nanoclaw import service
-        from nanoclaw.cli_service import install_service
+        from nanoclaw.cli.service import install_service
 
         try:
             manager = service.current_manager()

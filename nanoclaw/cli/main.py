@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from nanoclaw.cli_options import home_option  # noqa: F401 - also used by the command modules
+from nanoclaw.cli.options import home_option  # noqa: F401 - also used by the command modules
 from nanoclaw.config import Settings
 from nanoclaw.errors import HostNotRunning, NanoClawError
 
@@ -226,32 +226,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  session {s['id']}  {s['agent_group']} ← {s['chat']}{thread}  [{s['mode']}]  {runner}")
 
 
-from nanoclaw.cli_groups import groups  # noqa: E402
-from nanoclaw.cli_doctor import doctor  # noqa: E402
+from nanoclaw.cli.groups import groups  # noqa: E402
+from nanoclaw.cli.doctor import doctor  # noqa: E402
 
 main.add_command(groups)
 main.add_command(doctor)
 
-from nanoclaw.cli_service import logs, service  # noqa: E402
-from nanoclaw.cli_setup import setup  # noqa: E402
+from nanoclaw.cli.service import logs, service  # noqa: E402
+from nanoclaw.cli.setup import setup  # noqa: E402
 
 main.add_command(setup)
 main.add_command(service)
 main.add_command(logs)
 
-from nanoclaw.cli_tasks import tasks  # noqa: E402
+from nanoclaw.cli.tasks import tasks  # noqa: E402
 
 main.add_command(tasks)
 
-from nanoclaw.cli_backup import backup, restore  # noqa: E402
+from nanoclaw.cli.backup import backup, restore  # noqa: E402
 
 main.add_command(backup)
 main.add_command(restore)
 
-from nanoclaw.cli_sandbox import sandbox  # noqa: E402
+from nanoclaw.cli.sandbox import sandbox  # noqa: E402
 
 main.add_command(sandbox)
 
-from nanoclaw.cli_secrets import secrets  # noqa: E402
+from nanoclaw.cli.secrets import secrets  # noqa: E402
 
 main.add_command(secrets)

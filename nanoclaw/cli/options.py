@@ -1,7 +1,7 @@
 """What every `nanoclaw` subcommand shares: `--home` and loading the settings.
 
 Its own module so command modules (doctor, setup, service, …) can use it
-without importing `nanoclaw.cli`, which imports them.
+without importing `nanoclaw.cli.main`, which imports them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from nanoclaw import envfile, registry
-from nanoclaw.cli_options import home_option
+from nanoclaw.cli.options import home_option
 from nanoclaw.config import Settings, credentials_path, user_config_dir
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.cli.options import home_option, load_settings
 from nanoclaw.config import user_config_dir
 from nanoclaw.errors import NanoClawError
 
