@@ -151,7 +151,7 @@ class DiscordChannel(Channel):
         discord.py resumes a dropped gateway session by itself; everything it gives up on
         (connection refused, bad frames, timeouts) ends `connect` and lands here.
         """
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             client = _Client(self)
             error = "connection closed"

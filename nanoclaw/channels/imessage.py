@@ -179,7 +179,7 @@ class IMessageChannel(Channel):
     # -- inbound -------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             try:
                 rows = await asyncio.to_thread(self._new_rows)

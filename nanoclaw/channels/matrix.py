@@ -120,7 +120,7 @@ class MatrixChannel(Channel):
 
     async def _run(self) -> None:
         """Sync forever; on any failure wait 0.5 s, doubling to 30 s, and try again."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             try:
                 await self._sync(first=not self._synced)

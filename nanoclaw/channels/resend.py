@@ -247,7 +247,7 @@ class ResendChannel(Channel):
 
     async def _catch_up(self) -> None:
         """Mail received while the host was down, oldest first (each passed on once)."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         newer: list[tuple[str, str]] = []
         after: str | None = None
         pages = 0
@@ -280,6 +280,8 @@ class ResendChannel(Channel):
                     break
                 except ChannelUnavailable as exc:
                     await backoff.wait(str(exc))
+        if backoff.failing:
+            backoff.reset()
         log.info("resend.caught_up", mails=len(newer))
 
     # -- outbound ------------------------------------------------------------

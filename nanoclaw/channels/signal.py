@@ -188,7 +188,7 @@ class SignalChannel(Channel):
     async def _listen(self) -> None:
         """Read the event stream forever; reconnect with exponential backoff (0.5 s doubling to 30 s)."""
         assert self._session is not None
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             headers = {"Accept": "text/event-stream"}
             if self._last_event_id:  # signal-cli replays what we missed while away

@@ -185,7 +185,7 @@ class SlackChannel(Channel):
 
     async def _keep_connected(self) -> None:
         assert self._socket is not None
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         error = ""  # the first connection is immediate
         while not self._socket.closed:
             if error:

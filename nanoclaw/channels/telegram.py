@@ -192,7 +192,7 @@ class TelegramChannel(Channel):
         log.info("telegram.connected", username=self._me.username, mode="webhook" if self._webhook_url else "polling")
 
     async def _run(self, error: Exception | None) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while error is not None:
             await backoff.wait(_safe(error, self._token))
             try:

@@ -324,7 +324,7 @@ class WhatsAppChannel(Channel):
 
     async def _reconnect(self) -> None:
         """Probe the Graph API with backoff after an outage; tell the host when sends can go out again."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             await backoff.wait("Graph API unavailable")
             try:

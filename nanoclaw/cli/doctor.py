@@ -10,8 +10,9 @@ import stat
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,13 +36,18 @@ class Check:
 
 
 def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]:
+    from nanoclaw.cli import channel_checks
+
     host = _host(settings)
-    host_running = host.ok and host.detail.startswith("running")
+    status = _running_status(settings) if host.ok and host.detail.startswith("running") else None
+    running_provider = status.get("provider") if status else None
+    each_channel = (channel_checks.from_host(status.get("channel_health") or {}) if status
+                    else channel_checks.by_identify(settings))
     return [
         _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings),
         _agent_isolation(settings), _home(settings), _disk(settings),
         _database(settings), _secret_files(settings), _vault(settings),
-        _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
+        _model(settings, running_provider), _channels(settings), *each_channel,
         host, _service(settings),
     ]
 
@@ -178,15 +184,17 @@ def _vault(settings: Settings) -> Check:
                                 f"{len(allowlist.allowed)} folders in the mount allow-list")
 
 
-def _running_provider(settings: Settings) -> str | None:
-    """The provider the running host uses (flags given to `nanoclaw run` may differ from the config)."""
+def _running_status(settings: Settings) -> dict[str, Any] | None:
+    """The running host's status: its provider (flags given to `nanoclaw run` may differ from the config) and
+    how each channel's connection is doing."""
     from nanoclaw.client import LocalClient
 
     try:
         with LocalClient(settings.socket_path, timeout=3) as client:
-            return client.request("status").get("status", {}).get("provider")
+            status = client.request("status").get("status")
     except (NanoClawError, OSError, ValueError):
         return None
+    return status if isinstance(status, dict) else None
 
 
 def _model(settings: Settings, running_provider: str | None) -> Check:
@@ -304,15 +312,18 @@ def settings_or_defaults(ctx: click.Context) -> Settings:
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help="print the checks as JSON (name, ok, warn, detail, fix)")
 @home_option
 @click.pass_context
-def doctor(ctx: click.Context) -> None:
+def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this machine, one line per check; every problem comes with its fix.
 
     Checks Python, the config files, the sandbox runtime, the home folder and
     its free disk space, the database, the key files' permissions, the model
-    key (and, while the host runs, that the API accepts it), channels, the
-    host and the service. Exits 1 when a check fails; warnings do not fail.
+    key (and, while the host runs, that the API accepts it), each chat channel
+    (while the host runs: its connection; else its token, against the
+    platform), the host and the service. Exits 1 when a check fails;
+    warnings do not fail.
 
     \b
     Example: nanoclaw doctor
@@ -324,8 +335,14 @@ def doctor(ctx: click.Context) -> None:
     except NanoClawError as exc:
         load_error = str(exc)
         settings = settings_or_defaults(ctx)
-    failed = 0
-    for check in run_checks(settings, load_error):
+    checks = run_checks(settings, load_error)
+    failed = sum(not c.ok for c in checks)
+    if as_json:
+        click.echo(json.dumps([asdict(c) for c in checks], indent=2))
+        if failed:
+            ctx.exit(1)
+        return
+    for check in checks:
         if not check.ok:
             mark = click.style("FAIL", fg="red")
         elif check.warn:
@@ -335,7 +352,6 @@ def doctor(ctx: click.Context) -> None:
         click.echo(f"{mark} {check.name}: {check.detail}")
         if (not check.ok or check.warn) and check.fix:
             click.echo(f"     fix: {check.fix}")
-        failed += not check.ok
     if failed:
         raise click.ClickException(f"{failed} check{'s' if failed > 1 else ''} failed")
     click.echo("All good.")

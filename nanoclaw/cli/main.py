@@ -204,7 +204,7 @@ def chat(ctx: click.Context) -> None:
 @home_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Agent groups, sessions, live runners and the start queue."""
+    """Each channel's connection, agent groups, sessions, live runners and the start queue."""
     settings = _settings(ctx)
     with _client(settings) as client:
         reply = client.request("status")
@@ -215,7 +215,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"host pid {data['pid']} up {data['uptime']:.0f} s · home {data['home']}")
-    click.echo(f"provider {data['provider']} · runtime {data['runtime']} · channels {', '.join(data['channels'])}")
+    click.echo(f"provider {data['provider']} · runtime {data['runtime']}")
+    click.echo("channels:")
+    for name, health in (data.get("channel_health") or {}).items():
+        click.echo(f"  {name:<12} {health.get('text') or health.get('state')}")
+        if health.get("state") == "failed" and health.get("fix"):
+            click.echo(f"  {'':<12} fix: {health['fix']}")
     click.echo(f"runners {data['live_runners']}/{data['max_sandboxes']} live · queue {len(data['queue'])}"
                f" · delivered {data['delivered']}")
     click.echo("agent groups: " + ", ".join(g["id"] + (" (admin)" if g["admin"] else "") for g in data["agent_groups"]))

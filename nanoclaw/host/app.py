@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nanoclaw import db, registry
-from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
+from nanoclaw.channels.base import (
+    Channel, Health, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler,
+)
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
@@ -90,6 +92,8 @@ class Host:
         self.folders = Folders.for_settings(settings, group_owners(self.conn, settings))
         self.sessions = SessionManager(settings, self.conn, self.folders)
         self.channels: dict[str, Channel] = {}
+        # Configured channels that are not running (library missing, failed to start), with why and the fix.
+        self.channel_problems: dict[str, Health] = {}
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
@@ -182,6 +186,9 @@ class Host:
             except ImportError as exc:  # its client library is missing: the others still start
                 log.error("channel.not_installed", channel=name, missing=exc.name or str(exc),
                           fix="pip install 'nanoclaw[channels]' (./scripts/run does)")
+                self.channel_problems[name] = Health.failed(
+                    f"its client library is not installed (missing {exc.name or exc})",
+                    "pip install 'nanoclaw[channels]' (./scripts/run does), then restart")
         return found
 
     async def _open_proxy(self, session_id: str) -> None:
@@ -322,6 +329,15 @@ class Host:
         except Exception as exc:
             log.error("channel.start_failed", channel=channel.type, error=f"{type(exc).__name__}: {exc}")
             self.channels.pop(channel.type, None)
+            if isinstance(exc, ConfigError):
+                self.channel_problems[channel.type] = Health.failed(exc.reason, exc.fix)
+            else:
+                self.channel_problems[channel.type] = Health.failed(
+                    f"{type(exc).__name__}: {exc}", "read why in the host's log (nanoclaw logs), fix it and restart")
+            return
+        self.channel_problems.pop(channel.type, None)
+        if channel.health.state == "connecting":  # a channel that says nothing more is up once started
+            channel.report(Health.connected())
 
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
@@ -398,6 +414,12 @@ class Host:
     async def _op_status(self, request: dict[str, Any], conn: ApiConnection) -> dict[str, Any]:
         return {"ok": True, "status": self.status()}
 
+    def channel_health(self) -> dict[str, dict[str, Any]]:
+        """Each configured channel's connection: connected, retrying (reason, next try) or failed (reason, fix)."""
+        health = {name: ch.health for name, ch in self.channels.items()}
+        health.update(self.channel_problems)
+        return {name: health[name].public() for name in sorted(health)}
+
     def status(self) -> dict[str, Any]:
         live = self.supervisor.live
         sessions = []
@@ -414,7 +436,7 @@ class Host:
         return {
             "pid": os.getpid(), "home": str(self.settings.home), "uptime": round(time.time() - self.started_at, 1),
             "provider": self.settings.provider, "runtime": self.settings.runtime,
-            "channels": sorted(self.channels),
+            "channels": sorted(self.channels), "channel_health": self.channel_health(),
             "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,
