@@ -51,6 +51,7 @@ def main(ctx: click.Context, home: Path | None) -> None:
     One message, one answer:    nanoclaw send "what's on today?"
     What is running:            nanoclaw status
     Check this machine:         nanoclaw doctor
+    Link your chat accounts:    nanoclaw owner link
     Run it in the background:   nanoclaw service install
     """
     ctx.ensure_object(dict)
@@ -260,3 +261,11 @@ main.add_command(sandbox)
 from nanoclaw.cli.secrets import secrets  # noqa: E402
 
 main.add_command(secrets)
+
+from nanoclaw.cli.channels import channels  # noqa: E402
+from nanoclaw.cli.owner import owner  # noqa: E402
+from nanoclaw.cli.pairing import pairing  # noqa: E402
+
+main.add_command(channels)
+main.add_command(owner)
+main.add_command(pairing)

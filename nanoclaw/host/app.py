@@ -13,7 +13,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Awaitable, Iterable
 
 from nanoclaw import db, registry
 from nanoclaw.channels.base import (
@@ -32,11 +32,17 @@ from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
+from nanoclaw.host.dashboard_people import PeoplePanel
 from nanoclaw.host.delivery import Delivery
+from nanoclaw.host.diagnostics import DIAGNOSTIC_ACTIONS, Diagnostics
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
 from nanoclaw.host.folders import Folders, group_owners
 from nanoclaw.host.mcp_servers import McpServerRequests
+from nanoclaw.host.newcomers import NewChats
+from nanoclaw.host.onboarding_ops import OnboardingOps
+from nanoclaw.host.owners import Owners
+from nanoclaw.host.pairing import Pairing
 from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
@@ -145,6 +151,14 @@ class Host:
         self.router.questions = self.questions
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
         self.router.gate = self.gate
+        self.new_chats = NewChats(self.conn, self._send_card, self.router.receive, self.gate.admin_route)
+        self.pairing = Pairing(self.conn, self.new_chats, self._send_card, self._say, self.gate.admin_route)
+        self.new_chats.pair = self.pairing.request
+        self.gate.choosers.update(new_chat=self.new_chats.choose, pairing=self.pairing.choose)
+        self.owners = Owners(self.conn, self._say, self.new_chats.release)
+        self.router.new_chats, self.router.owners = self.new_chats, self.owners
+        admin.wired = lambda chat_id: self._background(self.new_chats.release(chat_id))
+        OnboardingOps(self.conn, self.pairing, self.new_chats, self.gate.decide).register(self.api)
         self.packages = PackageRequests(self.conn, self.runtime, self._send_card, self._say, self.gate.admin_route,
                                         self.supervisor.retire_group)
         self.actions.register_system("install_packages", self.packages.request)
@@ -168,6 +182,11 @@ class Host:
         self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
         self.router.respond = self._say
         self.dashboard = Dashboard(self)
+        PeoplePanel(self.conn, self.channel_health, self.gate.decide, self.web.add_page)
+        diagnostics = Diagnostics(self.conn, self.status, lambda: list(self.dashboard.logs.lines), settings.extra,
+                                  settings.home)
+        for action in DIAGNOSTIC_ACTIONS:
+            self.actions.register_system(action, diagnostics.handle)
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -210,12 +229,18 @@ class Host:
 
     async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
         if card_id.startswith("oa-"):
+            # Judged on the channel the card was shown in: anyone in that chat sees the buttons, only an owner
+            # or admin identity there (any linked account) may press them.
+            approval = approvals_db.get(self.conn, card_id)
             admin = self.gate.admin_route()
-            user = users.find(self.conn, admin.channel_type, sender_id) if admin is not None else None
-            if user is None or user.role not in ("owner", "admin"):  # anyone in the admin chat may see the card
+            shown_in = approval.sent_to if approval is not None and approval.sent_to else (
+                admin.channel_type if admin is not None else None)
+            if not self.owners.may_decide(shown_in, sender_id):
                 log.warning("approval.refused_sender", approval=card_id)
                 return "Only the owner or an admin may decide this."
-            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
+            choice = value.strip()
+            approve = choice.lower() in ("approve", "yes", "allow") or choice.lower().startswith("answer")
+            outcome = await self.gate.decide(card_id, approve, sender_id, choice=choice)
             if admin is not None:
                 await self._say(admin, outcome)
             return None
@@ -233,6 +258,15 @@ class Host:
             task = loop.create_task(self._say(admin, text))
             self._notices.add(task)
             task.add_done_callback(self._notices.discard)
+
+    def _background(self, work: Awaitable[object]) -> None:
+        """Run `work` without waiting for it; kept referenced until done."""
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     def _turn_changed(self, session_id: str, working: bool) -> None:
         self.supervisor.turn_changed(session_id, working)
@@ -259,6 +293,8 @@ class Host:
 
     async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
                          card_id: str, payload: dict[str, Any] | None = None) -> str | None:
+        if card_id.startswith("oa-"):
+            approvals_db.set_sent_to(self.conn, card_id, route.channel_type)
         return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
                                                        title=title, buttons=buttons, card_id=card_id,
                                                        payload=payload or {}))
@@ -315,6 +351,9 @@ class Host:
         closed = self.questions.close_all_open() + approvals_db.expire(self.conn)
         if closed:
             log.info("startup.questions_expired", count=closed)
+        released = await self.new_chats.release_all()  # chats wired while the host was stopped
+        if released:
+            log.info("startup.held_released", count=released)
         await self._resume()
         self.scheduler.start()
         log.info(

@@ -23,7 +23,7 @@ HOST_COMMANDS = {
     "help": "list these commands",
     "status": "what is running for this chat",
     "tasks": "scheduled tasks of this chat's agents",
-    "approve": "approve a pending request: /approve oa-…",
+    "approve": "approve a pending request: /approve oa-… (a new chat: /approve oa-… GROUP answers it with GROUP)",
     "deny": "deny a pending request: /deny oa-…",
 }
 OPEN_TO_ALL = {"help"}
@@ -65,7 +65,7 @@ class HostCommands:
     """Answers the host's own commands for a chat."""
 
     def __init__(self, conn: sqlite3.Connection, live_sessions: Callable[[], set[str]],
-                 decide: Callable[[str, bool, str], Awaitable[str]]) -> None:
+                 decide: Callable[..., Awaitable[str]]) -> None:
         self.conn = conn
         self.live_sessions = live_sessions
         self.decide = decide
@@ -74,10 +74,10 @@ class HostCommands:
         if command.name == "help":
             return help_text()
         if command.name in ("approve", "deny"):
-            approval_id = command.args.split()[0] if command.args else ""
+            approval_id, _, choice = command.args.partition(" ")
             if not approval_id.startswith("oa-"):
                 return f"Usage: /{command.name} oa-…"
-            return await self.decide(approval_id, command.name == "approve", sender_id)
+            return await self.decide(approval_id, command.name == "approve", sender_id, choice=choice.strip())
         if command.name == "status":
             return self._status(chat)
         return self._tasks(chat)
