@@ -36,6 +36,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route as DiscordRoute
 
+from nanoclaw.channels import whoami
 from nanoclaw.channels import credentials
 from nanoclaw.channels.discord_components import (
     CREDENTIAL_PREFIX, ENTER_LABEL, REFUSE_PREFIX, card_view, credential_modal, credential_request,
@@ -52,6 +53,7 @@ from nanoclaw.channels.base import (
     SendResult,
 )
 from nanoclaw.channels.text import split_message
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -101,6 +103,10 @@ class DiscordChannel(Channel):
         self._catching_up = False
 
     # --- connection ---------------------------------------------------------------------------
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.discord(settings.extra)
 
     async def start(self) -> None:
         extra = self.host.settings.extra

@@ -117,7 +117,7 @@ def _addresses(mail: EmailMessage, *headers: str) -> list[tuple[str, str]]:
 
 class EmailChannel(Channel):
     type = "email"
-    settings_asked = ("EMAIL_ADDRESS", "EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST", "EMAIL_CA_FILE")
+    settings_asked = ("EMAIL_ADDRESS", "EMAIL_PASSWORD", "EMAIL_IMAP_HOST", "EMAIL_SMTP_HOST")
     capabilities = Capabilities(
         threads=False, edits=False, reactions=False, cards=False, typing=False, files=True,
         max_message_length=MAX_TEXT,

@@ -46,7 +46,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from nanoclaw.channels import credentials
+from nanoclaw.channels import credentials, whoami
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.slack_blocks import (
     CREDENTIAL_BLOCK, CREDENTIAL_ENTER, CREDENTIAL_REFUSE, CREDENTIAL_VIEW, ENTER_LABEL, CredentialCard, card_blocks,
@@ -54,6 +54,7 @@ from nanoclaw.channels.slack_blocks import (
 )
 from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -115,6 +116,10 @@ class SlackChannel(Channel):
         self._passed: dict[str, None] = {}  # "channel:ts", oldest first
 
     # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.slack(settings.extra)
 
     async def start(self) -> None:
         extra = self.host.settings.extra

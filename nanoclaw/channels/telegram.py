@@ -27,10 +27,12 @@ from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMod
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
+from nanoclaw.channels import whoami
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import split_message, to_plain, to_telegram_html
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -147,6 +149,10 @@ class TelegramChannel(Channel):
         self._secret = ""
 
     # --- lifecycle -------------------------------------------------------------------------------------
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.telegram(settings.extra)
 
     async def start(self) -> None:
         extra = self.host.settings.extra

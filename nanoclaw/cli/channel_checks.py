@@ -51,6 +51,8 @@ def _identify(settings: Settings, name: str) -> Check:
     except ImportError as exc:
         return Check(f"channel {name}", False, f"its client library is not installed (missing {exc.name or exc})",
                      "pip install 'nanoclaw[channels]' (./scripts/run does)")
+    except LookupError as exc:
+        return Check(f"channel {name}", False, str(exc), f"pip install nanoclaw-{name}")
     try:
         who = asyncio.run(asyncio.wait_for(cls.identify(settings), IDENTIFY_TIMEOUT))
     except ConfigError as exc:

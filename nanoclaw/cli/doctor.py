@@ -18,7 +18,7 @@ import click
 
 from nanoclaw import envfile, registry
 from nanoclaw.cli.options import home_option
-from nanoclaw.config import Settings, credentials_path, user_config_dir
+from nanoclaw.config import Settings
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect
 
@@ -122,7 +122,7 @@ def _host(settings: Settings) -> Check:
 
 
 def _config_files(settings: Settings) -> list[Path]:
-    return [credentials_path(), settings.config_file, Path(os.environ.get("NANOCLAW_ENV_FILE") or ".env")]
+    return [settings.credentials_file, settings.config_file, Path(os.environ.get("NANOCLAW_ENV_FILE") or ".env")]
 
 
 def _config(settings: Settings, load_error: str | None) -> Check:
@@ -152,9 +152,11 @@ def _disk(settings: Settings) -> Check:
 
 def _secret_files(settings: Settings) -> Check:
     """The credentials file and config.env must be readable by their owner only."""
+    from nanoclaw.config import user_config_dir
+
     found = []
-    config = user_config_dir()
-    for path in (credentials_path(), settings.config_file, config / "vault.key", config / "vault.json",
+    config = settings.config_dir
+    for path in (settings.credentials_file, settings.config_file, config / "vault.key", config / "vault.json",
                  config / "ca.key"):
         if not path.is_file():
             continue
@@ -162,6 +164,12 @@ def _secret_files(settings: Settings) -> Check:
         if mode & 0o077:
             return Check("key files", False, f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}")
         found.append(f"{path} ({mode:o})")
+    if not found and config != user_config_dir({k: v for k, v in os.environ.items() if k != "NANOCLAW_HOME"}):
+        shared = user_config_dir({k: v for k, v in os.environ.items() if k != "NANOCLAW_HOME"})
+        if (shared / "credentials.env").is_file() or (shared / "vault.key").is_file():
+            return Check("key files", True, f"none in {config}, this home's own place; {shared} has keys",
+                         f"this home keeps its keys in {config} now: move them there, or set "
+                         f"NANOCLAW_CONFIG_DIR={shared} to keep sharing that folder", warn=True)
     return Check("key files", True, ", ".join(found) if found else "none yet (nanoclaw setup writes them)")
 
 
@@ -171,7 +179,7 @@ def _vault(settings: Settings) -> Check:
     from nanoclaw.vault.policy import POLICY_FILE, Policy
     from nanoclaw.vault.store import SecretStore
 
-    config = user_config_dir()
+    config = settings.config_dir
     try:
         store = SecretStore.open(config)
         store.values()  # every secret must decrypt with this vault.key
@@ -211,7 +219,7 @@ def _model(settings: Settings, running_provider: str | None) -> Check:
     key = settings.extra.get("ANTHROPIC_API_KEY") or settings.extra.get("ANTHROPIC_AUTH_TOKEN")
     if not key:
         return Check("model", False, "provider claude, but no Anthropic key is set",
-                     f"run: nanoclaw setup (it stores the key in {credentials_path()})")
+                     f"run: nanoclaw setup (it stores the key in {settings.credentials_file})")
     if running_provider is None:
         return Check("model", True, "provider claude, key set (reachability is tested while the host runs)")
     return _reachable(settings)
@@ -307,8 +315,12 @@ def _service(settings: Settings) -> Check:
 
 def settings_or_defaults(ctx: click.Context) -> Settings:
     """Settings for a home whose config does not load: its defaults, so checks can still run."""
+    from nanoclaw.config import user_config_dir
+
     home = ctx.obj.get("home") or os.environ.get("NANOCLAW_HOME")
-    return Settings(home=Path(home).expanduser()) if home else Settings()
+    if not home:
+        return Settings()
+    return Settings(home=Path(home).expanduser(), config_dir=user_config_dir({**os.environ, "NANOCLAW_HOME": str(home)}))
 
 
 @click.command()

@@ -127,7 +127,7 @@ def wire(ctx: click.Context, chat: str, group_id: str, dm: bool, **options: Any)
     click.echo(f"wired {chat} → {group_id} (trigger {w.trigger}, session {w.session_mode})")
     from nanoclaw.cli.options import ask_host
 
-    reply = ask_host(_settings, "chat_wired", chat=chat)  # the running host answers what the chat said meanwhile
+    reply = ask_host(_settings, "chat_wired", timeout=3, chat=chat)  # a running host answers what it said meanwhile
     if reply and reply.get("released"):
         click.echo(f"{reply['released']} waiting message{'s' * (reply['released'] != 1)} went to {group_id}")
 

@@ -47,13 +47,14 @@ def open_db(ctx: click.Context) -> tuple[Settings, sqlite3.Connection]:
     return settings, db.connect(settings.db_path)
 
 
-def ask_host(settings: Settings, op: str, **fields: Any) -> dict[str, Any] | None:
-    """The running host's answer to `op`, or None when no host runs (the caller then works on the database)."""
+def ask_host(settings: Settings, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any] | None:
+    """The running host's answer to `op`, or None when no host runs or it does not answer in time (the caller
+    then works on the database)."""
     from nanoclaw.client import LocalClient
     from nanoclaw.errors import HostNotRunning
 
     try:
-        with LocalClient(settings.socket_path, timeout=30) as client:
+        with LocalClient(settings.socket_path, timeout=timeout) as client:
             return client.request(op, **fields)
-    except HostNotRunning:
+    except (HostNotRunning, OSError, ValueError):
         return None

@@ -19,7 +19,7 @@ from nanoclaw import db, registry
 from nanoclaw.channels.base import (
     Channel, Health, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler,
 )
-from nanoclaw.config import Settings, user_config_dir
+from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
 from nanoclaw.db import host_outbox as host_outbox_db
@@ -118,8 +118,8 @@ class Host:
             ),
             allow_private=settings.egress_allow_private,
             vault=vault if isinstance(vault, SecretStore) else None,
-            policy_path=user_config_dir() / POLICY_FILE,
-            ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
+            policy_path=settings.config_dir / POLICY_FILE,
+            ca=(ca := CertificateAuthority(settings.config_dir, settings.state_dir / "vault-certs")),
             onecli=onecli,
         )
         # Sandboxes trust the vault's CA and, with OneCLI, OneCLI's (its gateway signs the hosts it injects into).

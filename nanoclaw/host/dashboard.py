@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from nanoclaw import envfile
-from nanoclaw.config import Settings, credentials_path
+from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.errors import NanoClawError
 from nanoclaw.host.folders import MAX_MEMORY_BYTES, Folders
@@ -189,7 +189,7 @@ class Dashboard:
         if config:
             envfile.update(self.host.settings.config_file, config)
         if secrets:
-            envfile.update(credentials_path(), secrets)
+            envfile.update(self.host.settings.credentials_file, secrets)
         log.info("dashboard.onboarding_saved", fields=",".join([*config, *secrets]))
         return web.json_response({"ok": True, "restart_needed": True})
 

@@ -184,6 +184,7 @@ async def test_mount_refusals_tell_the_agent_no_file_names(host: Host, tmp_path:
     host.settings.mount_allowlist.parent.mkdir(parents=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(owner)]}))
     wire(host, "admin-dm", is_dm=True)
+    users.upsert(host.conn, "fake", "alice", role="owner")  # the admin chat is the owner's: notes go there
     ch = fake(host)
     probes = [owner / "projects", owner / "nothing-here", tmp_path / "elsewhere", owner / "projects" / ".aws"]
     for i, path in enumerate(probes):
