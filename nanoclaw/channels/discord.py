@@ -44,7 +44,6 @@ from nanoclaw.channels.discord_components import (
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.base import (
-    Backoff,
     Capabilities,
     Channel,
     FileAttachment,

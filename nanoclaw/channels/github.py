@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from nanoclaw.channels.base import Backoff, Capabilities, Health, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.base import Capabilities, Channel, Health, InboundEvent, OutgoingMessage, SendResult, render_text
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, title_from
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused

@@ -28,7 +28,7 @@ from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportError, TransportQueryError, TransportServerError
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, Health, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, Health, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, title_from

@@ -26,7 +26,7 @@ from nio import (
 
 from nanoclaw.channels import whoami
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_matrix_html

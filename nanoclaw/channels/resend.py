@@ -28,7 +28,7 @@ from aiohttp import web
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.mail_text import (
     automated, html_to_text, is_reply_subject, reply_subject, strip_quotes, subject_for, to_mail_html,

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import Dialect, convert, split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused

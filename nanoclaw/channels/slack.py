@@ -52,7 +52,7 @@ from nanoclaw.channels.slack_blocks import (
     CREDENTIAL_BLOCK, CREDENTIAL_ENTER, CREDENTIAL_REFUSE, CREDENTIAL_VIEW, ENTER_LABEL, CredentialCard, card_blocks,
     card_head, credential_blocks, credential_modal, credential_request, escape, shorten, take_value,
 )
-from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
+from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
 from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused

@@ -25,7 +25,6 @@ import httpx
 from aiohttp import web
 
 from nanoclaw.channels.base import (
-    Backoff,
     Capabilities,
     Channel,
     FileAttachment,

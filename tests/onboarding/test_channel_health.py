@@ -18,7 +18,6 @@ from nanoclaw.db import approvals
 from nanoclaw.host.app import Host
 from tests.channels.platforms.email import EmailPlatform
 from tests.channels.platforms.telegram import TelegramPlatform
-from tests.conftest import make_settings
 from tests.onboarding.helpers import wait_until, web_card, web_says
 from tests.onboarding.platform_host import host_with
 

@@ -8,7 +8,6 @@ import asyncio
 import re
 import time
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 import pytest

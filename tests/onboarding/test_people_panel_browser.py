@@ -53,7 +53,8 @@ async def test_channel_health_failed_and_a_new_chat_answered_on_the_dashboard(
     await expect(email_row).to_contain_text("failed (the IMAP server 127.0.0.1:")
     await expect(email_row).to_contain_text("EMAIL_CA_FILE")
 
-    await host.receive(  # a chat nobody wired: a second terminalInboundEvent("terminal", "guest-tty", "g1", "hello from a second terminal", "guest", is_dm=True))
+    await host.receive(  # a chat nobody wired: a second terminal
+        InboundEvent("terminal", "guest-tty", "g1", "hello from a second terminal", "guest", is_dm=True))
     await expect(panel.locator("tr", has_text="hello from a second terminal")).to_be_visible(timeout=10_000)
     await panel.locator("tr", has_text="hello from a second terminal").get_by_role(
         "button", name="Answer with main").click()
