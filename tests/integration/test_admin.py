@@ -147,7 +147,7 @@ async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
     photos.mkdir(parents=True)
     secrets.mkdir()
     (photos / "beach.txt").write_text("a day at the beach")
-    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.parent.mkdir(parents=True, exist_ok=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(tmp_path / "owner")]}))
     agent_groups.create(host.conn, "family")
     host.folders.ensure_group("family")
@@ -181,7 +181,7 @@ async def test_mount_refusals_tell_the_agent_no_file_names(host: Host, tmp_path:
     owner = tmp_path / "owner"
     (owner / "projects" / ".aws").mkdir(parents=True)
     (owner / "projects" / ".aws" / "credentials").write_text("x")
-    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.parent.mkdir(parents=True, exist_ok=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(owner)]}))
     wire(host, "admin-dm", is_dm=True)
     users.upsert(host.conn, "fake", "alice", role="owner")  # the admin chat is the owner's: notes go there
