@@ -215,7 +215,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"host pid {data['pid']} up {data['uptime']:.0f} s · home {data['home']}")
-    click.echo(f"provider {data['provider']} · runtime {data['runtime']} · channels {', '.join(data['channels'])}")
+    shown = [n if s == "connected" else f"{n} ({s})" for n, s in data.get("channel_states", {}).items()]
+    click.echo(f"provider {data['provider']} · runtime {data['runtime']} · channels {', '.join(shown)}")
     click.echo(f"runners {data['live_runners']}/{data['max_sandboxes']} live · queue {len(data['queue'])}"
                f" · delivered {data['delivered']}")
     click.echo("agent groups: " + ", ".join(g["id"] + (" (admin)" if g["admin"] else "") for g in data["agent_groups"]))

@@ -141,6 +141,7 @@ def _public(row: sqlite3.Row) -> dict[str, Any]:
 
 class WebChannel(Channel):
     type = "web"
+    local = True
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=100_000,

@@ -20,7 +20,6 @@ from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHan
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
-from nanoclaw.db import host_outbox as host_outbox_db
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
@@ -28,6 +27,7 @@ from nanoclaw.host.api import ApiConnection, LocalApi
 from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
+from nanoclaw.host.channel_start import ChannelStarter
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.delivery import Delivery
@@ -93,9 +93,11 @@ class Host:
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
+        self.starter = ChannelStarter(self.channels, lambda name: self.delivery.channel_ready(name))
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
-        self.actions = Actions(self.conn, self.channels, self.agents)
-        self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
+        self.actions = Actions(self.conn, self.starter.connected, self.agents)
+        self.delivery = Delivery(self.conn, self.sessions, self.starter.connected, self.actions,
+                                 connecting=self.starter.connecting)
         self.supervisor = Supervisor(
             settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
         )
@@ -297,11 +299,9 @@ class Host:
         self.folders.ensure_group("main", is_admin=True)
         await self.api.start()
         self.web.bind()  # webhook URLs need the port while channels start
-        for channel in list(self.channels.values()):
-            await self._start_channel(channel)
+        await self.starter.start_local()  # the web chat registers its pages before the server opens
         await self.web.start()
-        for channel_type in host_outbox_db.channels(self.conn):  # what an earlier process could not send
-            await self.delivery.flush_host_outbox(channel_type)
+        self.starter.start_others()  # each connects on its own; what waits for one goes out when it is connected
         swept = await self.egress_approvals.sweep()  # their requests died with the earlier process
         if swept:
             log.info("startup.egress_approvals_closed", count=swept)
@@ -310,18 +310,11 @@ class Host:
             log.info("startup.questions_expired", count=closed)
         await self._resume()
         self.scheduler.start()
+        await asyncio.sleep(0)  # channels whose start is instant are connected when this returns
         log.info(
             "host.started", home=self.settings.home, provider=self.settings.provider,
             runtime=self.settings.runtime, channels=",".join(self.channels),
         )
-
-    async def _start_channel(self, channel: Channel) -> None:
-        """A channel that cannot start is reported and left out; the others and the host keep running."""
-        try:
-            await channel.start()
-        except Exception as exc:
-            log.error("channel.start_failed", channel=channel.type, error=f"{type(exc).__name__}: {exc}")
-            self.channels.pop(channel.type, None)
 
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
@@ -344,11 +337,7 @@ class Host:
         self._closed = True
         await self.scheduler.stop()
         await self.supervisor.stop()
-        for channel in self.channels.values():
-            try:
-                await channel.stop()
-            except Exception as exc:
-                log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
+        await self.starter.stop()
         await self.delivery.stop()
         await self.credentials.stop()
         await self.web.stop()
@@ -414,7 +403,7 @@ class Host:
         return {
             "pid": os.getpid(), "home": str(self.settings.home), "uptime": round(time.time() - self.started_at, 1),
             "provider": self.settings.provider, "runtime": self.settings.runtime,
-            "channels": sorted(self.channels),
+            "channels": sorted(self.channels), "channel_states": dict(sorted(self.starter.state.items())),
             "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,

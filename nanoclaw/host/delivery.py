@@ -27,11 +27,13 @@ RETRY_FIRST, RETRY_MAX = 0.5, 300.0
 
 class Delivery:
     def __init__(
-        self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel], actions: Actions
+        self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel], actions: Actions,
+        connecting: Callable[[str], bool] = lambda _name: False,
     ) -> None:
         self.conn = conn
         self.sessions = sessions
-        self.channels = channels
+        self.channels = channels  # the connected ones
+        self.connecting = connecting  # configured, not connected yet: its messages wait for it
         self.actions = actions
         # Called when a scheduled task's message is finished: (session, seq, status, reply text).
         self.task_finished: Callable[[str, int, str, str | None], None] | None = None
@@ -214,7 +216,11 @@ class Delivery:
         Returns its platform message id when it went out now (to edit it later)."""
         channel = self.channels.get(message.route.channel_type)
         if channel is None:
-            log.warning("host_message.no_channel", channel=message.route.channel_type)
+            if self.connecting(message.route.channel_type):  # sent by channel_ready once it is connected
+                host_outbox.keep(self.conn, message)
+                log.info("host_message.deferred", channel=message.route.channel_type)
+            else:
+                log.warning("host_message.no_channel", channel=message.route.channel_type)
             return None
         if not channel.capabilities.cards and message.buttons:
             message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
@@ -259,9 +265,10 @@ class Delivery:
         """Tell the person the host gave up on their messages (not through the runner: it is failing)."""
         for route, group in _by_route(messages).items():
             channel = self.channels.get(route.channel_type)
-            if channel is None:
-                continue
             text = f"⚠️ Sorry, I could not process your message after {group[-1].attempts} attempts: {reason}."
+            if channel is None:  # still connecting: the notice waits for it
+                await self.say(OutgoingMessage(route=route, kind="system", text=text, id=f"fail-{group[-1].id}"))
+                continue
             try:
                 await channel.set_typing(route, False)
                 await channel.send(OutgoingMessage(route=route, kind="system", text=text, id=f"fail-{group[-1].id}"))

@@ -78,6 +78,9 @@ class WebServer:
 
     def add_page(self, method: str, path: str, handler: Handler) -> None:
         """An owner-only route: login cookie, and for unsafe methods the CSRF header and same origin."""
+        if self._runner is not None:  # aiohttp's routes are fixed once it serves: say so rather than 404 later
+            raise RuntimeError(f"{method} {path}: pages are registered before the web server starts "
+                               "(a channel that serves pages declares local = True)")
         self._routes.append((method, path, handler, True))
 
     def add_public(self, method: str, path: str, handler: Handler) -> None:

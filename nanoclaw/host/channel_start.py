@@ -1,0 +1,106 @@
+"""Channels connect in the background, each on its own: no platform holds up the host or another channel.
+
+A channel is `connecting` until its `start()` returns, then `connected`; one whose start raises is
+`failed` (the reason is kept for `nanoclaw status`) and left out, as before. Local channels (the web
+chat and the terminal: their platform is this host) start before the web server opens, because they
+register its pages; every other channel starts in its own task once the host is up.
+
+Delivery sees only connected channels (`connected`), so a reply for a channel still connecting waits
+(as for a platform outage) and goes out when it connects (`on_connected`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable, Iterator, Mapping
+
+from nanoclaw.channels.base import Channel
+from nanoclaw.logs import get_logger
+
+log = get_logger("nanoclaw.host.channels")
+
+CONNECTING, CONNECTED, FAILED = "connecting", "connected", "failed"
+
+
+class ConnectedChannels(Mapping[str, Channel]):
+    """A live view of the channels that finished connecting (what delivery may use)."""
+
+    def __init__(self, starter: ChannelStarter) -> None:
+        self._starter = starter
+
+    def __getitem__(self, name: str) -> Channel:
+        if self._starter.state.get(name) != CONNECTED:
+            raise KeyError(name)
+        return self._starter.channels[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, state in list(self._starter.state.items()) if state == CONNECTED)
+
+    def __len__(self) -> int:
+        return sum(1 for state in self._starter.state.values() if state == CONNECTED)
+
+
+class ChannelStarter:
+    def __init__(self, channels: dict[str, Channel], on_connected: Callable[[str], None]) -> None:
+        self.channels = channels  # every configured channel; a failed one is removed
+        self.on_connected = on_connected
+        self.state: dict[str, str] = {name: CONNECTING for name in channels}
+        self.errors: dict[str, str] = {}
+        self.connected = ConnectedChannels(self)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def connecting(self, name: str) -> bool:
+        """Configured and still connecting: messages for it wait rather than being dropped."""
+        return self.state.get(name) == CONNECTING
+
+    def add(self, channel: Channel) -> None:
+        self.channels[channel.type] = channel
+        self.state[channel.type] = CONNECTING
+
+    async def start_local(self) -> None:
+        """The host's own channels, before the web server opens (they register its pages); they connect to nothing."""
+        for channel in [c for c in self.channels.values() if c.local]:
+            await self._start(channel)
+
+    def start_others(self) -> None:
+        """Every other channel in its own task: the caller does not wait for any of them."""
+        for channel in list(self.channels.values()):
+            if not channel.local and channel.type not in self._tasks:
+                self._tasks[channel.type] = asyncio.create_task(self._start(channel), name=f"channel-{channel.type}")
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Until every channel has connected or failed (tests, benchmarks); False if the timeout came first."""
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if not pending:
+            return True
+        done, still = await asyncio.wait(pending, timeout=timeout)
+        return not still
+
+    async def _start(self, channel: Channel) -> None:
+        began = time.monotonic()
+        try:
+            await channel.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported and left out; the host and the other channels keep running
+            self.state[channel.type] = FAILED
+            self.errors[channel.type] = f"{type(exc).__name__}: {exc}"
+            self.channels.pop(channel.type, None)
+            log.error("channel.start_failed", channel=channel.type, error=self.errors[channel.type])
+            return
+        self.state[channel.type] = CONNECTED
+        log.info("channel.connected", channel=channel.type, ms=round((time.monotonic() - began) * 1000))
+        self.on_connected(channel.type)
+
+    async def stop(self) -> None:
+        """Abandon starts still under way, then stop every channel (a half-started one too)."""
+        for task in self._tasks.values():
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for channel in list(self.channels.values()):
+            try:
+                await channel.stop()
+            except Exception as exc:
+                log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
