@@ -18,11 +18,12 @@ from nanoclaw.host.actions import DEFERRED, Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
-from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route, turn_of
 
 log = get_logger("nanoclaw.host.delivery")
 
 RETRY_FIRST, RETRY_MAX = 0.5, 300.0
+REPEATABLE = frozenset({"chat", "file", "card"})  # what a re-run turn may say again
 
 
 class Delivery:
@@ -140,6 +141,11 @@ class Delivery:
             route, target_agent = acl.resolve(self.conn, session, row)
             if route is not None:
                 channel_type = route.channel_type
+            original = self._repeat_of(end, row)
+            if original is not None:
+                log.info("delivery.repeat_suppressed", session=session_id, seq=row.seq, kind=row.kind)
+                end.record_delivery(row.seq, "repeat", original)
+                return True
             confirmed = await self._sent_before_a_crash(end, row, route)
             if confirmed is not None:
                 end.record_delivery(row.seq, "sent", confirmed)
@@ -165,6 +171,18 @@ class Delivery:
         self._backoff.pop(session_id, None)
         log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
+
+    @staticmethod
+    def _repeat_of(end: HostEnd, row: OutboundMessage) -> str | None:
+        """A turn run again after a crash that says again what an earlier run of it said (same text, same
+        place): the person has it already. Returns the platform id it went out as (edits aim there)."""
+        run = turn_of(row.id)
+        if run is None or run[1] == 0 or row.kind not in REPEATABLE:
+            return None  # a first run repeats nothing (most rows: no query)
+        for earlier, sent_as in end.sent_earlier_in_turn(row, run[0]):
+            if turn_of(earlier.id) != run and _same_message(earlier, row):
+                return sent_as or ""
+        return None
 
     async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None) -> str | None:
         prior = end.delivery(row.seq)
@@ -282,6 +300,17 @@ class Delivery:
         tasks = list(self._running.values())
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+
+
+def _same_message(a: OutboundMessage, b: OutboundMessage) -> bool:
+    """The same text (and card, or file name) to the same place; a file's folder differs between runs."""
+    def content(row: OutboundMessage) -> tuple[object, ...]:
+        payload = dict(row.payload)
+        if isinstance(payload.get("file"), str):
+            payload["file"] = payload["file"].rsplit("/", 1)[-1]
+        return row.kind, row.to_name, row.route, row.text, payload
+
+    return content(a) == content(b)
 
 
 def _by_route(messages: list[InboundMessage]) -> dict[Route, list[InboundMessage]]:

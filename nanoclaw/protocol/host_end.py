@@ -216,11 +216,25 @@ class HostEnd:
     def delivery(self, out_seq: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()
 
+    def sent_earlier_in_turn(self, row: OutboundMessage, turn: int) -> list[tuple[OutboundMessage, str | None]]:
+        """Rows of `row`'s kind that went out before it from the turn starting at inbound row `turn`.
+
+        The turn's rows carry its id prefix; rows answering the same message count too (after a crash
+        a turn's later messages may run as turns of their own). With the platform id each went out as.
+        """
+        rows = self.conn.execute(
+            "SELECT m.*, d.platform_message_id AS sent_as FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
+            " WHERE m.seq > ? AND m.seq < ? AND m.kind = ? AND d.status IN ('sent', 'repeat')"
+            " AND (m.id LIKE ? OR m.in_reply_to = ?) ORDER BY m.seq",
+            (turn, row.seq, row.kind, f"t{turn}.%", row.in_reply_to),
+        ).fetchall()
+        return [(OutboundMessage.from_row(r), r["sent_as"]) for r in rows]
+
     def platform_id_of(self, out_id: str) -> str | None:
         """The platform's id for an outbound row, by the row id the agent knows."""
         row = self.conn.execute(
             "SELECT d.platform_message_id FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
-            " WHERE m.id = ? AND d.status = 'sent'",
+            " WHERE m.id = ? AND d.status IN ('sent', 'repeat')",
             (out_id,),
         ).fetchone()
         return row[0] if row else None

@@ -11,7 +11,7 @@ from typing import Any
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
-from nanoclaw.protocol.messages import InboundMessage, Route
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 from nanoclaw.protocol.schema import OUTBOUND_SCHEMA, next_seq, tune
 
 
@@ -88,6 +88,27 @@ class RunnerEnd:
         rows = self.inbound.execute("SELECT * FROM destinations").fetchall()
         return {r["name"]: Route(r["channel_type"], r["platform_id"], r["thread_id"]) for r in rows}
 
+    # -- a turn that runs again ---------------------------------------------
+
+    def runs_of(self, turn: int) -> int:
+        """How many runs took the turn starting at inbound row `turn` before (0: this is its first run)."""
+        return int(self.out.execute(
+            "SELECT count(*) FROM processing_ack WHERE in_seq = ? AND status = 'taken'", (turn,)).fetchone()[0])
+
+    def said_before(self, turn: int, seqs: list[int]) -> list[OutboundMessage]:
+        """What earlier, interrupted runs of this turn already sent (the host delivers every row it wrote).
+
+        Theirs are the rows with this turn's id prefix, and rows answering one of its messages (a turn split
+        after a crash: its later messages run as turns of their own).
+        """
+        marks = ",".join("?" * len(seqs))
+        rows = self.out.execute(
+            f"SELECT * FROM messages_out WHERE seq > ? AND kind IN ('chat', 'file', 'card')"
+            f" AND (id LIKE ? OR in_reply_to IN ({marks})) ORDER BY seq",
+            (turn, f"t{turn}.%", *seqs),
+        ).fetchall()
+        return [OutboundMessage.from_row(r) for r in rows]
+
     # -- writing outbound --------------------------------------------------
 
     def ack(self, seqs: list[int], status: str, error: str | None = None) -> None:
@@ -111,14 +132,16 @@ class RunnerEnd:
         to_name: str | None = None,
         in_reply_to: int | None = None,
         payload: dict[str, Any] | None = None,
+        id: str | None = None,
     ) -> int:
+        """One outbound row; `id` is `messages.outbound_id(...)` within a turn, a random one outside."""
         self._last_seq = max(self._last_seq, self._max_in_seq())
         seq = next_seq(self._last_seq, 1)
         self.out.execute(
             "INSERT INTO messages_out (seq, id, kind, in_reply_to, to_name, channel_type, platform_id, thread_id,"
             " text, payload, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
-                seq, uuid.uuid4().hex, kind, in_reply_to, to_name,
+                seq, id or uuid.uuid4().hex, kind, in_reply_to, to_name,
                 route.channel_type if route else None, route.platform_id if route else None,
                 route.thread_id if route else None, text, json.dumps(payload) if payload else None, time.time(),
             ),

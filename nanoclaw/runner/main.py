@@ -17,8 +17,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
-from nanoclaw.protocol.formatting import format_messages, strip_internal
-from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, outbound_id
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
@@ -41,13 +41,23 @@ class Runner:
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
-        self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
+        self._running: tuple[int, int] | None = None  # (turn, run) of the running turn: its rows' ids
+        self._position = 0
+        self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None,
+                                        self._message_id)
         tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
         context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context)
         self.provider = load_provider(config.provider, context)
 
     def _set_state(self, key: str, value: str | None) -> None:
         self.end.set_state(key, value)
+
+    def _message_id(self) -> str | None:
+        """The id of the running turn's next outbound row: its turn, its run and its position."""
+        if self._running is None:
+            return None
+        self._position += 1
+        return outbound_id(*self._running, self._position - 1)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -117,10 +127,14 @@ class Runner:
         last = triggers[0] if any(batch[i].attempts for i in triggers) else triggers[-1]
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
+        # A turn interrupted by a crash starts at the same row: it learns what its earlier runs sent.
+        turn = batch[0].seq
+        self._running, self._position = (turn, self.end.runs_of(turn)), 0
+        said = self.end.said_before(turn, self.in_turn) if self._running[1] else []
         self._ack(self.in_turn, "taken")
         watcher = asyncio.create_task(self._feed_follow_ups())
         try:
-            text = await self._run(batch)
+            text = await self._answer(batch, said)
         except ProviderError as exc:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
@@ -129,23 +143,27 @@ class Runner:
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
             self.end.ring()
-            self.in_turn = []
+            self.in_turn, self._running = [], None
             return
         watcher.cancel()
         reply = strip_internal(text or "")
         with self.end.transaction():
             if reply:
-                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1])
+                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1],
+                               id=self._message_id())
             self.end.ack(self.in_turn, "done")
         self.end.ring()
-        self.in_turn = []
+        self.in_turn, self._running = [], None
 
-    async def _run(self, batch: list[InboundMessage]) -> str | None:
+    async def _answer(self, batch: list[InboundMessage], said: list[OutboundMessage]) -> str | None:
         commands = [m for m in batch if m.kind == "system" and m.payload.get("command")]
         if commands and len(commands) == len([m for m in batch if m.trigger]):
             results = [await self.provider.command(str(m.payload["command"])) for m in commands]
             return "\n".join(results)
-        return await self.provider.run_turn(Turn(batch, format_messages(batch)))
+        prompt = format_messages(batch)
+        if said:
+            prompt = format_already_sent(said) + "\n" + prompt
+        return await self.provider.run_turn(Turn(batch, prompt, already_sent=tuple(said)))
 
     async def _feed_follow_ups(self) -> None:
         """While a turn runs: resolve answers, and stream new triggering messages into it."""
