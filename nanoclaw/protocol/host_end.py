@@ -221,12 +221,14 @@ class HostEnd:
 
         The turn's rows carry its id prefix; rows answering the same message count too (after a crash
         a turn's later messages may run as turns of their own). With the platform id each went out as.
+        Only the last REPEAT_WINDOW rows are looked at: the ids are the runner's to choose, and no
+        row may make the host scan the whole session.
         """
         rows = self.conn.execute(
             "SELECT m.*, d.platform_message_id AS sent_as FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
             " WHERE m.seq > ? AND m.seq < ? AND m.kind = ? AND d.status IN ('sent', 'repeat')"
             " AND (m.id LIKE ? OR m.in_reply_to = ?) ORDER BY m.seq",
-            (turn, row.seq, row.kind, f"t{turn}.%", row.in_reply_to),
+            (max(turn, row.seq - 2 * REPEAT_WINDOW), row.seq, row.kind, f"t{turn}.%", row.in_reply_to),
         ).fetchall()
         return [(OutboundMessage.from_row(r), r["sent_as"]) for r in rows]
 
@@ -271,6 +273,7 @@ def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
 
 
 HOST_FILES = ("inbound.db", "inbound.db-wal", "inbound.db-shm")
+REPEAT_WINDOW = 500  # outbound rows back that a re-run turn's repeat is looked for in (seqs step by 2 at least)
 
 
 def _init_outbound(tree: Tree) -> None:
