@@ -18,7 +18,7 @@ from nanoclaw.host.actions import DEFERRED, Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
-from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route, turn_of
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route, delivery_id, turn_of
 
 log = get_logger("nanoclaw.host.delivery")
 
@@ -146,7 +146,7 @@ class Delivery:
                 log.info("delivery.repeat_suppressed", session=session_id, seq=row.seq, kind=row.kind)
                 end.record_delivery(row.seq, "repeat", original)
                 return True
-            confirmed = await self._sent_before_a_crash(end, row, route)
+            confirmed = await self._sent_before_a_crash(end, row, route, session_id)
             if confirmed is not None:
                 end.record_delivery(row.seq, "sent", confirmed)
                 return True
@@ -184,14 +184,15 @@ class Delivery:
                 return sent_as or ""
         return None
 
-    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None) -> str | None:
+    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None,
+                                   session_id: str) -> str | None:
         prior = end.delivery(row.seq)
         if prior is None or prior["status"] != "sending" or route is None:
             return None
         channel = self.channels.get(route.channel_type)
         if channel is None:
             return None
-        found = await channel.already_sent(route, row.id)
+        found = await channel.already_sent(route, delivery_id(session_id, row.id))
         log.info("delivery.crash_recovery", seq=row.seq, confirmed=found is not None)
         return found
 

@@ -35,6 +35,16 @@ def outbound_id(turn: int, run: int, position: int) -> str:
     return f"t{turn}.{run}.{position}"
 
 
+def delivery_id(session_id: str, out_id: str) -> str:
+    """The id a channel (or another agent's session) sees for an outbound row, stable across retries.
+
+    Row ids are unique within their session only (and chosen by the runner): channels use this id as
+    an idempotency key (Matrix transaction ids, the web chat's store, lookups after a crash), so the
+    session is part of it.
+    """
+    return f"{session_id}.{out_id}"
+
+
 _OUTBOUND_ID = re.compile(r"t(\d{1,18})\.(\d{1,9})\.(\d{1,9})")
 
 

@@ -183,3 +183,18 @@ def _tool_uses(request: object) -> list[str]:
         if message.get("role") == "assistant" and isinstance(message.get("content"), list):
             names += [b.get("name", "") for b in message["content"] if b.get("type") == "tool_use"]
     return names
+
+
+async def test_ids_channels_see_are_unique_across_sessions(host: Host) -> None:
+    """Row ids repeat from session to session (t<turn>.<run>.<position>); channels use the id they get as an
+    idempotency key (Matrix transaction ids, crash lookups), so it names the session too."""
+    for chat in ("chat1", "chat2"):
+        wire(host, chat, trigger="always")
+    ch = fake(host)
+    await ch.say("[mock:say=working] one", chat="chat1", message_id="one")
+    await ch.say("[mock:say=working] two", chat="chat2", message_id="two")
+    for message_id in ("one", "two"):
+        assert await ch.wait_processed(message_id, timeout=30) == "done"
+    ids = [s.id for s in ch.sent]
+    assert len(ids) == 4 and len(set(ids)) == 4, ids
+    assert {turn_of(i.split(".", 1)[1]) is not None for i in ids} == {True}
