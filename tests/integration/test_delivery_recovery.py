@@ -10,6 +10,7 @@ import pytest
 
 from nanoclaw.channels.base import OutgoingMessage
 from nanoclaw.host.app import Host
+from nanoclaw.protocol.messages import delivery_id
 from nanoclaw.protocol.runner_end import RunnerEnd
 from tests.conftest import fake, make_settings, wire
 from tests.fakes.channel import FakeChannel
@@ -31,7 +32,7 @@ async def crashed_mid_send(host: Host, ch, text: str) -> tuple[str, int]:
     runner.close()
     end = host.sessions.end(session_id)
     end.record_delivery(seq, "sending")
-    await ch.send(OutgoingMessage(route=end.routing(), kind="chat", text=text, id=row_id))
+    await ch.send(OutgoingMessage(route=end.routing(), kind="chat", text=text, id=delivery_id(session_id, row_id)))
     return session_id, seq
 
 
