@@ -54,10 +54,6 @@ class ChannelStarter:
         """Configured and still connecting: messages for it wait rather than being dropped."""
         return self.state.get(name) == CONNECTING
 
-    def add(self, channel: Channel) -> None:
-        self.channels[channel.type] = channel
-        self.state[channel.type] = CONNECTING
-
     async def start_local(self) -> None:
         """The host's own channels, before the web server opens (they register its pages); they connect to nothing."""
         for channel in [c for c in self.channels.values() if c.local]:
@@ -74,7 +70,7 @@ class ChannelStarter:
         pending = [t for t in self._tasks.values() if not t.done()]
         if not pending:
             return True
-        done, still = await asyncio.wait(pending, timeout=timeout)
+        _done, still = await asyncio.wait(pending, timeout=timeout)
         return not still
 
     async def _start(self, channel: Channel) -> None:
