@@ -49,6 +49,7 @@ class ChannelStarter:
         self.errors: dict[str, str] = {}
         self.connected = ConnectedChannels(self)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._launcher: asyncio.Task[None] | None = None
 
     def connecting(self, name: str) -> bool:
         """Configured and still connecting: messages for it wait rather than being dropped."""
@@ -61,12 +62,20 @@ class ChannelStarter:
 
     def start_others(self) -> None:
         """Every other channel in its own task: the caller does not wait for any of them."""
-        for channel in list(self.channels.values()):
-            if not channel.local and channel.type not in self._tasks:
-                self._tasks[channel.type] = asyncio.create_task(self._start(channel), name=f"channel-{channel.type}")
+        if self._launcher is None:
+            self._launcher = asyncio.create_task(self._launch(), name="channels")
+
+    async def _launch(self) -> None:
+        # One channel's synchronous set-up per turn of the event loop (a client library may spend a tenth
+        # of a second loading certificates before its first await): requests are served in between.
+        for channel in [c for c in self.channels.values() if not c.local]:
+            self._tasks[channel.type] = asyncio.create_task(self._start(channel), name=f"channel-{channel.type}")
+            await asyncio.sleep(0)
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Until every channel has connected or failed (tests, benchmarks); False if the timeout came first."""
+        if self._launcher is not None:
+            await self._launcher
         pending = [t for t in self._tasks.values() if not t.done()]
         if not pending:
             return True
@@ -91,10 +100,11 @@ class ChannelStarter:
 
     async def stop(self) -> None:
         """Abandon starts still under way, then stop every channel (a half-started one too)."""
-        for task in self._tasks.values():
+        tasks = [*([self._launcher] if self._launcher else []), *self._tasks.values()]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for channel in list(self.channels.values()):
             try:
                 await channel.stop()
