@@ -1,8 +1,9 @@
 """Host start with channels whose platforms stall: how soon the web chat answers.
 
-Every network channel (Matrix, Telegram, Discord, Slack, Signal, GitHub) is pointed at a server on
-127.0.0.1 that accepts each request and answers nothing for 30 s, as a homeserver's long poll or a
-platform outage does. Measured from `Host.start()` being called:
+Every network channel (Matrix, Telegram, Discord, Slack, Signal, GitHub, email, Teams, Google Chat,
+Webex, Linear, Resend, WhatsApp) is pointed at a server on 127.0.0.1 that accepts each connection and
+answers nothing for 30 s, as a homeserver's long poll or a platform outage does. (iMessage reads a
+local database on macOS; the web chat and the terminal are the host itself.) Measured from `Host.start()` being called:
 
 * `web_ready_ms`: the web chat's API answers (logged in with the owner's token);
 * `web_answer_ms`: a message posted there as soon as it answered has its reply (mock agent, real sandbox);
@@ -20,9 +21,12 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from benchmarks._harness import emit, progress, temp_home
 from nanoclaw.config import Settings
@@ -59,8 +63,20 @@ class StallingServer:
             self._server.close()
 
 
-def stalling_channels(port: int) -> dict[str, str]:
-    """Each channel's settings, every base URL at the stalling server."""
+def _service_account(folder: Path, url: str) -> Path:
+    """A Google service account key (a fresh RSA key) whose token endpoint is the stalling server."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = folder / "chat-service-account.json"
+    path.write_text(json.dumps({"type": "service_account", "project_id": "bench", "private_key_id": "bench",
+                                "private_key": pem, "client_email": "bench@bench.iam.gserviceaccount.com",
+                                "client_id": "1", "token_uri": f"{url}/token"}))
+    return path
+
+
+def stalling_channels(port: int, folder: Path) -> dict[str, str]:
+    """Each network channel's settings, every base URL (mail servers too) at the stalling server."""
     url = f"http://127.0.0.1:{port}"
     return {
         "MATRIX_HOMESERVER": url, "MATRIX_USER_ID": "@andy:localhost", "MATRIX_ACCESS_TOKEN": "syt_bench",
@@ -69,6 +85,20 @@ def stalling_channels(port: int) -> dict[str, str]:
         "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_APP_TOKEN": "xapp-bench", "SLACK_API_URL": f"{url}/api/",
         "SIGNAL_ACCOUNT": "+15550000000", "SIGNAL_RPC_URL": f"{url}/api/v1/rpc",
         "GITHUB_TOKEN": "ghp_bench", "GITHUB_WEBHOOK_SECRET": "bench-secret", "GITHUB_API_URL": url,
+        "EMAIL_ADDRESS": "andy@bench.example", "EMAIL_PASSWORD": "bench", "EMAIL_SECURITY": "none",
+        "EMAIL_IMAP_HOST": "127.0.0.1", "EMAIL_IMAP_PORT": str(port),
+        "EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_SMTP_PORT": str(port),
+        "TEAMS_APP_ID": "bench-app", "TEAMS_APP_PASSWORD": "bench", "TEAMS_TOKEN_URL": f"{url}/token",
+        "TEAMS_OPENID_URL": f"{url}/openid", "TEAMS_SERVICE_URL": f"{url}/teams/",
+        "GOOGLECHAT_SERVICE_ACCOUNT_FILE": str(_service_account(folder, url)),
+        "GOOGLECHAT_PROJECT_NUMBER": "123456789012", "GOOGLECHAT_API_URL": url,
+        "GOOGLECHAT_CERTS_URL": f"{url}/certs",
+        "WEBEX_BOT_TOKEN": "bench-webex", "WEBEX_WEBHOOK_SECRET": "bench-secret", "WEBEX_API_URL": f"{url}/v1/",
+        "LINEAR_API_KEY": "lin_api_bench", "LINEAR_WEBHOOK_SECRET": "bench-secret", "LINEAR_API_URL": f"{url}/graphql",
+        "RESEND_API_KEY": "re_bench", "RESEND_WEBHOOK_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "RESEND_FROM": "Andy <andy@bench.example>", "RESEND_API_URL": url,
+        "WHATSAPP_ACCESS_TOKEN": "bench", "WHATSAPP_PHONE_NUMBER_ID": "1", "WHATSAPP_APP_SECRET": "bench",
+        "WHATSAPP_VERIFY_TOKEN": "bench", "WHATSAPP_API_BASE": url,
     }
 
 
@@ -117,11 +147,12 @@ async def measure(extra: dict[str, str]) -> dict[str, Any]:
             await asyncio.sleep(0.001)
         ready = await web_ready(host, began, deadline)
         stalled = sorted(n for n, state in host.starter.state.items() if state == "connecting")
+        failed = sorted(n for n, state in host.starter.state.items() if state == "failed")
         await starting
         returned = (time.perf_counter() - began) * 1000
         answered = await web_answer(host, began, deadline)
         return {"web_ready_ms": ready, "start_returned_ms": returned, "web_answer_ms": answered,
-                "stalled_channels": stalled, "channels": sorted(host.starter.state)}
+                "stalled_channels": stalled, "failed_channels": failed, "channels": sorted(host.starter.state)}
     finally:
         if not starting.done():
             starting.cancel()
@@ -133,7 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = StallingServer()
     port = await server.start()
     try:
-        stalling = [await measure(stalling_channels(port)) for _ in range(args.samples)]
+        extra = stalling_channels(port, temp_home().parent)
+        stalling = [await measure(extra) for _ in range(args.samples)]
     finally:
         await server.stop()
     worst = max(stalling, key=lambda r: r["web_ready_ms"])
@@ -146,7 +178,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "start_returned_baseline_ms": round(max(r["start_returned_ms"] for r in baseline), 1),
         "web_answer_baseline_ms": round(max(r["web_answer_ms"] for r in baseline), 1),
         "web_ready_ratio": round(worst["web_ready_ms"] / base_ready, 2),
-        "stalled_channels": worst["stalled_channels"],
+        "stalled_channels": worst["stalled_channels"], "failed_channels": worst["failed_channels"],
+        "channels": worst["channels"],
         "stall_s": STALL, "stalled_requests": server.requests, "samples": args.samples,
     }
 

@@ -90,6 +90,11 @@ async def test_the_start_benchmark_reports_web_readiness_with_every_network_chan
     from benchmarks import start as start_benchmark
 
     result = await start_benchmark.run(argparse.Namespace(samples=1))
-    assert result["stalled_channels"] == ["discord", "github", "matrix", "signal", "slack", "telegram"]
-    assert result["stalled_requests"] >= 6
+    network = {"discord", "email", "github", "googlechat", "linear", "matrix", "resend", "signal", "slack", "teams",
+               "telegram", "webex", "whatsapp"}
+    assert network <= set(result["channels"]) and result["failed_channels"] == []
+    # Those that talk to their platform while starting were still waiting on it when the web chat answered.
+    talking = {"discord", "email", "github", "linear", "matrix", "signal", "slack", "telegram", "webex"}
+    assert talking <= set(result["stalled_channels"])
+    assert result["stalled_requests"] >= len(talking)
     assert {"web_ready_ms", "web_answer_ms", "start_returned_ms", "web_ready_baseline_ms"} <= set(result)
