@@ -36,6 +36,8 @@ class Delivery:
         self.channels = channels  # the connected ones
         self.connecting = connecting  # configured, not connected yet: its messages wait for it
         self.actions = actions
+        # Called when a host card went out (its copy is closed when it is decided): (card, platform id).
+        self.card_posted: Callable[[OutgoingMessage, str | None], None] | None = None
         # Called when a scheduled task's message is finished: (session, seq, status, reply text).
         self.task_finished: Callable[[str, int, str, str | None], None] | None = None
         # Called when a session's runner takes a turn (True) or finishes one (False): the turn time limit.
@@ -179,6 +181,8 @@ class Delivery:
         run = turn_of(row.id)
         if run is None or run[1] == 0 or row.kind not in REPEATABLE:
             return None  # a first run repeats nothing (most rows: no query)
+        if row.payload.get("stream"):
+            return None  # shown while it was written: the text is out again, and its stream needs finishing
         for earlier, sent_as in end.sent_earlier_in_turn(row, run[0]):
             if turn_of(earlier.id) != run and _same_message(earlier, row):
                 return sent_as or ""
@@ -241,6 +245,7 @@ class Delivery:
             else:
                 log.warning("host_message.no_channel", channel=message.route.channel_type)
             return None
+        card = message
         if not channel.capabilities.cards and message.buttons:
             message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
         try:
@@ -253,6 +258,8 @@ class Delivery:
             log.warning("host_message.failed", channel=message.route.channel_type, error=str(exc))
             return None
         host_outbox.sent(self.conn, message.id)
+        if card.card_id and self.card_posted is not None:  # now, or later from the host outbox: closed the same
+            self.card_posted(card, result)
         return result
 
     async def edit_host_message(self, route: Route, platform_message_id: str, text: str) -> None:

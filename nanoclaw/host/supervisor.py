@@ -84,9 +84,10 @@ class Supervisor:
         done: asyncio.Future[None] = loop.create_future()
         self._starting[session_id] = done
         try:
-            end = self.sessions.end(session_id)  # opened before the sandbox exists
+            self.sessions.end(session_id)  # opened before the sandbox exists
             if self.prepare is not None:
                 await self.prepare(session_id)
+            end = self.sessions.end(session_id)  # (a folder found damaged while preparing was replaced)
             spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
             process = await self.runtime.start(spec)
         except Exception as exc:

@@ -18,13 +18,17 @@ from pathlib import Path
 
 from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
+from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, outbound_id
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
+from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import TOOLS, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
+STOPPED = "⏹ Stopped."
+INTERRUPT_GRACE = 5.0  # seconds a provider gets to end an interrupted turn itself before it is cancelled
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -36,17 +40,19 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
 
 
 class Runner:
-    def __init__(self, config: RunnerConfig, end: RunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
         self._running: tuple[int, int] | None = None  # (turn, run) of the running turn: its rows' ids
         self._position = 0
+        self.interrupted_at: float | None = None  # when the person asked to stop the running turn
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None,
                                         self._message_id)
+        self.answer = AnswerStream(end.write_partial, end.ring)
         tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
-        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context)
+        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context, self.answer)
         self.provider = load_provider(config.provider, context)
 
     def _set_state(self, key: str, value: str | None) -> None:
@@ -132,9 +138,18 @@ class Runner:
         self._running, self._position = (turn, self.end.runs_of(turn)), 0
         said = self.end.said_before(turn, self.in_turn) if self._running[1] else []
         self._ack(self.in_turn, "taken")
-        watcher = asyncio.create_task(self._feed_follow_ups())
+        self.end.take_interrupt()  # a stop asked for before this turn began was meant for an earlier one
+        self.interrupted_at = None
+        self.answer.begin(self.in_turn[-1])
+        work = asyncio.create_task(self._answer(batch, said))
+        watcher = asyncio.create_task(self._feed_follow_ups(work))
         try:
-            text = await self._answer(batch, said)
+            text = await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.interrupted_at is None or (current is not None and current.cancelling()):
+                raise  # the runner itself is stopping
+            text = None
         except ProviderError as exc:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
@@ -142,16 +157,22 @@ class Runner:
             watcher.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.end.drop_partials()
             self.end.ring()
             self.in_turn, self._running = [], None
             return
-        watcher.cancel()
+        finally:
+            watcher.cancel()
+        if self.interrupted_at is not None:  # the agent says it stopped, after what it had written
+            text = f"{self.answer.text}\n\n{STOPPED}" if self.answer.text else STOPPED
         reply = strip_internal(text or "")
+        stream = self.answer.take()
         with self.end.transaction():
             if reply:
                 self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1],
-                               id=self._message_id())
+                               payload={"stream": stream} if stream else None, id=self._message_id())
             self.end.ack(self.in_turn, "done")
+            self.end.drop_partials()
         self.end.ring()
         self.in_turn, self._running = [], None
 
@@ -165,10 +186,19 @@ class Runner:
             prompt = format_already_sent(said) + "\n" + prompt
         return await self.provider.run_turn(Turn(batch, prompt, already_sent=tuple(said)))
 
-    async def _feed_follow_ups(self) -> None:
-        """While a turn runs: resolve answers, and stream new triggering messages into it."""
+    async def _feed_follow_ups(self, work: asyncio.Task[str | None]) -> None:
+        """While a turn runs: resolve answers, stream new triggering messages into it, and stop it on request."""
         while True:
-            await self._wait(self.config.poll_interval)
+            await self._wait(min(self.config.poll_interval, 1.0))
+            if self.end.take_interrupt() and self.interrupted_at is None:
+                self.interrupted_at = time.monotonic()
+                log.info("turn interrupted")
+                if not await self.provider.interrupt():
+                    work.cancel()
+            if self.interrupted_at is not None:
+                if time.monotonic() - self.interrupted_at > INTERRUPT_GRACE:
+                    work.cancel()  # the provider did not manage to end it itself
+                continue
             rows = self._new_rows()
             if not self.provider.supports_follow_up or not any(m.trigger for m in rows):
                 continue
@@ -184,7 +214,7 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
+async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
     if os.path.exists(SANDBOX_PROXY_SOCKET):
         # The sandbox has no network: the host's proxy is reached through this bridge.
         from nanoclaw.runner.bridge import start_bridge
@@ -205,7 +235,9 @@ async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
     config = RunnerConfig.from_env()
-    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
+    folder = SessionFolder(Path(config.workspace))
+    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+                         else RunnerEnd(folder, doorbell=config.doorbell))
     try:
         return asyncio.run(_serve(config, end))
     finally:

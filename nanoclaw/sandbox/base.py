@@ -84,6 +84,9 @@ class SandboxProcess(ABC):
 class Runtime(ABC):
     name: ClassVar[str]
     doorbells: ClassVar[bool] = True  # FIFOs reach the sandbox (not across a VM boundary)
+    # POSIX file locks reach the sandbox, so host and runner may share the session's SQLite files
+    # (WAL needs them). Where they do not (gVisor's own kernel), the runner's end goes through the host.
+    shares_file_locks: ClassVar[bool] = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -1,4 +1,8 @@
-"""The escape battery runs on every runtime: a host per test, built on bwrap or podman."""
+"""Every battery here runs on every runtime: a host per test, built on one of RUNTIMES.
+
+A new battery gets all runtimes by taking the `jail` (or `runtime_name`) fixture;
+a new runtime joins every battery by one line in RUNTIMES.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from nanoclaw.host.app import Host
 from tests.conftest import make_settings
 from tests.fakes.channel import FakeChannel
 
-RUNTIMES = ["bwrap", "podman"]
+RUNTIMES = ["bwrap", "podman", "gvisor"]
+IMAGE_RUNTIMES = {"podman", "gvisor"}  # start the agent image tests/oci_image.py builds
 # Small limits, so every bomb hits its wall within a second or two.
 JAIL_LIMITS = dict(sandbox_memory_mb=256, sandbox_pids=64, sandbox_cpu_seconds=2, sandbox_file_mb=8)
 
@@ -19,17 +24,23 @@ JAIL_LIMITS = dict(sandbox_memory_mb=256, sandbox_pids=64, sandbox_cpu_seconds=2
 @pytest.fixture(params=RUNTIMES)
 def runtime_name(request: pytest.FixtureRequest) -> str:
     name = str(request.param)
-    if name == "podman":
+    if name in IMAGE_RUNTIMES:
         request.getfixturevalue("podman_image")
     return name
+
+
+def runtime_settings(runtime_name: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings overrides that put a host on `runtime_name` (its image, where it has one)."""
+    extra: dict[str, object] = {"runtime": runtime_name}
+    if runtime_name in IMAGE_RUNTIMES:
+        extra["sandbox_image"] = request.getfixturevalue("podman_image")
+    return extra
 
 
 @pytest.fixture
 async def jail(tmp_path: Path, runtime_name: str, request: pytest.FixtureRequest) -> AsyncIterator[Host]:
     """A host whose sandboxes use `runtime_name` and the small limits above."""
-    extra: dict[str, object] = dict(JAIL_LIMITS, runtime=runtime_name)
-    if runtime_name == "podman":
-        extra["sandbox_image"] = request.getfixturevalue("podman_image")
+    extra = dict(JAIL_LIMITS, **runtime_settings(runtime_name, request))
     host = Host(make_settings(tmp_path / "home", **extra), channels=[FakeChannel])
     await host.start()
     try:

@@ -89,8 +89,14 @@ class Arena:
     host: Host
     before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
+    @property
+    def fifos_reach_the_host(self) -> bool:
+        """gVisor keeps a FIFO made inside in its own kernel: the host's folder never gets one."""
+        return self.settings.runtime != "gvisor"
+
     @classmethod
     async def open(cls, tmp_path: Path, runtime: str, image: str | None) -> Arena:
+        """A host on `runtime` (`image`: the agent image of podman and gvisor)."""
         extra: dict[str, object] = dict(HOSTILE_LIMITS, runtime=runtime, idle_timeout=60.0)
         if image:
             extra["sandbox_image"] = image

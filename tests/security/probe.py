@@ -16,11 +16,16 @@ from nanoclaw.sandbox.base import Launch, Runtime, SandboxSpec
 
 def run_in_sandbox(host: Host, session_id: str, code: str, timeout: float = 30) -> dict[str, Any]:
     """The probe prints one JSON object; returns it."""
-    spec = host.sessions.sandbox_spec(host.sessions.get(session_id), host.label)
-    spec = dataclasses.replace(spec, argv=[sys.executable, "-I", "-c", textwrap.dedent(code)])
-    out = run_sandbox(host.runtime, spec, timeout)
+    out = run_code(host, session_id, code, timeout)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_code(host: Host, session_id: str, code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Python `code` run in the session's sandbox, however it ends."""
+    spec = host.sessions.sandbox_spec(host.sessions.get(session_id), host.label)
+    spec = dataclasses.replace(spec, argv=[sys.executable, "-I", "-c", textwrap.dedent(code)])
+    return run_sandbox(host.runtime, spec, timeout)
 
 
 def popen_sandbox(runtime: Runtime, spec: SandboxSpec, **kwargs: Any) -> subprocess.Popen[str]:
