@@ -66,3 +66,20 @@ async def test_a_streamed_reply_and_a_stop_cross_the_session_link(tmp_path: Path
         assert "word400" not in ch.text_of(sent.platform_id) and len(ch.sent) == 1
     finally:
         await host.stop()
+
+
+async def test_a_turn_a_crash_interrupted_says_nothing_twice_over_the_link(tmp_path: Path, podman_image: str) -> None:
+    """Issue 20 on gVisor: the re-run learns through the session link what its killed run had sent."""
+    settings = make_settings(tmp_path / "home", runtime="gvisor", sandbox_image=podman_image, idle_timeout=60)
+    host = Host(settings, channels=[FakeChannel])
+    await host.start()
+    try:
+        wire(host, "chat1", trigger="always")
+        ch = fake(host)
+        await ch.say("[mock:say=progress update][mock:crash-once] the job", message_id="job")
+        assert await ch.wait_processed("job", timeout=120) == "done"
+        texts = [s.text for s in ch.sent]
+        assert texts.count("progress update") == 1 and len(texts) == 2 and "the job" in texts[-1], texts
+        assert host.supervisor.starts == 2  # the crash really happened: the turn ran twice
+    finally:
+        await host.stop()
