@@ -1,7 +1,8 @@
 """Channels connect in the background, each on its own: no platform holds up the host or another channel.
 
 A channel is `connecting` until its `start()` returns, then `connected`; one whose start raises is
-`failed` (the reason is kept for `nanoclaw status`) and left out, as before. Local channels (the web
+`failed` and left out, as before, its `Health` (reason and fix) kept in `problems` for `nanoclaw status`,
+doctor and the dashboard. The channel's own `health` says `connecting` meanwhile. Local channels (the web
 chat and the terminal: their platform is this host) start before the web server opens, because they
 register its pages; every other channel starts in its own task once the host is up.
 
@@ -15,7 +16,8 @@ import asyncio
 import time
 from typing import Callable, Iterator, Mapping
 
-from nanoclaw.channels.base import Channel
+from nanoclaw.channels.base import Channel, Health
+from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger
 
 log = get_logger("nanoclaw.host.channels")
@@ -42,9 +44,11 @@ class ConnectedChannels(Mapping[str, Channel]):
 
 
 class ChannelStarter:
-    def __init__(self, channels: dict[str, Channel], on_connected: Callable[[str], None]) -> None:
+    def __init__(self, channels: dict[str, Channel], on_connected: Callable[[str], None],
+                 problems: dict[str, Health] | None = None) -> None:
         self.channels = channels  # every configured channel; a failed one is removed
         self.on_connected = on_connected
+        self.problems = problems if problems is not None else {}  # configured channels not running, and why
         self.state: dict[str, str] = {name: CONNECTING for name in channels}
         self.errors: dict[str, str] = {}
         self.connected = ConnectedChannels(self)
@@ -93,8 +97,14 @@ class ChannelStarter:
             self.errors[channel.type] = f"{type(exc).__name__}: {exc}"
             self.channels.pop(channel.type, None)
             log.error("channel.start_failed", channel=channel.type, error=self.errors[channel.type])
+            self.problems[channel.type] = (
+                Health.failed(exc.reason, exc.fix) if isinstance(exc, ConfigError) else Health.failed(
+                    self.errors[channel.type], "read why in the host's log (nanoclaw logs), fix it and restart"))
             return
         self.state[channel.type] = CONNECTED
+        self.problems.pop(channel.type, None)
+        if channel.health.state == "connecting":  # a channel that says nothing more is up once started
+            channel.report(Health.connected())
         log.info("channel.connected", channel=channel.type, ms=round((time.monotonic() - began) * 1000))
         self.on_connected(channel.type)
 
