@@ -46,6 +46,7 @@ async def test_a_stalling_channel_holds_up_neither_the_host_nor_the_others(tmp_p
         web.webhook_base = f"{host.web_url}/hooks"
         assert host.status()["channel_states"]["matrix"] == "connecting"
         assert host.status()["channel_states"]["fake"] == "connected"
+        assert host.channel_health()["matrix"]["state"] == "connecting"  # what status and the dashboard show
 
         wire(host, "chat1", trigger="always")
         await fake(host).say("[mock:reply=pong from the fake platform]")
@@ -78,6 +79,8 @@ async def test_a_channel_that_cannot_start_is_reported_and_the_host_runs_on(tmp_
         status = host.status()
         assert status["channel_states"]["matrix"] == "failed"
         assert "matrix" not in status["channels"] and "MATRIX_ACCESS_TOKEN" in host.starter.errors["matrix"]
+        health = status["channel_health"]["matrix"]
+        assert health["state"] == "failed" and "MATRIX_ACCESS_TOKEN" in health["reason"] + health["fix"]
         wire(host, "chat1", trigger="always")
         await fake(host).say("[mock:reply=still here]")
         assert (await fake(host).wait_sent(1))[0].text == "still here"
