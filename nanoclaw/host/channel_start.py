@@ -23,6 +23,8 @@ from nanoclaw.logs import get_logger
 log = get_logger("nanoclaw.host.channels")
 
 CONNECTING, CONNECTED, FAILED = "connecting", "connected", "failed"
+LAUNCH_GAP = 0.01  # seconds left to the web server after a channel's slow set-up
+SLOW_SETUP = 0.002
 
 
 class ConnectedChannels(Mapping[str, Channel]):
@@ -70,11 +72,15 @@ class ChannelStarter:
             self._launcher = asyncio.create_task(self._launch(), name="channels")
 
     async def _launch(self) -> None:
-        # One channel's synchronous set-up per turn of the event loop (a client library may spend a tenth
-        # of a second loading certificates before its first await): requests are served in between.
+        # One channel's synchronous set-up at a time (a client library may spend a tenth of a second loading
+        # certificates before its first await), with a short gap after a slow one: a request to the web chat
+        # needs several turns of the loop, and is served in the gaps instead of after every channel's set-up.
         for channel in [c for c in self.channels.values() if not c.local]:
+            began = time.monotonic()
             self._tasks[channel.type] = asyncio.create_task(self._start(channel), name=f"channel-{channel.type}")
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # its start runs up to its first await
+            if time.monotonic() - began > SLOW_SETUP:
+                await asyncio.sleep(LAUNCH_GAP)
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Until every channel has connected or failed (tests, benchmarks); False if the timeout came first."""
