@@ -88,3 +88,28 @@ def test_already_sent_is_told_with_kind_destination_and_file_name(ends: tuple[Ho
     assert '<sent kind="chat">a &lt;b&gt;</sent>' in text
     assert '<sent kind="file" to="family" file="chart.png">the chart</sent>' in text
     assert "Do not send them again" in text
+
+
+def test_an_outbound_db_half_made_by_a_killed_host_is_completed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A host SIGKILLed after setting WAL on the new outbound.db and before its tables: the next start completes
+    it instead of failing on it at every start (found by the chaos run)."""
+    import sqlite3
+
+    from nanoclaw.protocol.folder import SessionFolder
+    from nanoclaw.protocol.host_end import HostEnd
+
+    folder = SessionFolder(tmp_path / "s")
+    HostEnd(folder, doorbell=False).close()
+    folder.outbound_db.unlink()
+    for suffix in ("-wal", "-shm"):
+        folder.outbound_db.with_name("outbound.db" + suffix).unlink(missing_ok=True)
+    half = sqlite3.connect(folder.outbound_db)
+    half.execute("PRAGMA journal_mode=WAL")  # what tune() does first; the kill came before the schema
+    half.close()
+    assert folder.outbound_db.stat().st_size > 0
+    end = HostEnd(folder, doorbell=False)
+    try:
+        end.skip_old_acks()  # failed with "no such table: o.processing_ack"
+        assert end.ack_cursor == 0
+    finally:
+        end.close()
