@@ -155,7 +155,11 @@ def interrupted_turns(home: Path) -> tuple[int, int]:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         runs: dict[int, set[int]] = {}
         progress_runs: dict[int, set[int]] = {}
-        for out_id, text in conn.execute("SELECT id, text FROM messages_out WHERE kind = 'chat'"):
+        try:
+            rows = conn.execute("SELECT id, text FROM messages_out WHERE kind = 'chat'").fetchall()
+        except sqlite3.OperationalError:  # made by a host killed before its tables; no host opened it since
+            rows = []
+        for out_id, text in rows:
             turn = turn_of(out_id)
             if turn is None:
                 continue
