@@ -99,5 +99,7 @@ async def test_the_start_benchmark_reports_web_readiness_with_every_network_chan
     # Those that talk to their platform while starting were still waiting on it when the web chat answered.
     talking = {"discord", "email", "github", "linear", "matrix", "signal", "slack", "telegram", "webex"}
     assert talking <= set(result["stalled_channels"])
-    assert result["stalled_requests"] >= len(talking)
+    # The stalling server was reached (a loaded machine may stop the host before the last channel sent its first
+    # request: being still "connecting" then is what the web chat must not wait for either).
+    assert result["stalled_requests"] >= 1
     assert {"web_ready_ms", "web_answer_ms", "start_returned_ms", "web_ready_baseline_ms"} <= set(result)
