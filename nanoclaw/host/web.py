@@ -268,3 +268,15 @@ def json_body(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json")
     return data
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 the client can read."""
+    try:
+        return await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
+
+
+def json_error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
