@@ -47,6 +47,7 @@ TOPICS = frozenset({"chat", "dashboard"})
 
 class WebChannel(Channel):
     type = "web"
+    local = True
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=100_000, live_partials=True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Channel, FileAttachment, OutgoingMessage, render_text
@@ -20,7 +20,7 @@ from nanoclaw.host.cards import CardBoard
 from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.safefs import UnsafePath
-from nanoclaw.protocol.messages import OutboundMessage, Route
+from nanoclaw.protocol.messages import OutboundMessage, Route, delivery_id
 
 SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
 MAX_TEXT = 200_000
@@ -51,6 +51,7 @@ class Actions:
         self, session: Session, end: HostEnd, row: OutboundMessage, route: Route | None, target_agent: str | None
     ) -> Outcome:
         """Raise DestinationRefused for a row that must not go out, ChannelUnavailable to retry later."""
+        row = replace(row, id=delivery_id(session.id, row.id))  # what channels and other sessions see
         if row.text is not None and len(row.text) > MAX_TEXT:
             raise DestinationRefused(f"message of {len(row.text)} characters exceeds {MAX_TEXT}")
         if row.kind == "system":

@@ -14,7 +14,7 @@ from nanoclaw.db import agent_groups, approvals, channel_settings, held_messages
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.owners import identities, unlink
 from nanoclaw.host.pairing import find_code
-from nanoclaw.host.web import json_body
+from nanoclaw.host.web import json_body, json_error, read_json
 from nanoclaw.logs import get_logger
 
 if TYPE_CHECKING:
@@ -63,9 +63,9 @@ class PeoplePanel:
         """{"choice": "main" | an agent group | "ignore" | "block"}"""
         from aiohttp import web
 
-        choice = str(json_body(await _json(request)).get("choice") or "")
+        choice = str(json_body(await read_json(request)).get("choice") or "")
         if not choice:
-            return _error(400, "choice is an agent group, ignore or block")
+            return json_error(400, "choice is an agent group, ignore or block")
         outcome = await self.decide(request.match_info["id"], choice not in ("ignore", "block"), BY, choice=choice)
         return web.json_response({"outcome": outcome})
 
@@ -73,13 +73,13 @@ class PeoplePanel:
         """{"decision": "approve" | "deny", "group": "main"}"""
         from aiohttp import web
 
-        body = json_body(await _json(request))
+        body = json_body(await read_json(request))
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
-            return _error(400, "decision must be approve or deny")
+            return json_error(400, "decision must be approve or deny")
         found = find_code(self.conn, request.match_info["code"])
         if found is None:
-            return _error(404, "no open pairing request with that code (expired, decided or mistyped)")
+            return json_error(404, "no open pairing request with that code (expired, decided or mistyped)")
         choice = str(body.get("group") or "main") if decision == "approve" else "deny"
         return web.json_response({"outcome": await self.decide(found.id, decision == "approve", BY, choice=choice)})
 
@@ -94,40 +94,25 @@ class PeoplePanel:
     async def _unlink(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web
 
-        identity = str(json_body(await _json(request)).get("identity") or "")
+        identity = str(json_body(await read_json(request)).get("identity") or "")
         channel, _, user_id = identity.partition(":")
         if (channel, user_id) == ("web", "owner"):
-            return _error(400, "the web chat's owner stays an owner (it is you, logged in here)")
+            return json_error(400, "the web chat's owner stays an owner (it is you, logged in here)")
         if unlink(self.conn, channel, user_id) is None:
-            return _error(404, f"{identity} is not an owner or admin identity")
+            return json_error(404, f"{identity} is not an owner or admin identity")
         return web.json_response({"ok": True})
 
     async def _channel_default(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web
 
-        policy = str(json_body(await _json(request)).get("new_chats") or "")
+        policy = str(json_body(await read_json(request)).get("new_chats") or "")
         try:
             channel_settings.set_new_chats(self.conn, request.match_info["channel"], policy)
         except ConfigError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return web.json_response({"ok": True})
 
     def _chat_name(self, chat_id: int) -> str:
         row = self.conn.execute("SELECT channel_type, platform_id, name FROM messaging_groups WHERE id = ?",
                                 (chat_id,)).fetchone()
         return f"{row['channel_type']}:{row['platform_id']}" if row else "?"
-
-
-async def _json(request: web.Request) -> Any:
-    from aiohttp import web
-
-    try:
-        return await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
-
-
-def _error(status: int, text: str) -> web.Response:
-    from aiohttp import web
-
-    return web.json_response({"error": text}, status=status)

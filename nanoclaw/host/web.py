@@ -93,6 +93,9 @@ class WebServer:
 
     def add_page(self, method: str, path: str, handler: Handler) -> None:
         """An owner-only route: login cookie, and for unsafe methods the CSRF header and same origin."""
+        if self._runner is not None:  # aiohttp's routes are fixed once it serves: say so rather than 404 later
+            raise RuntimeError(f"{method} {path}: pages are registered before the web server starts "
+                               "(a channel that serves pages declares local = True)")
         self._routes.append((method, path, handler, True))
 
     def add_public(self, method: str, path: str, handler: Handler) -> None:
@@ -316,3 +319,19 @@ def json_body(data: Any) -> dict[str, Any]:
 
         raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json")
     return data
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 the client can read."""
+    from aiohttp import web
+
+    try:
+        return await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
+
+
+def json_error(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
+    return web.json_response({"error": text}, status=status)

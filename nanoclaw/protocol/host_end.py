@@ -73,8 +73,8 @@ class HostEnd:
                 if base == "outbound.db":
                     _init_outbound(tree)
         self.check_files()
-        if (st := tree.lstat("outbound.db")) is not None and st.st_size == 0:
-            _init_outbound(tree)  # made empty by an earlier start that stopped here
+        if (st := tree.lstat("outbound.db")) is not None and (st.st_size == 0 or _without_schema(tree)):
+            _init_outbound(tree)  # made empty, or half made (WAL set, no tables), by an earlier start killed here
 
     def check_files(self) -> None:
         """Each database file (and its -wal/-shm) is a plain file with one name, or absent (the journals)."""
@@ -255,11 +255,27 @@ class HostEnd:
     def delivery(self, out_seq: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()
 
+    def sent_earlier_in_turn(self, row: OutboundMessage, turn: int) -> list[tuple[OutboundMessage, str | None]]:
+        """Rows of `row`'s kind that went out before it from the turn starting at inbound row `turn`.
+
+        The turn's rows carry its id prefix; rows answering the same message count too (after a crash
+        a turn's later messages may run as turns of their own). With the platform id each went out as.
+        Only the last REPEAT_WINDOW rows are looked at: the ids are the runner's to choose, and no
+        row may make the host scan the whole session.
+        """
+        rows = self.conn.execute(
+            "SELECT m.*, d.platform_message_id AS sent_as FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
+            " WHERE m.seq > ? AND m.seq < ? AND m.kind = ? AND d.status IN ('sent', 'repeat')"
+            " AND (m.id LIKE ? OR m.in_reply_to = ?) ORDER BY m.seq",
+            (max(turn, row.seq - 2 * REPEAT_WINDOW), row.seq, row.kind, f"t{turn}.%", row.in_reply_to),
+        ).fetchall()
+        return [(OutboundMessage.from_row(r), r["sent_as"]) for r in rows]
+
     def platform_id_of(self, out_id: str) -> str | None:
         """The platform's id for an outbound row, by the row id the agent knows."""
         row = self.conn.execute(
             "SELECT d.platform_message_id FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
-            " WHERE m.id = ? AND d.status = 'sent'",
+            " WHERE m.id = ? AND d.status IN ('sent', 'repeat')",
             (out_id,),
         ).fetchone()
         return row[0] if row else None
@@ -328,6 +344,21 @@ def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
 
 
 HOST_FILES = ("inbound.db", "inbound.db-wal", "inbound.db-shm")
+REPEAT_WINDOW = 500  # outbound rows back that a re-run turn's repeat is looked for in (seqs step by 2 at least)
+
+
+def _without_schema(tree: Tree) -> bool:
+    """Whether outbound.db lacks its tables: a host SIGKILLed between setting WAL and creating them left it so,
+    and every later start failed on it (found by the chaos run). No runner exists yet (see __init__)."""
+    try:
+        conn = sqlite3.connect(f"file:{tree.proc_path('outbound.db')}?mode=rw", uri=True)
+        try:
+            row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'processing_ack'")
+            return int(row.fetchone()[0]) == 0
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False  # not a database: left as it is, refused where it is used
 
 
 def _init_outbound(tree: Tree) -> None:

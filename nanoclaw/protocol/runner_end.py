@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
-from nanoclaw.protocol.messages import InboundMessage, Route
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 from nanoclaw.protocol.schema import OUTBOUND_SCHEMA, checkpoint, next_seq, tune
 
 T = TypeVar("T")
@@ -24,7 +24,8 @@ class RunnerEnd:
     The runner looks at inbound.db after every bell and every turn, mostly to find
     nothing new. Reads of it are kept until `PRAGMA data_version` says another
     connection committed, and what the runner itself wrote (its acks) is followed
-    in memory, so a quiet look costs one statement. `pending()` and `routing()`
+    in memory (the finished cursor, consumed answers, runs per turn), so a quiet look
+    costs one statement. `pending()` and `routing()`
     ask for the version; `stop_requested()` reuses the one pending() asked just
     before it, and `write()` the one routing() asked for the row's route.
     """
@@ -60,6 +61,10 @@ class RunnerEnd:
         ).fetchone()[0])
         self._consumed = {r[0] for r in self.out.execute(
             "SELECT in_seq FROM processing_ack WHERE status = 'consumed' AND in_seq > ?", (self._finished,))}
+        # How many runs took each unfinished row: a turn's run number, asked at every turn's start.
+        self._taken: dict[int, int] = {r[0]: r[1] for r in self.out.execute(
+            "SELECT in_seq, count(*) FROM processing_ack WHERE status = 'taken' AND in_seq > ? GROUP BY in_seq",
+            (self._finished,))}
 
     def _cached(self, name: str, read: Callable[[], T], *, fresh: bool = True) -> T:
         """`read()` from inbound.db again only when another connection committed to it since the last one.
@@ -149,6 +154,26 @@ class RunnerEnd:
         rows = self.inbound.execute("SELECT * FROM destinations").fetchall()
         return {r["name"]: Route(r["channel_type"], r["platform_id"], r["thread_id"]) for r in rows}
 
+    # -- a turn that runs again ---------------------------------------------
+
+    def runs_of(self, turn: int) -> int:
+        """How many runs took the turn starting at inbound row `turn` before (0: this is its first run)."""
+        return self._taken.get(turn, 0)  # this end is outbound.db's only writer: memory is the table
+
+    def said_before(self, turn: int, seqs: list[int]) -> list[OutboundMessage]:
+        """What earlier, interrupted runs of this turn already sent (the host delivers every row it wrote).
+
+        Theirs are the rows with this turn's id prefix, and rows answering one of its messages (a turn split
+        after a crash: its later messages run as turns of their own).
+        """
+        marks = ",".join("?" * len(seqs))
+        rows = self.out.execute(
+            f"SELECT * FROM messages_out WHERE seq > ? AND kind IN ('chat', 'file', 'card')"
+            f" AND (id LIKE ? OR in_reply_to IN ({marks})) ORDER BY seq",
+            (turn, f"t{turn}.%", *seqs),
+        ).fetchall()
+        return [OutboundMessage.from_row(r) for r in rows]
+
     # -- writing outbound --------------------------------------------------
 
     def ack(self, seqs: list[int], status: str, error: str | None = None) -> None:
@@ -160,6 +185,10 @@ class RunnerEnd:
         if status in ("done", "failed"):
             self._finished = max(self._finished, *seqs)
             self._consumed = {s for s in self._consumed if s > self._finished}
+            self._taken = {s: n for s, n in self._taken.items() if s > self._finished}
+        elif status == "taken":
+            for s in seqs:
+                self._taken[s] = self._taken.get(s, 0) + 1
         elif status == "consumed":
             self._consumed.update(s for s in seqs if s > self._finished)
 
@@ -195,7 +224,9 @@ class RunnerEnd:
         to_name: str | None = None,
         in_reply_to: int | None = None,
         payload: dict[str, Any] | None = None,
+        id: str | None = None,
     ) -> int:
+        """One outbound row; `id` is `messages.outbound_id(...)` within a turn, a random one outside."""
         self._last_seq = max(self._last_seq, self._cached("max_in_seq", self._max_in_seq,
                                                               fresh=not self._route_looked))
         self._route_looked = False
@@ -204,7 +235,7 @@ class RunnerEnd:
             "INSERT INTO messages_out (seq, id, kind, in_reply_to, to_name, channel_type, platform_id, thread_id,"
             " text, payload, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
-                seq, uuid.uuid4().hex, kind, in_reply_to, to_name,
+                seq, id or uuid.uuid4().hex, kind, in_reply_to, to_name,
                 route.channel_type if route else None, route.platform_id if route else None,
                 route.thread_id if route else None, text, json.dumps(payload) if payload else None, time.time(),
             ),

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS messages_in (
 CREATE TABLE IF NOT EXISTS delivered (
     out_seq             INTEGER PRIMARY KEY,
     status              TEXT NOT NULL,           -- sending (intent, before the platform call) | sent | refused | failed
+                                                 -- | repeat (a re-run of an interrupted turn said it again: not sent)
     platform_message_id TEXT,
     error               TEXT,
     at                  REAL NOT NULL
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS session_routing (
 OUTBOUND_SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages_out (
     seq          INTEGER PRIMARY KEY,            -- odd numbers
-    id           TEXT NOT NULL UNIQUE,
+    id           TEXT NOT NULL UNIQUE,           -- t<turn>.<run>.<position> (messages.outbound_id) within a turn
     kind         TEXT NOT NULL,                  -- chat | file | edit | reaction | card | question | system
     in_reply_to  INTEGER,                        -- inbound seq that caused it
     to_name      TEXT,                           -- a destination name; NULL = the session's route

@@ -179,6 +179,16 @@ class RecordingHost:
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[InboundEvent]:
         return await self._wait(lambda: len(self.events) >= count, timeout, lambda: f"{count} events, got {self.events}")
 
+    async def wait_text(self, fragment: str, timeout: float = 10.0) -> InboundEvent:
+        """The first event whose text holds `fragment` (other events may come in between)."""
+        def found() -> InboundEvent | None:
+            return next((e for e in self.events if fragment in e.text), None)
+
+        await self._wait(lambda: found() is not None, timeout, lambda: f"an event with {fragment!r}, got {self.events}")
+        event = found()
+        assert event is not None
+        return event
+
     async def wait_credentials(self, count: int, timeout: float = 10.0) -> list[tuple[str, str | None]]:
         await self._wait(lambda: len(self.credentials) >= count, timeout, lambda: f"{count} credentials")
         return list(self.credentials)
