@@ -91,9 +91,16 @@ class Runner:
         self.wakeup.set()
 
     async def _heartbeat(self) -> None:
+        failing = False
         while True:
             self.end.beat()
-            self.end.checkpoint()
+            try:
+                self.end.checkpoint()
+                failing = False
+            except Exception as exc:  # a damaged or refused database must not stop the beat (or the runner)
+                if not failing:
+                    log.warning("checkpoint failed: %s", exc)
+                failing = True
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _wait(self, timeout: float) -> None:
