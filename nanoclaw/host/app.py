@@ -176,7 +176,7 @@ class Host:
         TaskOps(self.conn, self.scheduler).register(self.api)
         self.router.questions = self.questions
         self.questions.closed = self.cards.close
-        self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
+        self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive, reads=self.router.reads)
         self.gate.closed = self.cards.close
         self.router.gate = self.gate
         self.new_chats = NewChats(self.conn, self._send_card, self.router.receive, self.gate.admin_route)

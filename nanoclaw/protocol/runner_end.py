@@ -8,7 +8,7 @@ import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, TypeVar
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
@@ -16,6 +16,20 @@ from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 from nanoclaw.protocol.schema import OUTBOUND_SCHEMA, checkpoint, next_seq, tune
 
 T = TypeVar("T")
+
+_SNAPSHOT = (
+    "SELECT (SELECT coalesce(max(seq), 0) FROM messages_in),"
+    " (SELECT coalesce(max(id), 0) FROM control WHERE action = 'interrupt'),"
+    " (SELECT coalesce(max(id), 0) FROM control WHERE action = 'stop'),"
+    " r.channel_type, r.platform_id, r.thread_id, r.id FROM (SELECT 1) LEFT JOIN session_routing r ON r.id = 1"
+)
+
+
+class _Snapshot(NamedTuple):
+    max_in_seq: int
+    newest_interrupt: int
+    newest_stop: int
+    route: Route | None
 
 
 class RunnerEnd:
@@ -25,9 +39,10 @@ class RunnerEnd:
     nothing new. Reads of it are kept until `PRAGMA data_version` says another
     connection committed, and what the runner itself wrote (its acks) is followed
     in memory (the finished cursor, consumed answers, runs per turn), so a quiet look
-    costs one statement. `pending()` and `routing()`
-    ask for the version; `stop_requested()` reuses the one pending() asked just
-    before it, and `write()` the one routing() asked for the row's route.
+    costs one statement. The small facts a turn needs (newest row, stop and interrupt
+    requests, the reply route) are one statement too. `pending()` and `routing()`
+    ask for the version; `stop_requested()` and a turn's first `take_interrupt()` reuse
+    the one pending() asked just before, and `write()` the one routing() asked.
     """
 
     def __init__(self, folder: SessionFolder, doorbell: bool = True) -> None:
@@ -84,19 +99,25 @@ class RunnerEnd:
     def _max_control_id(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(id), 0) FROM control").fetchone()[0])
 
+    def _snapshot(self, fresh: bool) -> _Snapshot:
+        """The small facts of inbound.db a turn asks about, in one statement per change of the database."""
+        def read() -> _Snapshot:
+            row = self.inbound.execute(_SNAPSHOT).fetchone()
+            route = Route(row[3], row[4], row[5]) if row[6] is not None else None
+            return _Snapshot(int(row[0]), int(row[1]), int(row[2]), route)
+
+        return self._cached("snapshot", read, fresh=fresh)
+
     def stop_requested(self) -> bool:
         """Whether the host asked this runner (started before the request) to exit when idle."""
-        return self._cached("stop", lambda: self.inbound.execute(
-            "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
-        ).fetchone() is not None, fresh=False)
+        return self._snapshot(fresh=False).newest_stop > self._control_cursor
 
     def take_interrupt(self, fresh: bool = True) -> bool:
         """Whether the host asked to end the running turn since the last call (True once per request).
 
         fresh=False reuses the version pending() just asked (at the start of a turn).
         """
-        newest = self._cached("interrupt", lambda: int(self.inbound.execute(
-            "SELECT coalesce(max(id), 0) FROM control WHERE action = 'interrupt'").fetchone()[0]), fresh=fresh)
+        newest = self._snapshot(fresh).newest_interrupt
         if newest <= self._interrupt_cursor:
             return False
         self._interrupt_cursor = newest
@@ -142,11 +163,7 @@ class RunnerEnd:
         return floor, [InboundMessage.from_row(r) for r in rows]
 
     def routing(self) -> Route | None:
-        def read() -> Route | None:
-            row = self.inbound.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
-            return Route(row["channel_type"], row["platform_id"], row["thread_id"]) if row else None
-
-        route = self._cached("routing", read)
+        route = self._snapshot(fresh=True).route
         self._route_looked = True
         return route
 
@@ -227,8 +244,7 @@ class RunnerEnd:
         id: str | None = None,
     ) -> int:
         """One outbound row; `id` is `messages.outbound_id(...)` within a turn, a random one outside."""
-        self._last_seq = max(self._last_seq, self._cached("max_in_seq", self._max_in_seq,
-                                                              fresh=not self._route_looked))
+        self._last_seq = max(self._last_seq, self._snapshot(fresh=not self._route_looked).max_in_seq)
         self._route_looked = False
         seq = next_seq(self._last_seq, 1)
         self.out.execute(

@@ -70,9 +70,10 @@ CREATE TABLE IF NOT EXISTS messages_out (
     created_at   REAL NOT NULL
 );
 -- Append-only: the latest row per in_seq is its state. Append-only lets the
--- host follow acks with a cursor instead of rescanning.
+-- host follow acks with a cursor instead of rescanning. No AUTOINCREMENT: rows are
+-- never deleted, so the rowid grows anyway, without a sqlite_sequence page in every commit.
 CREATE TABLE IF NOT EXISTS processing_ack (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      INTEGER PRIMARY KEY,
     in_seq  INTEGER NOT NULL,
     status  TEXT NOT NULL,                       -- taken | done | failed | consumed (an answer a tool took)
     error   TEXT,

@@ -216,7 +216,7 @@ class Runner:
             prompt = format_already_sent(said) + "\n" + prompt
         return await self.provider.run_turn(Turn(batch, prompt, already_sent=tuple(said)))
 
-    async def _feed_follow_ups(self, work: asyncio.Task[str | None]) -> None:
+    async def _feed_follow_ups(self, work: asyncio.Future[str | None]) -> None:
         """While a turn runs: resolve answers, stream new triggering messages into it, and stop it on request."""
         while True:
             await self._wait(min(self.config.poll_interval, 1.0))
