@@ -25,7 +25,7 @@ from nanoclaw.protocol.folder import (
     SANDBOX_WORKSPACE,
     SessionFolder,
 )
-from nanoclaw.protocol.host_end import HOST_FILES, HostEnd
+from nanoclaw.protocol.host_end import HOST_FILES, OUTBOUND_FILES, HostEnd
 from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Limits, Mount, SandboxSpec
@@ -166,6 +166,16 @@ class SessionManager:
             if self.get(session_id).agent_group_id == agent_group_id:
                 end.set_destinations(self._destinations(agent_group_id))
 
+    def _empty_file(self) -> Path:
+        """An empty read-only file of the host's own (state/ is never mounted), bound over what a sandbox must
+        not reach."""
+        path = self.settings.state_dir / "empty"
+        if not path.is_file() or path.stat().st_size:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+            path.chmod(0o444)
+        return path
+
     def _extra_mounts(self, group_id: str) -> list[Mount]:
         """The owner's folders granted to the group, checked again now: the allow-list or a link may have changed."""
         granted = group_mounts.for_group(self.conn, group_id)
@@ -224,6 +234,12 @@ class SessionManager:
             if uid is not None:
                 os.chown(link, uid, uid, follow_symlinks=False)
             mounts.append(Mount(link, SANDBOX_LINK_SOCKET, writable=True))
+            # Its runner reaches outbound.db only through the link: the files are covered by an empty read-only
+            # one, so nothing in the sandbox writes beside the host's connection or resets the -shm the host has
+            # mapped (a truncated -shm is a SIGBUS in the host).
+            for name in OUTBOUND_FILES:
+                if end.tree.is_file(name):
+                    mounts.append(Mount(self._empty_file(), f"{SANDBOX_WORKSPACE}/{name}"))
         token = self.proxy_token(session.id)
         trust: dict[str, str] = {}
         if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots

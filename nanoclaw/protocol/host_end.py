@@ -344,6 +344,7 @@ def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
 
 
 HOST_FILES = ("inbound.db", "inbound.db-wal", "inbound.db-shm")
+OUTBOUND_FILES = ("outbound.db", "outbound.db-wal", "outbound.db-shm")  # the runner's, or the link's
 REPEAT_WINDOW = 500  # outbound rows back that a re-run turn's repeat is looked for in (seqs step by 2 at least)
 
 

@@ -119,7 +119,11 @@ async def test_hostile_skills_replaced_then_runner_restarts(arena: Arena, where:
 async def test_hostile_session_files_replaced_then_host_restarts(arena: Arena, name: str, kind: str) -> None:
     """SessionFolder.create() once connected SQLite through a dangling outbound.db link (finding 3)."""
     out = await arena.agent(plant(f"/workspace/{name}", kind, arena.canary))
-    assert out.startswith("exit 0"), out
+    if arena.settings.runtime == "gvisor" and name.startswith("outbound.db"):
+        # Through the session link the runner never opens outbound.db: its files are read-only mount points.
+        assert "Device or resource busy" in out or "Read-only file system" in out, out
+    else:
+        assert out.startswith("exit 0"), out
     await arena.restart_host()
     reply = await arena.say("hello after the restart")
     arena.canary_untouched()
