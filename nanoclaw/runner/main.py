@@ -15,14 +15,15 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import cast
 
-from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
+from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
-from nanoclaw.runner.tools import TOOLS, ToolContext
+from nanoclaw.runner.tools import TOOLS, Tool, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
 
@@ -35,16 +36,33 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
     raise SystemExit(f"unknown provider {name!r}")
 
 
+def tools_for(config: RunnerConfig) -> list[Tool]:
+    return [t for t in TOOLS if config.is_admin or not t.admin_only]
+
+
+def _no_session(*_args: object) -> None:
+    raise RuntimeError("a pooled runner has no session until the host adopts it")
+
+
+def pooled_provider(config: RunnerConfig) -> Provider:
+    """The provider of a pooled runner, before its session exists: no state, no tools' session end."""
+    context = ProviderContext(config, _no_session, _no_session, tools_for(config), cast(ToolContext, None))
+    return load_provider(config.provider, context)
+
+
 class Runner:
-    def __init__(self, config: RunnerConfig, end: RunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: RunnerEnd, provider: Provider | None = None) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
-        tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
-        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context)
-        self.provider = load_provider(config.provider, context)
+        context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context)
+        if provider is None:
+            provider = load_provider(config.provider, context)
+        else:  # prepared in a pool: from now on it works for this session
+            provider.context = context
+        self.provider = provider
 
     def _set_state(self, key: str, value: str | None) -> None:
         self.end.set_state(key, value)
@@ -166,7 +184,20 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
+async def _adoption() -> bool:
+    """A pooled runner: report readiness on stdout, then wait for the host's word on stdin (EOF: let go)."""
+    loop = asyncio.get_running_loop()
+    os.write(1, b"ready\n")
+    os.dup2(2, 1)  # nothing else goes to the host's pipe (stray prints land in the log)
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        return await reader.readline() == b"adopt\n"
+    finally:
+        transport.close()
+
+
+async def _serve(config: RunnerConfig) -> int:
     if os.path.exists(SANDBOX_PROXY_SOCKET):
         # The sandbox has no network: the host's proxy is reached through this bridge.
         from nanoclaw.runner.bridge import start_bridge
@@ -181,14 +212,23 @@ async def _serve(config: RunnerConfig, end: RunnerEnd) -> int:
                            "no_proxy": "127.0.0.1,localhost"})
         if token:
             os.environ["ANTHROPIC_API_KEY"] = token
-    return await Runner(config, end).run()
+    provider = None
+    if config.pooled:
+        # Everything that needs no session happens now; the session folder is mounted over /workspace at
+        # adoption, so the working directory is entered again to be on it.
+        provider = pooled_provider(config)
+        await provider.prepare()
+        if not await _adoption():
+            await provider.close()
+            return 0
+        os.chdir(SANDBOX_AGENT)
+    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
+    try:
+        return await Runner(config, end, provider).run()
+    finally:
+        end.close()
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
-    config = RunnerConfig.from_env()
-    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
-    try:
-        return asyncio.run(_serve(config, end))
-    finally:
-        end.close()
+    return asyncio.run(_serve(RunnerConfig.from_env()))

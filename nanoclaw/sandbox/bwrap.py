@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from nanoclaw.errors import SandboxUnavailable
-from nanoclaw.sandbox import limits, seccomp
+from nanoclaw.sandbox import limits, processes, seccomp
 from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
 from nanoclaw.sandbox.identity import SANDBOX_UID
 
@@ -30,6 +30,9 @@ _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC = ("ld.so.cache", "ssl", "ca-certificates", "localtime", "alternatives", "nsswitch.conf", "mime.types")
 
 
+READY_LINE = b"ready\n"  # what a pooled runner writes on stdout once it has done all that needs no session
+
+
 class BwrapProcess(SandboxProcess):
     def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None]) -> None:
         self.proc = proc
@@ -38,8 +41,24 @@ class BwrapProcess(SandboxProcess):
 
     async def wait(self) -> int:
         code = await self.proc.wait()
-        self.cleanup()
+        cleanup, self.cleanup = self.cleanup, lambda: None  # once, however many wait
+        cleanup()
         return code
+
+    async def ready(self) -> bool:
+        if self.proc.stdout is None:
+            raise RuntimeError("not a pooled sandbox")
+        try:
+            line = await self.proc.stdout.readline()  # one short line; the runner writes nothing else there
+        except (ValueError, ConnectionError):
+            return False
+        return line == READY_LINE
+
+    def adopt(self) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("not a pooled sandbox")
+        processes.renice(self.pid, 0)
+        self.proc.stdin.write(b"adopt\n")
 
     def kill(self) -> None:
         # --die-with-parent and the PID namespace take everything inside down with bwrap.
@@ -52,6 +71,7 @@ class BwrapProcess(SandboxProcess):
 
 class BwrapRuntime(Runtime):
     name = "bwrap"
+    adoptable = True  # on a root host (sandbox/attach.py says whether this one can)
 
     def __init__(self, state_dir: Path, log_dir: Path | None = None) -> None:
         self.state_dir = state_dir
@@ -98,7 +118,10 @@ class BwrapRuntime(Runtime):
             if cgroup is not None:
                 cgroup.remove()
 
-        return Launch(argv, {**LAUNCH_ENV, **spec.env}, limits.preexec(cgroup, rlimits), (seccomp_fd,), cleanup)
+        preexec = limits.preexec(cgroup, rlimits)
+        if spec.pooled:  # warming up must not slow a live turn: a lower priority, restored at adoption
+            preexec = _niced(preexec)
+        return Launch(argv, {**LAUNCH_ENV, **spec.env}, preexec, (seccomp_fd,), cleanup)
 
     def _arguments(self, spec: SandboxSpec, seccomp_fd: int) -> list[str]:
         if os.getuid() == 0:
@@ -147,9 +170,11 @@ class BwrapRuntime(Runtime):
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
+        # A pooled runner's stdin and stdout are pipes to the host: adoption in, readiness out.
+        stdin, stdout = (subprocess.PIPE, subprocess.PIPE) if spec.pooled else (subprocess.DEVNULL, out)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *launch.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                *launch.argv, stdin=stdin, stdout=stdout, stderr=out, start_new_session=True,
                 env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
             )
         except (FileNotFoundError, subprocess.SubprocessError) as exc:
@@ -180,6 +205,15 @@ class BwrapRuntime(Runtime):
                 except ProcessLookupError:
                     pass
         return stopped
+
+
+def _niced(preexec: Callable[[], None] | None) -> Callable[[], None]:
+    def run() -> None:
+        if preexec is not None:
+            preexec()
+        os.nice(processes.POOLED_NICE)
+
+    return run
 
 
 def _parents(target: str, made: set[str]) -> list[str]:

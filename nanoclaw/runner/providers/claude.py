@@ -22,6 +22,7 @@ from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
 
 STATE_KEY = "claude.session_id"
+GLOBAL_MEMORY = "/workspace/global/CLAUDE.md"
 MCP_SERVER = "nanoclaw"
 CLAUDE_CODE_TOOLS = ["Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebSearch", "WebFetch",
                      "Task", "TodoWrite", "NotebookEdit", "Skill"]
@@ -60,15 +61,27 @@ class ClaudeProvider(Provider):
         super().__init__(context)
         self.client: Any = None
         self._pending_results = 0
+        self._global_memory: str | None = None  # what the live client's system prompt carries
+
+    async def prepare(self) -> None:
+        # A pooled sandbox: Claude Code started and connected for a fresh conversation of this group and chat
+        # kind (its system prompt depends on nothing else), before any session exists.
+        await self._connect(resume=None)
 
     async def start(self) -> None:
-        await self._connect()
+        resume = self.context.get_state(STATE_KEY)
+        if self.client is not None and (resume or self._global_memory != read_memory(GLOBAL_MEMORY)):
+            # Claude Code takes the conversation to resume, and the global memory in its system prompt, only
+            # as it starts: a session with history, or memory changed while pooled, needs a fresh process.
+            await self._drop_client()
+        if self.client is None:
+            await self._connect(resume=resume)
 
-    def _options(self) -> Any:
+    def _options(self, resume: str | None = None) -> Any:
         from claude_agent_sdk import ClaudeAgentOptions, create_sdk_mcp_server
 
         config = self.context.config
-        global_memory = read_memory("/workspace/global/CLAUDE.md")
+        global_memory = self._global_memory = read_memory(GLOBAL_MEMORY)
         server = create_sdk_mcp_server(name=MCP_SERVER, tools=[self._mcp_tool(t) for t in self.context.tools])
         approved = approved_mcp_servers(config)
         env = {
@@ -88,7 +101,7 @@ class ClaudeProvider(Provider):
             # `mcp__<server>` (no tool part) allows every tool of that server.
             allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS
             + [f"mcp__{name}" for name in approved],
-            resume=self.context.get_state(STATE_KEY) or None,
+            resume=resume or None,
             setting_sources=["project"],
             max_turns=config.max_turns,
             env=env,
@@ -106,10 +119,10 @@ class ClaudeProvider(Provider):
 
         return SdkMcpTool(name=spec.name, description=spec.description, input_schema=spec.schema, handler=handler)
 
-    async def _connect(self) -> None:
+    async def _connect(self, resume: str | None) -> None:
         from claude_agent_sdk import ClaudeSDKClient
 
-        self.client = ClaudeSDKClient(options=self._options())
+        self.client = ClaudeSDKClient(options=self._options(resume))
         try:
             await self.client.connect()
         except Exception as exc:
@@ -118,7 +131,7 @@ class ClaudeProvider(Provider):
 
     async def run_turn(self, turn: Turn) -> str | None:
         if self.client is None:
-            await self._connect()
+            await self._connect(resume=self.context.get_state(STATE_KEY))
         from claude_agent_sdk import ResultMessage
 
         self._pending_results = 1
@@ -161,7 +174,7 @@ class ClaudeProvider(Provider):
         if name == "clear":
             self.context.set_state(STATE_KEY, None)
             await self._drop_client()
-            await self._connect()
+            await self._connect(resume=None)
             return "Started a fresh conversation."
         if name == "compact":
             result = await self.run_turn(Turn([], "/compact"))
