@@ -53,6 +53,7 @@ class SessionManager:
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
+        self._blanks: dict[str, list[tuple[str, HostEnd]]] = {}  # group → empty session folders made ahead
         self._closed = False
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
@@ -86,7 +87,7 @@ class SessionManager:
             owner = self.folders.owner_of(session.agent_group_id)
             self.folders.mount(session.agent_group_id)
             try:
-                end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
+                end = self._take_blank(session) or HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
             except (sqlite3.DatabaseError, PermissionError, OSError, UnsafePath) as exc:
                 with self.folders.sessions_of(session.agent_group_id) as parent:
                     aside = parent.set_aside(session.id, f"quarantined-{int(time.time())}")
@@ -96,6 +97,44 @@ class SessionManager:
                 end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
                 self.quarantined.add(session_id)
             self._ends[session_id] = end
+        return end
+
+    BLANK_PREFIX = ".blank-"
+
+    def make_blank(self, group_id: str) -> None:
+        """An empty session folder, opened, for the group's next new session (databases take a few fsyncs).
+
+        Blank folders an earlier host left are taken first: no sandbox ever saw them. Safe to run in a
+        thread (the host's end of it is used by the event loop only once it is taken).
+        """
+        with self.folders.sessions_of(group_id) as parent:
+            names = [e.name for e in parent.list() if e.name.startswith(self.BLANK_PREFIX) and e.kind == "dir"]
+        blanks = self._blanks.setdefault(group_id, [])
+        taken = {name for name, _ in blanks}
+        fresh = [n for n in names if n not in taken][:1] or ([] if blanks else [f"{self.BLANK_PREFIX}{os.urandom(6).hex()}"])
+        for name in fresh:
+            folder = SessionFolder(self.folders.session_path(group_id, name))
+            blanks.append((name, HostEnd(folder, doorbell=self.settings.doorbell, owner=self.folders.owner_of(group_id))))
+
+    def has_blank(self, group_id: str) -> bool:
+        return bool(self._blanks.get(group_id))
+
+    def _take_blank(self, session: Session) -> HostEnd | None:
+        """A new session's folder: a blank one renamed into place, already open (None: make one now)."""
+        blanks = self._blanks.get(session.agent_group_id)
+        if not blanks:
+            return None
+        with self.folders.sessions_of(session.agent_group_id) as parent:
+            if parent.kind(session.id) is not None:
+                return None
+            name, end = blanks.pop()
+            try:
+                parent.rename(name, session.id)
+            except (OSError, UnsafePath) as exc:
+                log.warning("session.blank_unusable", group=session.agent_group_id, error=str(exc))
+                end.close()
+                return None
+        end.moved_to(self.folder(session))
         return end
 
     def has_folder(self, session: Session) -> bool:
@@ -112,9 +151,10 @@ class SessionManager:
 
     def close(self) -> None:
         self._closed = True
-        for end in self._ends.values():
+        for end in [*self._ends.values(), *(e for blanks in self._blanks.values() for _, e in blanks)]:
             end.close()
         self._ends.clear()
+        self._blanks.clear()
         self.folders.close()
 
     def resolve(
@@ -192,8 +232,8 @@ class SessionManager:
         group = self._group(group_id)
         self.folders.hand_over(group.id, None, is_admin=group.is_admin)
         self._group_ready(group)
-        for name in ("agent", "global"):  # mount points in the read-only slot folder (the host's own)
-            (point / name).mkdir(exist_ok=True)
+        for sub in ("agent", "global"):  # mount points in the read-only slot folder (the host's own)
+            (point / sub).mkdir(exist_ok=True)
         mounts = [Mount(point, SANDBOX_WORKSPACE, writable=False), *self._group_mounts(group)]
         config = replace(self.runner_config(group, channel_type), pooled=True)
         return replace(self._spec(group, label, name, config, mounts, proxy, token), pooled=True)
@@ -306,6 +346,10 @@ class SessionManager:
             ),
             uid=uid if uid is not None else SANDBOX_UID,
         )
+
+    def provider_of(self, group_id: str) -> str:
+        group = agent_groups.get(self.conn, group_id)
+        return (group.provider if group else "") or self.settings.provider or "mock"
 
     def channel_type(self, session_id: str) -> str:
         return self._channel_type(self.get(session_id))

@@ -128,11 +128,21 @@ class SlotPoint:
         return os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
     def release(self) -> None:
-        """Detach everything mounted here (and the point itself); lazily, a sandbox may still hold it."""
-        p = str(self.path).encode()
+        """Detach everything mounted here (and the point itself), and remove the folders the host made."""
+        self.release_path(self.path)
+
+    @classmethod
+    def release_path(cls, path: Path) -> None:
+        cls.detach(path)
+        for folder in (path / "agent", path / "global", path, path.parent):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+    @staticmethod
+    def detach(path: Path) -> None:
+        """Unmount everything stacked on `path`; lazily, a sandbox being torn down may still hold it."""
+        p = str(path).encode()
         while _libc.umount2(p, _MNT_DETACH) == 0:
-            pass
-        try:
-            self.path.rmdir()
-        except OSError:
             pass

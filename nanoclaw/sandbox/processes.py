@@ -9,7 +9,11 @@ POOLED_NICE = 10  # a pooled sandbox warms up behind live turns (restored to 0 a
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (the sandbox launcher), by one pass over /proc."""
+    """Every process below `pid` (the sandbox launcher): from the kernel's child lists, else one pass over /proc."""
+    try:
+        return _from_child_lists(pid)
+    except OSError:
+        pass
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -25,6 +29,27 @@ def descendants(pid: int) -> list[int]:
         for child in children.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
+    return found
+
+
+def _from_child_lists(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except FileNotFoundError:
+                if not os.path.exists("/proc/self/task/%d/children" % os.getpid()):
+                    raise  # the kernel keeps no child lists: the caller scans /proc
+                continue
+            found += kids
+            todo += kids
     return found
 
 
