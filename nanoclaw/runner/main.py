@@ -198,11 +198,15 @@ async def _adoption() -> bool:
 
 
 async def _serve(config: RunnerConfig) -> int:
+    bridge = None
     if os.path.exists(SANDBOX_PROXY_SOCKET):
-        # The sandbox has no network: the host's proxy is reached through this bridge.
-        from nanoclaw.runner.bridge import start_bridge
+        # The sandbox has no network: the host's proxy is reached through this bridge. A pooled runner's
+        # answers its warm-up itself until adoption (runner/warmup.py).
+        from nanoclaw.runner.bridge import Bridge
+        from nanoclaw.runner.warmup import answer
 
-        _server, port = await start_bridge(SANDBOX_PROXY_SOCKET)
+        bridge = Bridge(SANDBOX_PROXY_SOCKET, local=answer if config.pooled else None)
+        port = await bridge.start()
         url = f"http://127.0.0.1:{port}"
         # The session's token is the proxy's credential and, on the model gateway, the "API key".
         token = os.environ.get("NANOCLAW_PROXY_TOKEN", "")
@@ -221,6 +225,8 @@ async def _serve(config: RunnerConfig) -> int:
         if not await _adoption():
             await provider.close()
             return 0
+        if bridge is not None:
+            bridge.forward()
         os.chdir(SANDBOX_AGENT)
     end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
     try:

@@ -20,9 +20,11 @@ from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.prompt import read_memory, system_prompt
 from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
+from nanoclaw.runner.warmup import WARMUP_PROMPT
 
 STATE_KEY = "claude.session_id"
 GLOBAL_MEMORY = "/workspace/global/CLAUDE.md"
+GROUP_MEMORY = "/workspace/agent/CLAUDE.md"
 MCP_SERVER = "nanoclaw"
 CLAUDE_CODE_TOOLS = ["Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebSearch", "WebFetch",
                      "Task", "TodoWrite", "NotebookEdit", "Skill"]
@@ -62,17 +64,31 @@ class ClaudeProvider(Provider):
         self.client: Any = None
         self._pending_results = 0
         self._global_memory: str | None = None  # what the live client's system prompt carries
+        self._warmed_memory: str | None = None  # the group's memory when a pooled client warmed up
 
     async def prepare(self) -> None:
         # A pooled sandbox: Claude Code started and connected for a fresh conversation of this group and chat
-        # kind (its system prompt depends on nothing else), before any session exists.
+        # kind (its system prompt depends on nothing else), and its first turn done against the sandbox's
+        # own stand-in API (runner/warmup.py), so the session's first message is a warm turn.
         await self._connect(resume=None)
+        self._warmed_memory = read_memory(GROUP_MEMORY)
+        try:
+            await self.client.query(WARMUP_PROMPT)
+            async for message in self.client.receive_messages():
+                if type(message).__name__ == "ResultMessage":
+                    if getattr(message, "is_error", False):
+                        raise ProviderError(f"warm-up failed: {getattr(message, 'result', '')}")
+                    break
+        except Exception:
+            await self._drop_client()  # start() connects afresh
 
     async def start(self) -> None:
         resume = self.context.get_state(STATE_KEY)
-        if self.client is not None and (resume or self._global_memory != read_memory(GLOBAL_MEMORY)):
-            # Claude Code takes the conversation to resume, and the global memory in its system prompt, only
-            # as it starts: a session with history, or memory changed while pooled, needs a fresh process.
+        stale = (self._global_memory != read_memory(GLOBAL_MEMORY)
+                 or (self._warmed_memory is not None and self._warmed_memory != read_memory(GROUP_MEMORY)))
+        if self.client is not None and (resume or stale):
+            # Claude Code takes the conversation to resume, and the memory in its system prompt and first turn,
+            # only as it starts: a session with history, or memory changed while pooled, needs a fresh process.
             await self._drop_client()
         if self.client is None:
             await self._connect(resume=resume)
@@ -88,6 +104,9 @@ class ClaudeProvider(Provider):
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "ENABLE_TOOL_SEARCH": "false",
             "DISABLE_AUTOUPDATER": "1",
+            # Claude Code's JavaScript runs interpreted: its JIT's code and profiles cost ~50 MB per runner and
+            # buy nothing measurable for an agent that waits on the model (benchmarks/claude_cold.py).
+            "BUN_JSC_useJIT": "0",
             "CLAUDE_CODE_MAX_RETRIES": str(config.model_max_retries),
             "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "placeholder-the-host-injects-the-key"),
         }
