@@ -111,7 +111,8 @@ class Supervisor:
         return any(r.turn_since is not None for r in self.live.values()) or bool(self._starting)
 
     def live_mb(self) -> float:
-        return sum(r.rss_mb for r in self.live.values())
+        # A runner not sampled yet counts at its provider's estimate, so starts between samples are not free.
+        return sum(r.rss_mb or self.memory.estimate(r.provider) for r in self.live.values())
 
     def _has_room(self, session_id: str) -> bool:
         """Room for one more runner: pooled sandboxes give way to it, idle runners are asked to go."""
@@ -254,7 +255,8 @@ class Supervisor:
         while over > 0 and self.pool is not None and self.pool.evict(1):
             over = -self.memory.room(self.live_mb() + self.pool.memory_mb())
         if over > 0:
-            ordered = sorted((r for r in self.live.values() if not r.stopping), key=lambda r: r.last_activity)
+            ordered = sorted((r for r in self.live.values() if not r.stopping and r.turn_since is None),
+                             key=lambda r: r.last_activity)
             count, freed = 0, 0.0
             for runner in ordered:
                 if freed >= over:

@@ -41,6 +41,8 @@ class BwrapProcess(SandboxProcess):
 
     async def wait(self) -> int:
         code = await self.proc.wait()
+        if self.proc.stdin is not None:  # a pooled sandbox's pipe: its transport ends with the process
+            self.proc.stdin.close()
         cleanup, self.cleanup = self.cleanup, lambda: None  # once, however many wait
         cleanup()
         return code
