@@ -3,6 +3,7 @@
 warm: message accepted by the host → reply delivered, runner already up, doorbells on.
 baseline: the same in poll-only mode with NanoClaw's intervals (host 1 s, runner 0.5 s).
 cold: first message to a session with no runner → reply delivered.
+pooled_first_reply: the same with the pool warm (host/pool.py): a new session adopts a pre-warmed sandbox.
 
     python -m benchmarks.latency --json
 """
@@ -15,6 +16,7 @@ import shutil
 from typing import Any
 
 from benchmarks._harness import channel, emit, make_host, progress, summary, temp_home, wire
+from benchmarks._pool import pooled_first_replies
 
 
 async def warm(samples: int, doorbell: bool, **intervals: float) -> list[float]:
@@ -57,7 +59,10 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     baseline = await warm(args.baseline_samples, False, host_poll_interval=1.0, runner_poll_interval=0.5)
     result.update(summary("baseline_warm", baseline))
     progress(f"cold starts ({args.cold_samples})…")
-    result.update(summary("cold", await cold(args.cold_samples)))
+    result.update(summary("cold", await cold(args.cold_samples, pool_size=0)))
+    progress(f"pooled first replies ({args.pooled_samples})…")
+    pooled, _rss = await pooled_first_replies(args.pooled_samples)
+    result.update(summary("pooled_first_reply", pooled))
     result["speedup_p50"] = round(result["baseline_warm_p50_ms"] / max(result["warm_p50_ms"], 1e-3), 1)
     return result
 
@@ -68,6 +73,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=400, help="warm round trips [400]")
     parser.add_argument("--baseline-samples", type=int, default=20, help="poll-only round trips [20]")
     parser.add_argument("--cold-samples", type=int, default=15, help="cold starts [15]")
+    parser.add_argument("--pooled-samples", type=int, default=10, help="new sessions with the pool warm [10]")
     args = parser.parse_args()
     emit(asyncio.run(run(args)), args.json)
 
