@@ -136,6 +136,7 @@ class Host:
         self.questions = QuestionDesk(self.conn, self.sessions, self.supervisor.wake)
         self.scheduler = Scheduler(self.conn, self.sessions, self.supervisor.wake, clock,
                                    default_timezone=settings.timezone or None)
+        self.scheduler.prewarm, self.scheduler.prewarm_lead = self.supervisor.prestart, settings.task_prewarm
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
         admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings), lambda text: self._notify_owner(text))
