@@ -206,6 +206,7 @@ async function loadDashboard() {
   $("d-status").replaceChildren(table(["", ""], [
     ["Provider", s.provider], ["Runtime", s.runtime], ["Channels", s.channels.join(", ")],
     ["Runners", `${s.live_runners} live of ${s.max_sandboxes}`], ["Uptime", `${Math.round(s.uptime)} s`],
+    ["Memory", `runners ${s.memory.runners_mb} MB · pool ${s.memory.pool_mb} MB (${s.pool.sandboxes.length} ready or warming) · budget ${s.memory.budget_mb} MB`],
   ]));
   $("d-groups").replaceChildren(table(["Group", "Model", "Memory"], [...d.groups, { id: "global", name: "Global" }].map((g) => [
     `${g.name || g.id}${g.admin && !/admin/i.test(g.name || "") ? " (admin)" : ""}`, g.provider ? `${g.provider} ${g.model}` : "",
@@ -216,7 +217,8 @@ async function loadDashboard() {
   ])));
   $("d-sessions").replaceChildren(table(["Session", "Group", "Chat", "Thread", "Runner", "Last active"], s.sessions.map((x) => [
     x.id, x.agent_group, x.chat, x.thread || "",
-    x.runner_pid ? el("span", { class: "live-dot" }, `● running (pid ${x.runner_pid}, ${x.runner_uptime} s)`) : "idle",
+    x.runner_pid ? el("span", { class: "live-dot" },
+      `● running (pid ${x.runner_pid}, ${x.runner_uptime} s, ${x.runner_rss_mb ?? "?"} MB)`) : "idle",
     when(x.last_active),
   ])));
   $("d-tasks").replaceChildren(table(["Task", "Group", "Schedule", "Status", "Next run", ""], d.tasks.map((t) => [
