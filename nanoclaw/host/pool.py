@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from nanoclaw.config import Settings
+from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.host.memory import MemoryBudget, meminfo_mb
 from nanoclaw.host.sessions import SessionManager
@@ -146,6 +147,12 @@ class Pool:
             log.info("pool.off", reason=self.why_off)
             return
         self._clear_leftovers()
+        try:
+            attach.slot_filesystem(self.dir)
+        except SandboxUnavailable as exc:
+            self.why_off = str(exc)
+            log.error("pool.off", reason=self.why_off)
+            return
         self.kick()
 
     def kick(self) -> None:
@@ -163,6 +170,8 @@ class Pool:
         if self._reapers:  # adopted sandboxes end with their runners (the supervisor stops those first)
             await asyncio.wait(list(self._reapers), timeout=10)
         self._clear_leftovers()
+        if self.why_off is None:
+            attach.release_filesystem(self.dir)
 
     def _clear_leftovers(self) -> None:
         """Mounts on slot folders of an earlier host (killed without stopping) are let go."""
@@ -172,7 +181,8 @@ class Pool:
         for point in sorted((p for p in mounted_points() if p.startswith(prefix)), reverse=True):
             SlotPoint.detach(Path(point))  # nested ones first
         for entry in self.dir.iterdir():
-            SlotPoint.release_path(entry / "ws")
+            if entry.is_dir() and not entry.is_symlink():
+                SlotPoint.release_path(entry / "ws")
 
     # -- filling -------------------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ _MOVE_MOUNT_F_EMPTY_PATH = 0x04
 _MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_NOSUID = 0x2
 _MOUNT_ATTR_NODEV = 0x4
+_MS_NOSUID = 2
+_MS_NODEV = 4
+_MS_NOEXEC = 8
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
@@ -106,6 +109,31 @@ def attach_at(mount_fd: int, point: Path) -> None:
                f"move_mount onto {point}")
     finally:
         os.close(mount_fd)
+
+
+def slot_filesystem(path: Path) -> None:
+    """A small tmpfs of the host's own at `path` for slot folders (once; a no-op if mounted already).
+
+    A sandbox sees the source path of its `/workspace` mount in /proc/self/mountinfo, relative to the
+    filesystem it is on: on this tmpfs that is `/<slot>/ws`, not a path of the host's home.
+    """
+    from nanoclaw.sandbox.quota import mounted_points  # the one parser of mountinfo
+
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if str(path) in mounted_points():
+        return
+    p = str(path).encode()
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    try:
+        _check(_libc.mount(b"nanoclaw-pool", p, b"tmpfs", flags, b"size=1m,mode=0755"), "mount tmpfs")
+        _check(_libc.mount(None, p, None, _MS_PRIVATE, None), "make-private")
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot mount the pool's folder {path}: {exc}") from exc
+
+
+def release_filesystem(path: Path) -> None:
+    """Let the slot folders' tmpfs go (lazily: a sandbox being torn down may still hold it)."""
+    _libc.umount2(str(path).encode(), _MNT_DETACH)
 
 
 class SlotPoint:

@@ -122,6 +122,11 @@ class EgressProxy:
         """The session a socket acts for (None: a pooled sandbox not adopted yet)."""
         return None if key in self._unbound else self._bound.get(key, key)
 
+    def token_serving(self, session_id: str) -> str | None:
+        """The token of the socket acting for a session: its own, or that of the pooled sandbox it adopted."""
+        slot = next((slot for slot, session in self._bound.items() if session == session_id), None)
+        return self._tokens.get(slot or session_id)
+
     def token(self, session_id: str) -> str | None:
         """The session's proxy token: its sandbox sends it with every request (also as the model API key)."""
         return self._tokens.get(session_id)

@@ -110,6 +110,8 @@ async def test_a_pooled_sandbox_holds_no_session_data_nor_credentials_before_ado
     assert "/workspace" in targets and "/workspace/agent" in targets
     assert not [t for t in targets if t.startswith("/workspace/") and t.split("/")[2] not in ("agent", "global")]
     assert str(pooled.settings.sessions_dir) not in mountinfo
+    workspace = next(line for line in mountinfo.splitlines() if line.split()[4] == "/workspace")
+    assert str(pooled.settings.home) not in workspace, workspace  # the slot is on the pool's own tmpfs
     # No credential in any process of the sandbox: not the model key, not another session's token.
     session = session_of(pooled, "fam")
     session_token = pooled.proxy.token(session)
