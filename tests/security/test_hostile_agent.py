@@ -24,6 +24,7 @@ import pytest
 
 from nanoclaw.backup import backup, restore
 from nanoclaw.host.router import QUARANTINE_NOTICE
+from tests.security.conftest import runtime_settings
 from tests.security.hostile import ADMIN_CHAT, GROUP_CHAT, Arena, links, plant, python
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
@@ -31,13 +32,16 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 @pytest.fixture
 async def arena(tmp_path: Path, runtime_name: str, request: pytest.FixtureRequest) -> AsyncIterator[Arena]:
-    image = request.getfixturevalue("podman_image") if runtime_name == "podman" else None
-    arena = await Arena.open(tmp_path, runtime_name, image)
+    extra = runtime_settings(runtime_name, request)
+    runtime, image = str(extra.pop("runtime")), extra.pop("sandbox_image", None)
+    arena = await Arena.open(tmp_path, runtime, str(image) if image else None, **extra)
     try:
         yield arena
     finally:
         await arena.close()
     arena.canary_untouched()  # whatever a test did, the canary is checked once more after the host stopped
+    if arena.pooled:  # the attacks met adopted sandboxes, not only cold-started ones
+        assert arena.adoptions > 0
 
 
 def tool(tool_name: str, **args: object) -> str:
@@ -334,7 +338,7 @@ async def test_hostile_session_folder_fill_counts_against_the_same_quota(arena: 
 async def test_hostile_proxy_token_is_in_no_command_line(arena: Arena) -> None:
     await arena.still_answers()
     session_id = next(iter(arena.host.supervisor.live))
-    token = arena.host.proxy.token(session_id)
+    token = arena.host.proxy.token_serving(session_id)  # an adopted sandbox's is its pooled socket's
     assert token
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
