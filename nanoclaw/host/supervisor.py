@@ -40,9 +40,11 @@ class LiveRunner:
     provider: str = "mock"
     adopted: bool = False  # a pooled sandbox took the session
     rss_mb: float = 0.0  # its sandbox's resident memory, sampled
+    expecting: bool = False  # woken for new work it has not finished yet (its turn may not have begun)
 
 
 MEMORY_SAMPLE_INTERVAL = 5.0
+EXPECTING_FOR = 30.0  # seconds a runner woken for work counts as busy before the host sees it take a turn
 
 
 class Supervisor:
@@ -77,7 +79,9 @@ class Supervisor:
     async def wake(self, session_id: str) -> None:
         """Make sure a runner will see the session's new rows: ring it, or start one."""
         if session_id in self.live:
-            self.live[session_id].last_activity = time.monotonic()
+            runner = self.live[session_id]
+            runner.last_activity = time.monotonic()
+            runner.expecting = True
             self.sessions.end(session_id).ring()
             return
         starting = self._starting.get(session_id)
@@ -99,7 +103,7 @@ class Supervisor:
                 or session_id in self._retry_at or self._closing or not self._has_room(session_id)):
             return
         log.info("runner.prestart", session=session_id)
-        await self._start(session_id)
+        await self._start(session_id, expecting=False)
 
     # -- room: the sandbox cap and the memory budget -----------------------------------------
 
@@ -107,8 +111,11 @@ class Supervisor:
         return len(self.live) + len(self._starting)
 
     def busy(self) -> bool:
-        """Whether a runner is in the middle of a turn (someone is waiting for it)."""
-        return any(r.turn_since is not None for r in self.live.values()) or bool(self._starting)
+        """Whether someone waits for a runner: a turn runs, or work was handed to a runner not done with it yet."""
+        # Work handed over counts for a while only: a wake that brought no turn must not hold the pool forever.
+        recent = time.monotonic() - EXPECTING_FOR
+        return (any(r.turn_since is not None or (r.expecting and r.last_activity > recent) for r in self.live.values())
+                or bool(self._starting))
 
     def live_mb(self) -> float:
         # A runner not sampled yet counts at its provider's estimate, so starts between samples are not free.
@@ -131,7 +138,7 @@ class Supervisor:
                 return not self.live
         return True
 
-    async def _start(self, session_id: str) -> None:
+    async def _start(self, session_id: str, expecting: bool = True) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._starting[session_id] = done
@@ -159,7 +166,7 @@ class Supervisor:
         self.starts += 1
         provider = self.sessions.provider_of(self.sessions.get(session_id).agent_group_id)
         runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic(),
-                            provider=provider, adopted=adopted)
+                            provider=provider, adopted=adopted, expecting=expecting)
         self.live[session_id] = runner
         if end.bell_out is not None:
             runner.bell_fd = end.bell_out.fileno()
@@ -281,7 +288,9 @@ class Supervisor:
             for session_id in list(self.live):
                 self.on_activity(session_id)
             self._check_heartbeats()
-            if time.monotonic() - self._sampled_at >= MEMORY_SAMPLE_INTERVAL:
+            since = time.monotonic() - self._sampled_at
+            # Sampling walks /proc: not while someone waits for a reply, unless it is long overdue.
+            if since >= MEMORY_SAMPLE_INTERVAL and (not self.busy() or since >= 6 * MEMORY_SAMPLE_INTERVAL):
                 self.sample_memory()
             if self._queue:
                 self._make_room()
@@ -314,6 +323,7 @@ class Supervisor:
             return
         if not working:
             runner.turn_since = None
+            runner.expecting = False
         elif runner.turn_since is None:
             runner.turn_since = time.monotonic()
 
