@@ -43,7 +43,7 @@ from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox import attach, processes
 from nanoclaw.sandbox.attach import SlotPoint
-from nanoclaw.sandbox.base import Runtime, SandboxProcess
+from nanoclaw.sandbox.base import Runtime, SandboxProcess, SandboxSpec
 from nanoclaw.sandbox.quota import mounted_points
 
 log = get_logger("nanoclaw.host.pool")
@@ -244,7 +244,7 @@ class Pool:
             socket = await self.proxy.open(name, key[0])
             spec = self.sessions.slot_spec(key[0], key[1], self.label, name, slot.point.path, socket,
                                            self.proxy.token(name))
-            slot.process = await self.runtime.start(spec)
+            slot.process = await _uncancelled_start(self.runtime, spec)
             if slot.killed:  # evicted while it started
                 slot.process.kill()
         except BaseException:
@@ -336,3 +336,18 @@ class Pool:
         slot.killed = True
         if slot.process is not None:
             slot.process.kill()
+
+
+async def _uncancelled_start(runtime: Runtime, spec: SandboxSpec) -> SandboxProcess:
+    """Start a sandbox; if cancelled meanwhile (the host stops), the started sandbox is stopped, not left behind."""
+    start = asyncio.ensure_future(runtime.start(spec))
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        try:
+            process = await start
+        except Exception:
+            raise asyncio.CancelledError from None
+        process.kill()
+        await process.wait()
+        raise
