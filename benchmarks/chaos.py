@@ -3,6 +3,10 @@ restarted at random and runners are killed; afterwards every message must be ans
 every one-off task must have run exactly once, and every database must pass integrity_check.
 
     python -m benchmarks.chaos --json            # 1,000 messages, 20 chats, 5 groups, >= 20 host kills
+    python -m benchmarks.chaos --runtime gvisor --json   # the same on another sandbox runtime
+
+On an image runtime (podman, gvisor) a runner kill is a SIGKILL of one of this run's containers (found by
+its label): under gVisor the runner is not a host process at all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.cold_start import IMAGE_RUNTIMES, image_for
 
 from benchmarks import ledger
 from nanoclaw import db
@@ -53,10 +59,28 @@ def prepare(home: Path, groups: int, chats: int, task_count: int, start: float) 
     return task_ids
 
 
-def start_host(home: Path, ledger_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_host(home: Path, ledger_path: Path, log: Path, runtime: list[str]) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "benchmarks.chaos_host", str(home), str(ledger_path)],
+        return subprocess.Popen([sys.executable, "-m", "benchmarks.chaos_host", str(home), str(ledger_path), *runtime],
                                 stdout=out, stderr=out, start_new_session=True)
+
+
+def kill_a_runner(home: Path, runtime: str, rng: random.Random) -> bool:
+    """SIGKILL one runner of this run's host; False when none is running."""
+    if runtime in IMAGE_RUNTIMES:
+        found = subprocess.run(["podman", "ps", "--format", "{{.Names}}", "--filter",
+                                f"label=org.nanoclaw.home={sandbox_label(home)}"], capture_output=True, text=True)
+        names = found.stdout.split()
+        if names:
+            subprocess.run(["podman", "kill", "--signal", "KILL", rng.choice(names)], capture_output=True)
+        return bool(names)
+    pids = runner_pids(home)
+    if pids:
+        try:
+            os.kill(rng.choice(pids), signal.SIGKILL)
+        except ProcessLookupError:  # it finished between the listing and the kill
+            return False
+    return bool(pids)
 
 
 def runner_pids(home: Path) -> list[int]:
@@ -95,9 +119,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     started = time.time()
     task_ids = prepare(home, args.groups, args.chats, args.tasks, started)
     platform = ledger.connect(ledger_path)
-    host = start_host(home, ledger_path, log)
+    runtime = [args.runtime, image_for(args.runtime)] if args.runtime else []
+    host = start_host(home, ledger_path, log, runtime)
     host_kills = runner_kills = sent = 0
-    next_kill = time.time() + rng.uniform(0.5, 2.0)
+    # A host's start includes its sandboxes': kill it no faster than its runners can answer between kills.
+    pace = 4.0 if args.runtime in IMAGE_RUNTIMES else 1.0
+    next_kill = time.time() + rng.uniform(0.5, 2.0) * pace
     deadline = time.time() + args.timeout
     tokens = [f"MSG-{i:05d}" for i in range(args.messages)]
     progress(f"{args.messages} messages over {args.chats} chats, {args.groups} groups, {args.tasks} tasks…")
@@ -108,14 +135,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                              (token, f"c{rng.randrange(args.chats)}", f"hello {token}"))
         sent += len(burst)
         if time.time() >= next_kill and host_kills < args.kills:
-            if rng.random() < 0.3 and (pids := runner_pids(home)):
-                os.kill(rng.choice(pids), signal.SIGKILL)
+            if rng.random() < 0.3 and kill_a_runner(home, args.runtime or "bwrap", rng):
                 runner_kills += 1
             os.kill(host.pid, signal.SIGKILL)
             host.wait()
             host_kills += 1
-            host = start_host(home, ledger_path, log)
-            next_kill = time.time() + rng.uniform(0.5, 2.5)
+            host = start_host(home, ledger_path, log, runtime)
+            next_kill = time.time() + rng.uniform(0.5, 2.5) * pace
             progress(f"  kill {host_kills}: {sent} sent, {answered(platform)} answered")
         if (sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens)
                 and answered(platform, "TASK-") >= args.tasks):
@@ -133,7 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             if word in task_counts:
                 task_counts[word] += 1
     return {
-        "messages": len(tokens), "chats": args.chats, "agent_groups": args.groups,
+        "runtime": args.runtime or "bwrap", "messages": len(tokens), "chats": args.chats, "agent_groups": args.groups,
         "lost": sum(1 for c in counts.values() if c == 0),
         "duplicated": sum(1 for c in counts.values() if c > 1),
         "host_kills": host_kills, "runner_kills": runner_kills,
@@ -159,6 +185,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=40, help="messages per second")
     parser.add_argument("--timeout", type=float, default=240)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runtime", help="sandbox runtime of the hosts (bwrap, podman, gvisor) [bwrap]")
     args = parser.parse_args()
     result = run(args)
     if args.json:

@@ -6,7 +6,7 @@ baseline, measured in the same run, is the runner's interpreter starting with
 no sandbox at all (`python -I -c "import nanoclaw.runner.main"`).
 
 Runtimes that do not work here are reported with their reason, not skipped
-silently. podman uses NANOCLAW_SANDBOX_IMAGE, else the image the tests build
+silently. podman and gvisor use NANOCLAW_SANDBOX_IMAGE, else the image the tests build
 (made on first use).
 
     .venv/bin/python -m benchmarks.cold_start --json
@@ -36,13 +36,16 @@ def baseline(samples: int) -> list[float]:
     return times
 
 
+IMAGE_RUNTIMES = ("podman", "gvisor")  # start the agent image
+
+
 def image_for(runtime: str) -> str:
     """The image the OCI runtimes start: the configured one, else the one the test suite builds."""
     import os
 
     if os.environ.get("NANOCLAW_SANDBOX_IMAGE"):
         return os.environ["NANOCLAW_SANDBOX_IMAGE"]
-    if runtime != "podman":
+    if runtime not in IMAGE_RUNTIMES:
         return ""
     from tests.oci_image import ensure_agent_image
 
@@ -57,10 +60,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in wanted:
         check = detect.check(name)
         overrides: dict[str, Any] = {}
-        if name in ("podman", "docker") and not check.ok and "image" not in check.detail:
+        if name in ("podman", "docker", *IMAGE_RUNTIMES) and not check.ok and "image" not in check.detail:
             runtimes[name] = {"usable": False, "why": check.detail}
             continue
-        if name in ("podman", "docker"):
+        if name in ("podman", "docker", *IMAGE_RUNTIMES):
             overrides["sandbox_image"] = image_for(name)
             if not overrides["sandbox_image"]:
                 runtimes[name] = {"usable": False, "why": check.detail}

@@ -64,11 +64,12 @@ def runtime_check(settings: Settings) -> Check:
 def _other_runtimes(settings: Settings) -> Check:
     chosen = settings.runtime or detect.detect()
     others = [n for n in registry.names(registry.RUNTIMES) if n != chosen]
-    usable = [n for n in others if detect.check(n).ok]
-    unusable = [n for n in others if n not in usable]
+    checks = {n: detect.check(n) for n in others}
+    usable = [n for n, c in checks.items() if c.ok]
+    unusable = [f"{n} ({c.detail})" for n, c in checks.items() if not c.ok]
     detail = f"also usable: {', '.join(usable) or 'none'}"
     if unusable:
-        detail += f"; not usable here: {', '.join(unusable)}"
+        detail += f"; not usable here: {'; '.join(unusable)}"
     return Check("other runtimes", True, detail)
 
 

@@ -32,7 +32,7 @@ def list_runtimes(ctx: click.Context) -> None:
 
 
 @sandbox.command()
-@click.option("--runtime", type=click.Choice(["podman", "docker", "apple"]),
+@click.option("--runtime", type=click.Choice(["podman", "docker", "apple", "gvisor"]),
               help="[default: the configured one if it uses images, else podman]")
 @click.option("--base", help="base image with python3 ≥ 3.11 and its venv module "
                              "[default: docker.io/library/python:3.11-slim-bookworm]")
@@ -40,7 +40,7 @@ def list_runtimes(ctx: click.Context) -> None:
 @home_option
 @click.pass_context
 def build(ctx: click.Context, runtime: str | None, base: str | None, tag: str | None) -> None:
-    """Build the agent image the podman and docker runtimes start.
+    """Build the agent image the podman, docker and gvisor runtimes start.
 
     NanoClaw and its dependencies become wheels on this machine first, so the
     image build needs no network beyond pulling BASE. Rebuild after upgrading
@@ -54,8 +54,9 @@ def build(ctx: click.Context, runtime: str | None, base: str | None, tag: str | 
     from nanoclaw.sandbox.oci import DEFAULT_IMAGE
 
     settings = load_settings(ctx)
-    runtime = runtime or (settings.runtime if settings.runtime in ("docker", "apple") else "podman")
-    cls = registry.load(registry.RUNTIMES, runtime)
+    runtime = runtime or (settings.runtime if settings.runtime in ("docker", "apple", "gvisor") else "podman")
+    # gVisor starts podman's images; podman builds them (the build's own steps need no user-space kernel).
+    cls = registry.load(registry.RUNTIMES, "podman" if runtime == "gvisor" else runtime)
     tag = tag or settings.sandbox_image or DEFAULT_IMAGE
     try:
         build_image(cls.cli(), tag, base=base, progress=click.echo)

@@ -143,6 +143,7 @@ class Wizard:
         check = runtime_check(self.current.with_overrides(runtime=runtime))
         if check.ok:
             _done(f"{check.name} works: {check.detail}")
+            self._offer_gvisor(runtime)
             return runtime, chosen
         _note(f"{check.name}: {check.detail}")
         click.echo(f"    fix: {check.fix}")
@@ -150,6 +151,21 @@ class Wizard:
         if self.interactive and not click.confirm("  Continue the setup anyway?", default=True):
             raise click.ClickException("setup stopped: fix the sandbox, then run `nanoclaw setup` again")
         return runtime, chosen
+
+    def _offer_gvisor(self, runtime: str) -> None:
+        """Where gVisor is installed, say how to put a user-space kernel between the agents and this one."""
+        if runtime == "gvisor" or "gvisor" not in registry.names(registry.RUNTIMES):
+            return
+        from nanoclaw.sandbox.gvisor import runsc_path
+
+        if runsc_path() is None:
+            return
+        check = detect.check("gvisor")
+        if check.ok:
+            _note("gVisor works here too: agents behind a user-space kernel, slower to start "
+                  "(nanoclaw setup --runtime gvisor)")
+        else:
+            _note(f"gVisor is installed but cannot run yet: {check.detail}; fix: {check.fix}")
 
     def model(self, provider: str | None, key_stdin: bool) -> str:
         _step(2, "Model")

@@ -82,6 +82,8 @@ class Settings:
     egress_approval_timeout: float = 600.0
     web_port: int = 8700  # the host's web server: web chat, dashboard, credential forms, webhooks (0 = any free port)
     web_host: str = "127.0.0.1"  # loopback only unless you put it elsewhere on purpose (see docs/security.md)
+    # Channels where replies arrive whole instead of growing as they are written, comma-separated ("all": none).
+    streaming_off: str = ""
     # Where secrets live: builtin (~/.config/nanoclaw/vault.json) or onecli (the `onecli` CLI and its gateway;
     # ONECLI_GATEWAY_URL and ONECLI_CA_CERT are read from the environment/.env, see docs/security.md).
     vault_backend: str = "builtin"
@@ -172,6 +174,11 @@ class Settings:
             return True
         prefix = name.upper() + "_"
         return any(k.startswith(prefix) and v for k, v in self.extra.items())
+
+    def streams_to(self, channel: str) -> bool:
+        """Whether replies in `channel` are shown while they are written (NANOCLAW_STREAMING_OFF turns it off)."""
+        off = {c.strip().lower() for c in self.streaming_off.split(",") if c.strip()}
+        return "all" not in off and channel.lower() not in off
 
     def default_provider(self, available: set[str]) -> str:
         if self.provider:

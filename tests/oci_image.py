@@ -80,10 +80,11 @@ def ensure_agent_image() -> str:
     return tag
 
 
-def _remove_older(keep: str, spare: int = 3) -> None:
-    """Drop test images but the newest few: another checkout's test run may be using one right now."""
+def _remove_older(keep: str, spare: int = 8) -> None:
+    """Drop test images but the newest few. Never --force: another checkout's test run may be using one
+    right now (its containers would go with it); an image in use simply stays."""
     listed = subprocess.run([*podman(), "images", "--sort", "created", "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True).stdout.split()
     ours = [t for t in listed if t.startswith("localhost/nanoclaw-agent:test-") and t != keep]
-    if len(ours) > spare - 1:
-        subprocess.run([*podman(), "rmi", "--force", *ours[spare - 1:]], capture_output=True)
+    for tag in ours[spare - 1:]:
+        subprocess.run([*podman(), "rmi", tag], capture_output=True)

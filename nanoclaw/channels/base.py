@@ -30,6 +30,10 @@ class Capabilities:
     max_message_length: int | None = None
     files: bool = False
     formatting: str = ""  # rules for the agent's system prompt, e.g. "Telegram Markdown: *bold* _italic_"
+    # Replies shown while they are written: one message the host sends at the first text and edits as it
+    # grows, at most once per `stream_interval` seconds (the platform's rate limit). None: replies arrive whole.
+    stream_interval: float | None = None
+    live_partials: bool = False  # the channel shows a reply being written itself (show_partial), e.g. the web chat
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,10 @@ class ChannelHost(Protocol):
     def channel_ready(self, channel_type: str) -> None:
         """The channel can deliver again: retry what waits for it now."""
 
+    def stop_turn(self, route: Route) -> bool:
+        """The person asked to stop the agent's running turn in this chat (a stop button; `/stop` is routed
+        like any message). False when nothing was running."""
+
     def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
         """`sender_id` typed a credential into a channel's modal (None: refused it).
 
@@ -208,3 +216,13 @@ class Channel(ABC):
 
     async def processed(self, route: Route, message_ids: list[str], status: str) -> None:
         """The agent finished these inbound messages (`done` or `failed`)."""
+
+    async def show_partial(self, route: Route, stream_id: str, text: str | None) -> None:
+        """Only with capabilities.live_partials: the reply `stream_id` as written so far (None: it was cut
+        short and will not be finished). Its final message comes through send() with payload["stream"]."""
+
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        """A card (question, approval, credential request) was decided or expired, here or anywhere else:
+        show `outcome` on it and take its buttons away. `text` is the card's text as first sent."""
+        if self.capabilities.edits:
+            await self.edit(route, platform_message_id, f"{text}\n\n{outcome}")

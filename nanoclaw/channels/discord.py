@@ -79,6 +79,7 @@ class DiscordChannel(Channel):
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=MAX_LENGTH,
+        stream_interval=1.0,  # 5 edits per 5 s in a channel
         formatting="Discord Markdown: **bold** *italic* __underline__ ~~strike~~ `code` ```blocks``` "
                    "> quotes, # headings, - lists, [text](url) links; no tables",
     )
@@ -407,6 +408,14 @@ class DiscordChannel(Channel):
         message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
         async with _calling():
             await message.edit(content=text)
+
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        content = f"{text}\n\n{outcome}"
+        if len(content) > MAX_LENGTH:
+            content = content[-MAX_LENGTH:]  # the outcome matters most
+        message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))
+        async with _calling():
+            await message.edit(content=content, view=None)  # view=None: the buttons go
 
     async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
         message = self._messageable(route).get_partial_message(_snowflake(platform_message_id))

@@ -288,6 +288,13 @@ class GoogleChatChannel(Channel):
         await self._call("messages.update", lambda c: c.update_message(
             message=body, update_mask=field_mask_pb2.FieldMask(paths=["text"]), retry=None, timeout=30))
 
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        # Updating text alone keeps a message's cards (and their buttons): cards_v2 is replaced by none.
+        body = chat_v1.Message(name=platform_message_id,
+                               text=split_message(to_google_chat(f"{text}\n\n{outcome}"), MAX_TEXT)[0], cards_v2=[])
+        await self._call("messages.update", lambda c: c.update_message(
+            message=body, update_mask=field_mask_pb2.FieldMask(paths=["text", "cards_v2"]), retry=None, timeout=30))
+
     async def _call(self, what: str, call: Callable[[chat_v1.ChatServiceClient], T]) -> T:
         """One client call in a worker thread; outages are ChannelUnavailable, refusals DestinationRefused."""
         client = self._client

@@ -50,6 +50,7 @@ class MatrixChannel(Channel):
     capabilities = Capabilities(
         threads=False, edits=True, reactions=True, cards=False, typing=True, files=True,
         max_message_length=LIMIT,
+        stream_interval=2.0,  # Synapse limits message events (edits are events) to a small burst, then ~1 per 5 s
         formatting="Matrix (Markdown rendered as HTML): **bold**, *italic*, `code`, ```code blocks```, "
                    "[links](https://…), lists, > quotes",
     )

@@ -89,6 +89,7 @@ class SlackChannel(Channel):
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=False, files=True,
         max_message_length=MESSAGE_LIMIT,
+        stream_interval=1.2,  # chat.update is Tier 3 (~50 a minute)
         formatting="Slack: write Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks, lists and [links](url); "
                    "it is converted to Slack mrkdwn (no tables; headings show as bold)",
     )
@@ -589,6 +590,11 @@ class SlackChannel(Channel):
         async with _slack_errors("chat.update"):
             await self.client.chat_update(channel=route.platform_id, ts=platform_message_id,
                                           text=shorten(to_slack(text), MESSAGE_LIMIT))
+
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        async with _slack_errors("chat.update"):  # blocks=[]: the buttons go (text alone would keep them)
+            await self.client.chat_update(channel=route.platform_id, ts=platform_message_id, blocks=[],
+                                          text=shorten(to_slack(f"{text}\n\n{outcome}"), MESSAGE_LIMIT))
 
     async def react(self, route: Route, platform_message_id: str, emoji: str) -> None:
         name = _emoji_name(emoji)

@@ -302,6 +302,16 @@ class TeamsChannel(Channel):
         await self._connector(conversation, "update", lambda c: c.conversations.update_activity(
             conversation, platform_message_id, update))
 
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        # An update replaces the whole activity: the same card's text, the outcome, and no actions.
+        conversation = _join(route.platform_id, route.thread_id)
+        card = cards.answered_card([{"type": "TextBlock", "text": to_markdown(text), "wrap": True}],
+                                   to_markdown(outcome))
+        update = self._activity(conversation, attachments=[cards.attachment(card)])
+        update.id = platform_message_id
+        await self._connector(conversation, "update", lambda c: c.conversations.update_activity(
+            conversation, platform_message_id, update))
+
     async def set_typing(self, route: Route, on: bool) -> None:
         if on:  # Teams hides the indicator by itself after a few seconds or at the next message
             conversation = _join(route.platform_id, route.thread_id)

@@ -129,6 +129,7 @@ class TelegramChannel(Channel):
     settings_asked = ("TELEGRAM_BOT_TOKEN",)
     capabilities = Capabilities(
         threads=False, edits=True, reactions=True, cards=True, typing=True, files=True, max_message_length=MAX_TEXT,
+        stream_interval=1.0,  # Bot API: about one message (edits count) per second in a chat
         formatting="Telegram: use Markdown **bold**, _italic_, ~~strike~~, `code`, ``` blocks and [links](url); "
                    "no tables; headings show as bold. Reactions must be one of Telegram's standard emoji.",
     )

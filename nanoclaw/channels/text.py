@@ -92,11 +92,6 @@ def convert(markdown: str, dialect: Dialect) -> str:
     return _Renderer(dialect).render(_md.parse(markdown)).strip()
 
 
-def to_html(markdown: str) -> str:
-    """Full HTML for the web chat: raw HTML in the text stays text, unsafe link schemes are dropped by markdown-it."""
-    return _md.render(markdown)
-
-
 def to_telegram_html(markdown: str) -> str:
     return convert(markdown, TELEGRAM_HTML)
 

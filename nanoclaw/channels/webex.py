@@ -372,6 +372,12 @@ class WebexChannel(Channel):
         await self._call("messages.update", lambda api: api.messages.update(
             messageId=platform_message_id, roomId=route.platform_id, markdown=markdown))
 
+    async def close_card(self, route: Route, platform_message_id: str, card_id: str, text: str, outcome: str) -> None:
+        # Webex edits a message's text, never its card: the card goes (as after a press) and the outcome follows.
+        await self._call("messages.delete", lambda api: api.messages.delete(platform_message_id))
+        await self._post(route.platform_id, route.thread_id,
+                         markdown=split_message(to_markdown(f"{text}\n\n{outcome}"), MAX_TEXT)[0])
+
     async def _call(self, what: str, call: Callable[[WebexAPI], T]) -> T:
         """One SDK call in a worker thread; outages are ChannelUnavailable, refusals DestinationRefused."""
         api = self._api

@@ -81,7 +81,8 @@ def mark_expired(conn: sqlite3.Connection, approval_id: str, by: str = "timeout"
                         (by, approval_id)).rowcount > 0
 
 
-def expire(conn: sqlite3.Connection, all_open: bool = False) -> int:
+def expire(conn: sqlite3.Connection, all_open: bool = False) -> list[str]:
+    """Close approvals past their expiry (or every open one); returns their ids."""
     where = "status = 'open'" + ("" if all_open else " AND expires_at <= ?")
     params: tuple[float, ...] = () if all_open else (time.time(),)
-    return conn.execute(f"UPDATE approvals SET status = 'expired' WHERE {where}", params).rowcount
+    return [r[0] for r in conn.execute(f"UPDATE approvals SET status = 'expired' WHERE {where} RETURNING id", params)]

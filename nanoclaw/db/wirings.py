@@ -57,6 +57,10 @@ def wire(
     return Wiring.from_row(row)
 
 
+def unwire(conn: sqlite3.Connection, wiring_id: int) -> bool:
+    return conn.execute("DELETE FROM wirings WHERE id = ?", (wiring_id,)).rowcount > 0
+
+
 def for_messaging_group(conn: sqlite3.Connection, messaging_group_id: int) -> list[Wiring]:
     rows = conn.execute(
         "SELECT * FROM wirings WHERE messaging_group_id = ? ORDER BY priority DESC, id", (messaging_group_id,)

@@ -16,6 +16,8 @@ from nanoclaw.db import questions
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import DestinationRefused
 from nanoclaw.host.agents import AGENT_CHANNEL, AgentRelay
+from nanoclaw.host.cards import CardBoard
+from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.safefs import UnsafePath
 from nanoclaw.protocol.messages import OutboundMessage, Route
@@ -38,6 +40,8 @@ class Actions:
         self.channels = channels
         self.agents = agents
         self.system: dict[str, SystemHandler] = {}
+        self.streams: StreamRelay | None = None  # puts a final answer in place of the one shown while written
+        self.cards: CardBoard | None = None  # remembers where question cards went, to close them later
 
     def register_system(self, action: str, handler: SystemHandler) -> None:
         """Handle outbound `system` rows with this action (the result text goes back to the tool)."""
@@ -65,7 +69,13 @@ class Actions:
             return Outcome(None)
         channel = self._channel(route)
         if row.kind == "chat":
-            return Outcome((await channel.send(self._message(row, route))).platform_message_id)
+            message = self._message(row, route)
+            stream = row.payload.get("stream")
+            if isinstance(stream, str) and self.streams is not None:
+                finished = await self.streams.finish(stream, message)
+                if finished is not None:
+                    return Outcome(finished.platform_message_id)
+            return Outcome((await channel.send(message)).platform_message_id)
         if row.kind in ("card", "question"):
             return Outcome(await self._card(session, channel, row, route))
         if row.kind == "file":
@@ -110,6 +120,9 @@ class Actions:
         result = await channel.send(message)
         if card_id:
             questions.set_platform_message(self.conn, card_id, result.platform_message_id)
+            if self.cards is not None:
+                self.cards.posted(card_id, route, result.platform_message_id,
+                                  f"**{title}**\n{row.text or ''}" if title else row.text or "")
         return result.platform_message_id
 
     async def _file(self, channel: Channel, end: HostEnd, row: OutboundMessage, route: Route) -> str | None:

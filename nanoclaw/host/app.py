@@ -10,6 +10,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Iterable
 
 from nanoclaw import db, registry
 from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
+from nanoclaw.channels.web import WebChannel
 from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
@@ -25,11 +27,13 @@ from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
+from nanoclaw.host.cards import EXPIRED, CardBoard
 from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
+from nanoclaw.host.dashboard_levers import DashboardLevers
 from nanoclaw.host.delivery import Delivery
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
@@ -43,9 +47,12 @@ from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
 from nanoclaw.host.task_ops import TaskOps
 from nanoclaw.host.web import WebServer, web_token
 from nanoclaw.host.sessions import SessionManager
+from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.host.supervisor import Supervisor
 from nanoclaw.logs import get_logger
+from nanoclaw.safefs import UnsafePath
 from nanoclaw.sandbox.base import Runtime, label_for
+from nanoclaw.protocol.link import LinkServer
 from nanoclaw.protocol.messages import Route
 from nanoclaw.sandbox import detect
 from nanoclaw.sandbox.identity import check_uid_range
@@ -59,6 +66,8 @@ from nanoclaw.vault.proxy import EgressProxy, Upstream
 from nanoclaw.vault.store import SecretStore
 
 log = get_logger("nanoclaw.host")
+RESET_NOTICE = ("⚠️ This conversation's storage was damaged, so it was set aside for the owner to inspect and "
+                "we start fresh from here. Please send your last message again.")
 
 
 class HostAlreadyRunning(NanoClawError):
@@ -96,9 +105,14 @@ class Host:
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
         self.actions = Actions(self.conn, self.channels, self.agents)
+        self.cards = CardBoard(self.conn, self.channels)
+        self.actions.cards = self.cards
         self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
+        self.streams = StreamRelay(self.sessions, self.channels, settings.streams_to,
+                                   lambda session_id: session_id in self.supervisor.live)
+        self.actions.streams = self.streams
         self.supervisor = Supervisor(
-            settings, self.runtime, self.sessions, self.label, self.delivery.kick, self.delivery.notify_failure
+            settings, self.runtime, self.sessions, self.label, self._activity, self.delivery.notify_failure
         )
         self.proxy = EgressProxy(
             settings.state_dir / "proxy",
@@ -118,7 +132,11 @@ class Host:
         self.sessions.ca_files = (ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
                                   ca.bundle(settings.state_dir / "ca-bundle.pem", also))
         self._proxy_sockets: dict[str, Path] = {}
-        self.supervisor.prepare = self._open_proxy
+        # Where the sandbox's kernel does not share file locks with the host's (gVisor), the runner
+        # reaches its session's databases through the host (protocol/link.py).
+        self.links = None if self.runtime.shares_file_locks else LinkServer(settings.state_dir / "links")
+        self.supervisor.prepare = self._prepare_sandbox
+        self.sessions.link_socket = lambda session_id: self.links.path(session_id) if self.links else None
         self.pool = Pool(
             settings, self.runtime, self.sessions,
             ProxySlots(lambda slot, group: self.proxy.open_slot(slot, group, self._upstream_for(group)),
@@ -149,7 +167,9 @@ class Host:
         self._notices: set[asyncio.Task[None]] = set()
         TaskOps(self).register(self.api)
         self.router.questions = self.questions
+        self.questions.closed = self.cards.close
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
+        self.gate.closed = self.cards.close
         self.router.gate = self.gate
         self.packages = PackageRequests(self.conn, self.runtime, self._send_card, self._say, self.gate.admin_route,
                                         self.supervisor.retire_group)
@@ -167,13 +187,20 @@ class Host:
         self.credentials = CredentialDesk(vault, lambda sid: self.sessions.end(sid).routing(),
                                           self._send_card, self.delivery.answer_later, self.web,
                                           may_answer=self._may_enter_credentials)
+        self.credentials.closed = self.cards.close
         self.actions.register_system("request_credential", self.credentials.request)
         agent_requests = AgentRequests(self.conn, self.agents, self._send_card, self.gate.admin_route)
         self.actions.register_system("create_agent", agent_requests.request)
         self.gate.deciders["create_agent"] = agent_requests.decide
-        self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide)
+        self.router.host_commands = HostCommands(self.conn, lambda: set(self.supervisor.live), self.gate.decide,
+                                                 self._interrupt)
         self.router.respond = self._say
         self.dashboard = Dashboard(self)
+        DashboardLevers(self.web, self.conn, self.scheduler, vault, self.sessions)
+        web_chat = self.channels.get("web")
+        if isinstance(web_chat, WebChannel):  # the dashboard's live state rides on the web chat's socket
+            web_chat.on_subscribe["dashboard"] = self.dashboard.event
+            self.dashboard.push = lambda event: web_chat.publish(event, topic="dashboard")
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -194,6 +221,19 @@ class Host:
                           fix="pip install 'nanoclaw[channels]' (./scripts/run does)")
         return found
 
+    async def _prepare_sandbox(self, session_id: str) -> None:
+        await self._open_proxy(session_id)
+        if self.links is not None:
+            end = self.sessions.end(session_id)
+            try:
+                end.check_files()  # the runner could write them since the last start
+                await self.links.open(session_id, end.pinned())
+            except (UnsafePath, sqlite3.DatabaseError) as exc:  # e.g. an agent wrote the database without locks
+                end, route = self.sessions.reset(session_id, f"{type(exc).__name__}: {exc}")
+                await self.links.open(session_id, end.pinned())
+                if route is not None:
+                    await self._say(route, RESET_NOTICE)
+
     async def _open_proxy(self, session_id: str) -> None:
         group_id = self.sessions.get(session_id).agent_group_id
         self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group_id,
@@ -208,6 +248,15 @@ class Host:
         return Upstream(base_url=group.base_url or extra.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
                         auth_token=extra.get("OPENAI_API_KEY") or None)
 
+    def _activity(self, session_id: str) -> None:
+        """A session's runner wrote something: replies to deliver, answers being written to show."""
+        self.delivery.kick(session_id)
+        self.streams.kick(session_id)
+
+    def _turn_changed(self, session_id: str, working: bool) -> None:
+        self.supervisor.turn_changed(session_id, working)
+        self.streams.turn_changed(session_id, working)
+
     # -- what channels see (ChannelHost) -----------------------------------
 
     async def receive(self, event: InboundEvent) -> IngestResult:
@@ -220,7 +269,8 @@ class Host:
             if user is None or user.role not in ("owner", "admin"):  # anyone in the admin chat may see the card
                 log.warning("approval.refused_sender", approval=card_id)
                 return "Only the owner or an admin may decide this."
-            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id)
+            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id,
+                                             who=user.display_name)
             if admin is not None:
                 await self._say(admin, outcome)
             return None
@@ -264,12 +314,30 @@ class Host:
 
     async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
                          card_id: str, payload: dict[str, Any] | None = None) -> str | None:
-        return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
-                                                       title=title, buttons=buttons, card_id=card_id,
-                                                       payload=payload or {}))
+        platform_id = await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text,
+                                                              id=f"card-{card_id}", title=title, buttons=buttons,
+                                                              card_id=card_id, payload=payload or {}))
+        self.cards.posted(card_id, route, platform_id, f"**{title}**\n{text}" if title else text)
+        return platform_id
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
+
+    def stop_turn(self, route: Route) -> bool:
+        """The person pressed stop in a chat: interrupt what the agent is doing for it (False: nothing was)."""
+        chat = messaging_groups.find(self.conn, route.channel_type, route.platform_id)
+        commands = self.router.host_commands
+        return chat is not None and commands is not None and commands.stop(chat, route.thread_id)
+
+    def _interrupt(self, session_id: str) -> bool:
+        if session_id not in self.supervisor.live:
+            return False
+        end = self.sessions.end(session_id)
+        if not end.unfinished():
+            return False
+        end.request_interrupt()
+        log.info("turn.stop_requested", session=session_id)
+        return True
 
     def submit_credential(self, token: str, value: str | None, *, sender_id: str) -> str:
         return self.credentials.complete(token, value, sender_id=sender_id)
@@ -318,8 +386,10 @@ class Host:
         if swept:
             log.info("startup.egress_approvals_closed", count=swept)
         closed = self.questions.close_all_open() + approvals_db.expire(self.conn)
+        for card_id in closed:
+            await self.cards.close(card_id, EXPIRED)
         if closed:
-            log.info("startup.questions_expired", count=closed)
+            log.info("startup.questions_expired", count=len(closed))
         await self._resume()
         self.scheduler.start()
         self.pool.start()
@@ -366,11 +436,14 @@ class Host:
             except Exception as exc:
                 log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
         await self.delivery.stop()
+        await self.streams.stop()
         await self.credentials.stop()
         await self.web.stop()
         self.dashboard.detach_logs()
         await self.proxy.stop()
         await self.api.stop()
+        if self.links is not None:
+            self.links.close_all()
         self.sessions.close()
         self.conn.close()
         if self._lock_fd is not None:

@@ -21,12 +21,13 @@ PROVIDER_COMMANDS = {
 # Answered by the host itself. None = anyone may use it.
 HOST_COMMANDS = {
     "help": "list these commands",
+    "stop": "stop what the agent is doing now (it says where it stopped)",
     "status": "what is running for this chat",
     "tasks": "scheduled tasks of this chat's agents",
     "approve": "approve a pending request: /approve oa-…",
     "deny": "deny a pending request: /deny oa-…",
 }
-OPEN_TO_ALL = {"help"}
+OPEN_TO_ALL = {"help", "stop"}  # anyone the agent answers here may stop it
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,19 @@ class HostCommands:
     """Answers the host's own commands for a chat."""
 
     def __init__(self, conn: sqlite3.Connection, live_sessions: Callable[[], set[str]],
-                 decide: Callable[[str, bool, str], Awaitable[str]]) -> None:
+                 decide: Callable[[str, bool, str], Awaitable[str]], interrupt: Callable[[str], bool]) -> None:
         self.conn = conn
         self.live_sessions = live_sessions
         self.decide = decide
+        self.interrupt = interrupt  # asks a session's runner to end its turn; False when it is not working
 
-    async def answer(self, chat: MessagingGroup, sender_id: str, command: Command) -> str:
+    async def answer(self, chat: MessagingGroup, sender_id: str, command: Command,
+                     thread: str | None = None) -> str | None:
+        """The host's answer to post in the chat (None: nothing to say, e.g. the agent will say it stopped)."""
         if command.name == "help":
             return help_text()
+        if command.name == "stop":
+            return None if self.stop(chat, thread) else "Nothing is running here."
         if command.name in ("approve", "deny"):
             approval_id = command.args.split()[0] if command.args else ""
             if not approval_id.startswith("oa-"):
@@ -81,6 +87,15 @@ class HostCommands:
         if command.name == "status":
             return self._status(chat)
         return self._tasks(chat)
+
+    def stop(self, chat: MessagingGroup, thread: str | None) -> bool:
+        """Interrupt the turns running for this chat (in this thread, or the chat's shared session)."""
+        rows = self.conn.execute(
+            "SELECT id FROM sessions WHERE messaging_group_id = ? AND (thread_id IS ? OR thread_id IS NULL)",
+            (chat.id, thread),
+        ).fetchall()
+        live = self.live_sessions()
+        return any([self.interrupt(row["id"]) for row in rows if row["id"] in live])
 
     def _status(self, chat: MessagingGroup) -> str:
         live = self.live_sessions()

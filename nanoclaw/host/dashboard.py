@@ -4,13 +4,18 @@ Agent groups and their memory files, chats and wirings (triggers editable),
 sessions with live runner state, scheduled tasks (pause/resume), open
 approvals (approve/deny), secrets (names only), recent log events, and the
 first-run onboarding (assistant name, model key). Every route is owner-only.
+The levers that add and change things are in dashboard_levers.py. Open pages
+get the overview again whenever the host logs an event (`push`), instead of
+polling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -31,16 +36,22 @@ log = get_logger("nanoclaw.host.dashboard")
 KEY_NAMES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
 
 
+PUSH_DELAY = 0.25  # seconds: a burst of events becomes one update of the open pages
+
+
 class LogRing(logging.Handler):
     """The last log events, for the dashboard (they never hold secrets or message bodies above DEBUG)."""
 
-    def __init__(self, size: int = 300) -> None:
+    def __init__(self, size: int = 500) -> None:
         super().__init__(logging.INFO)
         self.lines: deque[dict[str, Any]] = deque(maxlen=size)
+        self.on_line: Callable[[], None] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append({"time": record.created, "level": record.levelname, "logger": record.name,
                            "event": record.getMessage()})
+        if self.on_line is not None:
+            self.on_line()
 
 
 class Dashboard:
@@ -48,6 +59,9 @@ class Dashboard:
         self.host = host
         self.logs = LogRing()
         self._level = logging.NOTSET
+        self.push: Callable[[dict[str, Any]], None] | None = None  # to open pages (the web chat's socket)
+        self._push_at: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         page = host.web.add_page
         page("GET", "/api/dashboard", self._overview)
         page("GET", "/api/dashboard/memory/{group}", self._read_memory)
@@ -58,13 +72,39 @@ class Dashboard:
         page("POST", "/api/dashboard/onboarding", self._onboard)
 
     def attach_logs(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.logs.on_line = self._changed
         logger = logging.getLogger("nanoclaw")
         self._level = logger.level
         if logger.getEffectiveLevel() > logging.INFO:  # an embedding program logs less: the dashboard still sees INFO
             logger.setLevel(logging.INFO)
         logger.addHandler(self.logs)
 
+    def _changed(self) -> None:
+        """Something happened (every change logs an event): update open pages soon, once per burst."""
+        loop = self._loop
+        if self.push is None or loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._schedule_push)  # log records may come from other threads
+
+    def _schedule_push(self) -> None:
+        if self._push_at is None and self._loop is not None:
+            self._push_at = self._loop.call_later(PUSH_DELAY, self._push_now)
+
+    def _push_now(self) -> None:
+        self._push_at = None
+        if self.push is not None:
+            self.push(self.event())
+
+    def event(self) -> dict[str, Any]:
+        """The dashboard's state as a page event."""
+        return {"type": "dashboard", "data": self.overview()}
+
     def detach_logs(self) -> None:
+        self.logs.on_line = None
+        if self._push_at is not None:
+            self._push_at.cancel()
+            self._push_at = None
         logger = logging.getLogger("nanoclaw")
         logger.removeHandler(self.logs)
         logger.setLevel(self._level)
@@ -72,6 +112,9 @@ class Dashboard:
     # -- reading ---------------------------------------------------------------------
 
     async def _overview(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.overview())
+
+    def overview(self) -> dict[str, Any]:
         conn = self.host.conn
         status = self.host.status()
         groups = [{"id": g.id, "name": g.name, "admin": g.is_admin, "provider": g.provider or status["provider"],
@@ -82,16 +125,20 @@ class Dashboard:
                           "dm": chat.is_dm, "policy": chat.sender_policy,
                           "wirings": [_wiring(w) for w in wirings.for_messaging_group(conn, chat.id)]})
         open_approvals = conn.execute(
-            "SELECT id, kind, subject, expires_at FROM approvals WHERE status = 'open' ORDER BY created_at").fetchall()
-        return web.json_response({
+            "SELECT id, kind, subject, expires_at, created_at FROM approvals WHERE status = 'open' ORDER BY created_at"
+        ).fetchall()
+        return {
             "assistant": self.host.settings.assistant_name, "status": status, "groups": groups, "chats": chats,
-            "tasks": [public_task(t) for t in tasks.list_for(conn)],
+            "tasks": [{**public_task(t), "next_run_at": t.next_run, "kind": t.kind, "spec": t.spec}
+                      for t in tasks.list_for(conn)],
             "approvals": [dict(r) for r in open_approvals],
-            "secrets": [{"name": r.name, "host": r.host, "header": r.header} for r in self.host.vault.rules()],
-            "logs": list(self.logs.lines)[-100:],
+            "secrets": [{"name": r.name, "host": r.host, "header": r.header, "groups": list(r.groups),
+                         "created_at": r.created_at, "rotated_at": r.rotated_at} for r in self.host.vault.rules()],
+            "logs": list(self.logs.lines),
+            "now": time.time(),
             "onboarding": {"needs_model_key": not any(self.host.settings.extra.get(k) for k in KEY_NAMES),
                            "provider": status["provider"]},
-        })
+        }
 
     async def _read_memory(self, request: web.Request) -> web.StreamResponse:
         group = self._memory_group(request.match_info["group"])
@@ -144,6 +191,7 @@ class Dashboard:
             task = self.host.scheduler.set_status(request.match_info["id"], statuses[action])
         except NanoClawError as exc:
             return _error(400, str(exc))
+        log.info("dashboard.task_changed", task=task.id, status=task.status)
         return web.json_response({"task": public_task(task)})
 
     async def _approval(self, request: web.Request) -> web.StreamResponse:
@@ -151,7 +199,8 @@ class Dashboard:
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
             return _error(400, "decision must be approve or deny")
-        outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve", "web:owner")
+        outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve",
+                                              "the owner on the dashboard")
         return web.json_response({"outcome": outcome})
 
     async def _onboard(self, request: web.Request) -> web.StreamResponse:

@@ -32,6 +32,7 @@ class Gatekeeper:
         # What an approval of each kind does; other components add theirs (e.g. install_packages).
         self.deciders: dict[str, Callable[[Approval, bool], Awaitable[str]]] = {"sender": self._decide_sender}
         self.reroute = reroute
+        self.closed: Callable[[str, str], Awaitable[None]] | None = None  # (card id, outcome): CardBoard.close
 
     async def admit(self, chat: MessagingGroup, event: InboundEvent) -> str:
         """'pass', 'held' (waiting for the owner) or 'dropped'."""
@@ -71,11 +72,14 @@ class Gatekeeper:
         found.sort(key=lambda c: (c.is_dm, c.channel_type != "terminal", c.id))
         return Route(found[-1].channel_type, found[-1].platform_id) if found else None
 
-    async def decide(self, approval_id: str, approve: bool, by: str) -> str:
-        """Apply the owner's decision; returns what happened, for the owner."""
+    async def decide(self, approval_id: str, approve: bool, by: str, who: str | None = None) -> str:
+        """Apply the owner's decision (`by`: their id; `who`: a name for the card); returns what happened."""
         approval = approvals.decide(self.conn, approval_id, "approved" if approve else "denied", by)
         if approval is None:
             return f"{approval_id} is not open (already decided, expired or unknown)."
+        if self.closed is not None:
+            who = who or by
+            await self.closed(approval_id, f"✅ Approved by {who}" if approve else f"❌ Denied by {who}")
         decider = self.deciders.get(approval.kind)
         if decider is None:
             return f"{approval_id} is a {approval.kind} request, which this host does not handle."

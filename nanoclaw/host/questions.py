@@ -23,6 +23,7 @@ class QuestionDesk:
         self.conn = conn
         self.sessions = sessions
         self.wake = wake
+        self.closed: Callable[[str, str], Awaitable[None]] | None = None  # (card id, outcome): CardBoard.close
 
     async def answer(self, question_id: str, value: str, sender_id: str) -> str | None:
         """Take an answer; returns an error text for the person when it cannot be taken."""
@@ -38,6 +39,8 @@ class QuestionDesk:
             payload={"question_id": question_id, "question": question.question},
         )
         log.info("question.answered", question=question_id, session=question.session_id)
+        if self.closed is not None:
+            await self.closed(question_id, f"✅ Answered: {value}")
         await self.wake(question.session_id)
         return None
 
@@ -57,6 +60,6 @@ class QuestionDesk:
                 return option
         return stripped
 
-    def close_all_open(self) -> int:
-        """At startup nobody waits for earlier questions any more."""
-        return len(questions.expire(self.conn, all_open=True))
+    def close_all_open(self) -> list[str]:
+        """At startup nobody waits for earlier questions any more; returns their ids."""
+        return [q.id for q in questions.expire(self.conn, all_open=True)]

@@ -124,8 +124,8 @@ class Router:
         caps = self.capabilities.get(event.channel_type, Capabilities())
         thread = event.thread_id if caps.threads else None
         if command is not None and command.by_host and self.host_commands is not None:
-            reply = await self.host_commands.answer(group, event.sender_id, command)
-            if self.respond is not None:
+            reply = await self.host_commands.answer(group, event.sender_id, command, thread)
+            if self.respond is not None and reply:
                 await self.respond(Route(event.channel_type, event.platform_id, thread), reply)
             return IngestResult(True, reply=reply)
         touched: list[str] = []

@@ -22,6 +22,7 @@ from nanoclaw.protocol.folder import (
     SANDBOX_CA_BUNDLE,
     SANDBOX_CA_CERT,
     SANDBOX_GLOBAL,
+    SANDBOX_LINK_SOCKET,
     SANDBOX_PROXY_SOCKET,
     SANDBOX_WORKSPACE,
     SessionFolder,
@@ -50,6 +51,7 @@ class SessionManager:
         self.formatting: dict[str, str] = {}  # channel type → formatting rules for the system prompt
         self.proxy_socket: Callable[[str, str], Path | None] = lambda _session, _group: None
         self.proxy_token: Callable[[str], str | None] = lambda _session: None
+        self.link_socket: Callable[[str], Path | None] = lambda _session: None  # protocol/link.py, where used
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
         self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
         self._sessions: dict[str, Session] = {}
@@ -89,15 +91,40 @@ class SessionManager:
             try:
                 end = self._take_blank(session) or HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
             except (sqlite3.DatabaseError, PermissionError, OSError, UnsafePath) as exc:
-                with self.folders.sessions_of(session.agent_group_id) as parent:
-                    aside = parent.set_aside(session.id, f"quarantined-{int(time.time())}")
-                log.error(
-                    "session.quarantined", session=session_id, error=f"{type(exc).__name__}: {exc}", moved_to=aside
-                )
+                self._set_aside(session, f"{type(exc).__name__}: {exc}")
                 end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
-                self.quarantined.add(session_id)
             self._ends[session_id] = end
         return end
+
+    def reset(self, session_id: str, why: str) -> tuple[HostEnd, Route | None]:
+        """Set a session's folder aside (its files are not what they should be) and start it afresh.
+
+        Returns the new end and the chat the conversation was in (from the host's own
+        inbound.db), so the person can be told at once; the owner is told here.
+        """
+        route = None
+        end = self._ends.pop(session_id, None)
+        if end is not None:
+            try:
+                route = end.routing()
+            except sqlite3.DatabaseError:
+                pass
+            end.close()
+        aside = self._set_aside(self.get(session_id), why)
+        self.quarantined.discard(session_id)  # the caller tells the person now
+        self.notice(f"The files of conversation {session_id} were damaged or tampered with ({why}); they were "
+                    f"set aside as {aside} and the conversation starts afresh.")
+        new = self.end(session_id)
+        if route is not None:
+            new.set_routing(route)
+        return new, route
+
+    def _set_aside(self, session: Session, why: str) -> str | None:
+        with self.folders.sessions_of(session.agent_group_id) as parent:
+            aside = parent.set_aside(session.id, f"quarantined-{int(time.time())}")
+        log.error("session.quarantined", session=session.id, error=why, moved_to=aside)
+        self.quarantined.add(session.id)
+        return aside
 
     BLANK_PREFIX = ".blank-"
 
@@ -219,6 +246,13 @@ class SessionManager:
         mounts += self._group_mounts(group)
         mounts += self._extra_mounts(group.id)
         config = self.runner_config(group, self._channel_type(session))
+        link = self.link_socket(session.id)  # runtimes whose sandboxes do not share file locks (never pooled)
+        if link is not None:
+            uid = self.folders.owner_of(group.id)
+            if uid is not None:
+                os.chown(link, uid, uid, follow_symlinks=False)
+            mounts.append(Mount(link, SANDBOX_LINK_SOCKET, writable=True))
+            config = replace(config, link=SANDBOX_LINK_SOCKET)
         return self._spec(group, label, session.id, config, mounts, self.proxy_socket(session.id, group.id),
                           self.proxy_token(session.id))
 

@@ -143,7 +143,7 @@ class Supervisor:
         done: asyncio.Future[None] = loop.create_future()
         self._starting[session_id] = done
         try:
-            end = self.sessions.end(session_id)  # opened before the sandbox exists
+            self.sessions.end(session_id)  # opened before the sandbox exists
             process = await self.pool.adopt(session_id) if self.pool is not None else None
             adopted = process is not None
             if process is None:
@@ -151,6 +151,7 @@ class Supervisor:
                     await self.prepare(session_id)
                 spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
                 process = await self.runtime.start(spec)
+            end = self.sessions.end(session_id)  # (a folder found damaged while preparing was replaced)
         except Exception as exc:
             log.error("runner.start_failed", session=session_id, error=f"{type(exc).__name__}: {exc}")
             del self._starting[session_id]

@@ -15,11 +15,12 @@ import hmac
 import os
 import secrets
 import socket
+import weakref
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from nanoclaw.config import Settings
 from nanoclaw.logs import get_logger
@@ -40,6 +41,10 @@ _HEADERS = {
 }
 _PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
              "connect-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
+# Any other HTML (refusals, errors) runs nothing and loads nothing.
+_OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+SERVER = "NanoClaw"  # never the framework and its version
+_FAVICON = Path(__file__).parents[1] / "webui" / "favicon.ico"
 
 
 def web_token(settings: Settings) -> str:
@@ -73,6 +78,7 @@ class WebServer:
         self._webhooks: dict[str, Handler] = {}
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
+        self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     # -- what components register ------------------------------------------------
 
@@ -131,7 +137,11 @@ class WebServer:
         if not self.bind():
             return
         app = web.Application(client_max_size=60 * 2**20, middlewares=[self._guard])
+        app.on_response_prepare.append(_secure_headers)
+        app.on_response_prepare.append(self._track_websocket)
+        app.on_shutdown.append(self._close_websockets)  # else stopping waits for open pages to go away
         app.router.add_get("/login", self._login)
+        app.router.add_get("/favicon.ico", static_file(_FAVICON))  # browsers ask before anyone logs in
         app.router.add_route("*", "/hooks/{name}{rest:(/.*)?}", self._hook)
         for method, path, handler, _auth in self._routes:
             app.router.add_route(method, path, handler)
@@ -148,6 +158,14 @@ class WebServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    async def _track_websocket(self, request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse):
+            self._websockets.add(response)
+
+    async def _close_websockets(self, app: web.Application) -> None:
+        for ws in list(self._websockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
 
     # -- checks ------------------------------------------------------------------
 
@@ -178,14 +196,7 @@ class WebServer:
                 if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), self._csrf):
                     log.warning("web.bad_csrf", path=request.path)
                     return _refuse(request, 403, "Missing or wrong CSRF token: reload the page.")
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            for key, value in _HEADERS.items():
-                exc.headers.setdefault(key, value)
-            raise
-        for key, value in _HEADERS.items():
-            response.headers.setdefault(key, value)
+        response = await handler(request)
         if route_auth and response.content_type == "text/html":
             response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
         return response
@@ -218,6 +229,15 @@ class WebServer:
         return await handler(request)
 
 
+async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response (pages, refusals, errors, webhooks): the security headers, and no server version."""
+    for key, value in _HEADERS.items():
+        response.headers.setdefault(key, value)
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", _OTHER_CSP)
+    response.headers["Server"] = SERVER
+
+
 def _derive(token: str, purpose: str) -> str:
     return hmac.new(token.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
@@ -231,7 +251,8 @@ def _refuse(request: web.Request, status: int, text: str) -> web.StreamResponse:
 
 def static_file(path: Path) -> Handler:
     """Serve one packaged file (the page's script and style)."""
-    kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
+    kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml",
+             ".ico": "image/x-icon"}
 
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.Response(body=path.read_bytes(), content_type=kinds.get(path.suffix, "application/octet-stream"))

@@ -11,6 +11,7 @@ SANDBOX_WORKSPACE = "/workspace"
 SANDBOX_AGENT = "/workspace/agent"
 SANDBOX_GLOBAL = "/workspace/global"
 SANDBOX_PROXY_SOCKET = "/run/nanoclaw/proxy.sock"  # the host's proxy, bridged to 127.0.0.1 by the runner
+SANDBOX_LINK_SOCKET = "/run/nanoclaw/session.sock"  # the session link, where the databases cannot be shared
 SANDBOX_CA_CERT = "/etc/nanoclaw/ca.pem"  # the vault's CA (certificate only)
 SANDBOX_CA_BUNDLE = "/etc/nanoclaw/ca-bundle.pem"  # the system's roots plus that CA
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
-from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Partial, Route
 from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, next_seq, tune
 from nanoclaw.safefs import Tree, UnsafePath
 
@@ -62,6 +62,8 @@ class HostEnd:
         self.ack_cursor = 0
         self.out_cursor = 0
         self._last_seq = self._max_seq()
+        # Partials written before this host opened the folder belong to an earlier life: never shown again.
+        self.partial_cursor = self._max_partial_rev()
 
     def moved_to(self, folder: SessionFolder) -> None:
         """The folder was renamed (a blank one taken by a new session); its descriptors stay what they were."""
@@ -80,20 +82,29 @@ class HostEnd:
             if tree.kind(bell) is None:
                 tree.mkfifo(bell)
         for base in ("inbound.db", "outbound.db"):
-            for suffix in ("", "-wal", "-shm"):
-                name = base + suffix
-                st = tree.lstat(name)
-                if st is None:
-                    if not suffix:
-                        tree.write_bytes(name, b"", replace=False)
-                        if base == "outbound.db":
-                            self._writer = _init_outbound(tree)
-                    continue
-                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-                    raise UnsafePath(f"{tree.path / name} is not a plain file (link or special file); "
-                                     "refusing to open it")
+            if tree.lstat(base) is None:
+                tree.write_bytes(base, b"", replace=False)
+                if base == "outbound.db":
+                    self._writer = _init_outbound(tree)
+        self.check_files()
         if self._writer is None and (st := tree.lstat("outbound.db")) is not None and st.st_size == 0:
             self._writer = _init_outbound(tree)  # made empty by an earlier start that stopped here
+
+    def check_files(self) -> None:
+        """Each database file (and its -wal/-shm) is a plain file with one name, or absent (the journals)."""
+        for base in ("inbound.db", "outbound.db"):
+            for suffix in ("", "-wal", "-shm"):
+                name = base + suffix
+                st = self.tree.lstat(name)
+                if st is None and suffix:
+                    continue
+                if st is None or not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise UnsafePath(f"{self.tree.path / name} is not a plain file (link or special file); "
+                                     "refusing to open it")
+
+    def pinned(self) -> SessionFolder:
+        """The folder under a path that names this very directory (/proc/self/fd/N), for code that opens by path."""
+        return SessionFolder(Path(self.tree.proc_path()))
 
     def _max_seq(self) -> int:
         row = self.conn.execute(
@@ -175,6 +186,11 @@ class HostEnd:
         self.conn.execute("INSERT INTO control (action, at) VALUES ('stop', ?)", (time.time(),))
         self.ring()
 
+    def request_interrupt(self) -> None:
+        """Ask the runner to end the turn it is running now (a stop button, `/stop`)."""
+        self.conn.execute("INSERT INTO control (action, at) VALUES ('interrupt', ?)", (time.time(),))
+        self.ring()
+
     def ring(self) -> None:
         if self.bell_in:
             self.bell_in.ring()
@@ -247,6 +263,38 @@ class HostEnd:
             "SELECT text FROM o.messages_out WHERE in_reply_to = ? AND kind = 'chat' ORDER BY seq LIMIT 1", (in_seq,)
         ).fetchone()
         return row[0] if row else None
+
+    def new_partials(self, max_chars: int) -> list[Partial]:
+        """Answers being written, changed since the last call (each at most `max_chars`: the runner is untrusted)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT stream_id, in_reply_to, substr(text, 1, ?) AS text, rev FROM o.partials WHERE rev > ?"
+                " ORDER BY rev LIMIT 100", (max_chars, self.partial_cursor),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a folder from before streaming: no table until its runner starts
+            return []
+        if rows:
+            self.partial_cursor = int(rows[-1]["rev"])
+        return [Partial(str(r["stream_id"])[:64], r["in_reply_to"] if isinstance(r["in_reply_to"], int) else None,
+                        r["text"] if isinstance(r["text"], str) else "") for r in rows]
+
+    def _max_partial_rev(self) -> int:
+        try:
+            return int(self.conn.execute("SELECT coalesce(max(rev), 0) FROM o.partials").fetchone()[0] or 0)
+        except (sqlite3.OperationalError, TypeError, ValueError):
+            return 0
+
+    def transcript(self, limit: int, max_chars: int) -> list[dict[str, Any]]:
+        """The latest `limit` rows of both sides in conversation order, texts cut at `max_chars` (for the owner)."""
+        rows = self.conn.execute(
+            "SELECT * FROM (SELECT seq, 'in' AS side, kind, sender_name AS who, substr(text, 1, ?) AS text,"
+            " created_at FROM messages_in UNION ALL SELECT seq, 'out', kind, to_name, substr(coalesce(text, ''), 1, ?),"
+            " created_at FROM o.messages_out) ORDER BY seq DESC LIMIT ?", (max_chars, max_chars, limit),
+        ).fetchall()
+        return [{"seq": r["seq"], "side": r["side"], "kind": str(r["kind"])[:20],
+                 "who": r["who"] if isinstance(r["who"], str) else None,
+                 "text": r["text"] if isinstance(r["text"], str) else "",
+                 "at": r["created_at"] if isinstance(r["created_at"], (int, float)) else None} for r in rows][::-1]
 
     def new_acks(self) -> list[Ack]:
         rows = self.conn.execute(

@@ -92,3 +92,12 @@ class Ack:
     in_seq: int
     status: str  # taken | done | failed
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Partial:
+    """An answer while it is being written: its whole text so far (best effort, never delivered as such)."""
+
+    stream_id: str
+    in_reply_to: int | None
+    text: str

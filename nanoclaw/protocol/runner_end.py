@@ -29,6 +29,11 @@ class RunnerEnd:
         self.bell_out = Doorbell(folder.bell_out) if doorbell else None
         self._last_seq = max(self._max_in_seq(), self._max_out_seq())
         self._control_cursor = self._max_control_id()
+        self._interrupt_cursor = self._control_cursor
+        # What an earlier runner was writing is gone with it. `rev` counts microseconds (at least +1 a write),
+        # so it keeps growing across runners for the host's cursor even though rows are deleted.
+        self._partial_rev = int(self.out.execute("SELECT coalesce(max(rev), 0) FROM partials").fetchone()[0])
+        self.out.execute("DELETE FROM partials")
 
     def _max_control_id(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(id), 0) FROM control").fetchone()[0])
@@ -39,6 +44,16 @@ class RunnerEnd:
             "SELECT 1 FROM control WHERE action = 'stop' AND id > ? LIMIT 1", (self._control_cursor,)
         ).fetchone()
         return row is not None
+
+    def take_interrupt(self) -> bool:
+        """Whether the host asked to end the running turn since the last call (True once per request)."""
+        row = self.inbound.execute(
+            "SELECT max(id) FROM control WHERE action = 'interrupt' AND id > ?", (self._interrupt_cursor,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return False
+        self._interrupt_cursor = int(row[0])
+        return True
 
     def _max_in_seq(self) -> int:
         return int(self.inbound.execute("SELECT coalesce(max(seq), 0) FROM messages_in").fetchone()[0])
@@ -125,6 +140,26 @@ class RunnerEnd:
         )
         self._last_seq = seq
         return seq
+
+    def message_id(self, seq: int) -> str:
+        """The id of the outbound row `seq` (the handle a tool returns for edits)."""
+        row = self.out.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise KeyError(f"no outbound row {seq}")
+        return str(row[0])
+
+    def write_partial(self, stream_id: str, in_reply_to: int | None, text: str) -> None:
+        """The answer `stream_id` so far (commits at once: partials are outside any turn's transaction)."""
+        self._partial_rev = max(self._partial_rev + 1, time.time_ns() // 1000)
+        self.out.execute(
+            "INSERT INTO partials (stream_id, in_reply_to, text, rev, at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(stream_id) DO UPDATE SET text = excluded.text, rev = excluded.rev, at = excluded.at",
+            (stream_id, in_reply_to, text, self._partial_rev, time.time()),
+        )
+
+    def drop_partials(self) -> None:
+        """The turn is over: its answers are final rows now."""
+        self.out.execute("DELETE FROM partials")
 
     def get_state(self, key: str) -> str | None:
         row = self.out.execute("SELECT value FROM session_state WHERE key = ?", (key,)).fetchone()

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS destinations (
     platform_id  TEXT,
     thread_id    TEXT
 );
--- Requests from the host to the runner; 'stop' = exit when idle (frees a sandbox slot).
+-- Requests from the host to the runner; 'stop' = exit when idle (frees a sandbox slot),
+-- 'interrupt' = end the running turn now (the person pressed stop or typed /stop).
 CREATE TABLE IF NOT EXISTS control (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     action TEXT NOT NULL,
@@ -80,6 +81,17 @@ CREATE INDEX IF NOT EXISTS processing_ack_seq ON processing_ack(in_seq);
 CREATE TABLE IF NOT EXISTS session_state (
     key   TEXT PRIMARY KEY,
     value TEXT
+);
+-- Streaming: the text of an answer while it is being written, best effort. The host shows it live and
+-- never delivers from it; the final `chat` row (payload.stream = stream_id) is the answer, delivered
+-- exactly once. A runner empties it when it starts and the host follows `rev` only from when it opened
+-- the folder, so nothing here is shown again after a crash of either side.
+CREATE TABLE IF NOT EXISTS partials (
+    stream_id   TEXT PRIMARY KEY,
+    in_reply_to INTEGER,
+    text        TEXT NOT NULL,                   -- the whole answer so far (an update missed loses nothing)
+    rev         INTEGER NOT NULL,                -- grows with every write
+    at          REAL NOT NULL
 );
 """
 

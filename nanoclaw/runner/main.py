@@ -20,12 +20,16 @@ from typing import cast
 from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_messages, strip_internal
 from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
+from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import TOOLS, Tool, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
+STOPPED = "⏹ Stopped."
+INTERRUPT_GRACE = 5.0  # seconds a provider gets to end an interrupted turn itself before it is cancelled
 
 
 def load_provider(name: str, context: ProviderContext) -> Provider:
@@ -51,13 +55,16 @@ def pooled_provider(config: RunnerConfig) -> Provider:
 
 
 class Runner:
-    def __init__(self, config: RunnerConfig, end: RunnerEnd, provider: Provider | None = None) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd, provider: Provider | None = None) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
+        self.interrupted_at: float | None = None  # when the person asked to stop the running turn
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
-        context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context)
+        self.answer = AnswerStream(end.write_partial, end.ring)
+        context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context,
+                                  self.answer)
         if provider is None:
             provider = load_provider(config.provider, context)
         else:  # prepared in a pool: from now on it works for this session
@@ -136,9 +143,18 @@ class Runner:
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
         self._ack(self.in_turn, "taken")
-        watcher = asyncio.create_task(self._feed_follow_ups())
+        self.end.take_interrupt()  # a stop asked for before this turn began was meant for an earlier one
+        self.interrupted_at = None
+        self.answer.begin(self.in_turn[-1])
+        work = asyncio.create_task(self._run(batch))
+        watcher = asyncio.create_task(self._feed_follow_ups(work))
         try:
-            text = await self._run(batch)
+            text = await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.interrupted_at is None or (current is not None and current.cancelling()):
+                raise  # the runner itself is stopping
+            text = None
         except ProviderError as exc:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
@@ -146,15 +162,22 @@ class Runner:
             watcher.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.end.drop_partials()
             self.end.ring()
             self.in_turn = []
             return
-        watcher.cancel()
+        finally:
+            watcher.cancel()
+        if self.interrupted_at is not None:  # the agent says it stopped, after what it had written
+            text = f"{self.answer.text}\n\n{STOPPED}" if self.answer.text else STOPPED
         reply = strip_internal(text or "")
+        stream = self.answer.take()
         with self.end.transaction():
             if reply:
-                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1])
+                self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1],
+                               payload={"stream": stream} if stream else None)
             self.end.ack(self.in_turn, "done")
+            self.end.drop_partials()
         self.end.ring()
         self.in_turn = []
 
@@ -165,10 +188,19 @@ class Runner:
             return "\n".join(results)
         return await self.provider.run_turn(Turn(batch, format_messages(batch)))
 
-    async def _feed_follow_ups(self) -> None:
-        """While a turn runs: resolve answers, and stream new triggering messages into it."""
+    async def _feed_follow_ups(self, work: asyncio.Task[str | None]) -> None:
+        """While a turn runs: resolve answers, stream new triggering messages into it, and stop it on request."""
         while True:
-            await self._wait(self.config.poll_interval)
+            await self._wait(min(self.config.poll_interval, 1.0))
+            if self.end.take_interrupt() and self.interrupted_at is None:
+                self.interrupted_at = time.monotonic()
+                log.info("turn interrupted")
+                if not await self.provider.interrupt():
+                    work.cancel()
+            if self.interrupted_at is not None:
+                if time.monotonic() - self.interrupted_at > INTERRUPT_GRACE:
+                    work.cancel()  # the provider did not manage to end it itself
+                continue
             rows = self._new_rows()
             if not self.provider.supports_follow_up or not any(m.trigger for m in rows):
                 continue
@@ -228,7 +260,9 @@ async def _serve(config: RunnerConfig) -> int:
         if bridge is not None:
             bridge.forward()
         os.chdir(SANDBOX_AGENT)
-    end = RunnerEnd(SessionFolder(Path(config.workspace)), doorbell=config.doorbell)
+    folder = SessionFolder(Path(config.workspace))
+    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+                         else RunnerEnd(folder, doorbell=config.doorbell))
     try:
         return await Runner(config, end, provider).run()
     finally:

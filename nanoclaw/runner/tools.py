@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from nanoclaw.protocol.runner_end import RunnerEnd
+from nanoclaw.protocol.link import AnyRunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -32,7 +32,7 @@ class ToolError(Exception):
 @dataclass
 class ToolContext:
     config: RunnerConfig
-    end: RunnerEnd
+    end: AnyRunnerEnd
     ring: Callable[[], None]
     current_seq: Callable[[], int | None]  # the inbound seq being answered
     questions: dict[str, asyncio.Future[str]] = field(default_factory=dict)
@@ -59,8 +59,7 @@ class ToolContext:
                 in_reply_to=self.current_seq(), payload=payload,
             )
         self.ring()
-        row = self.end.out.execute("SELECT id FROM messages_out WHERE seq = ?", (seq,)).fetchone()
-        return str(row[0])
+        return self.end.message_id(seq)
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[str]]

@@ -97,6 +97,9 @@ class Runtime(ABC):
     doorbells: ClassVar[bool] = True  # FIFOs reach the sandbox (not across a VM boundary)
     # start(spec) with spec.pooled works: its mounts reach a running sandbox (where sandbox/attach.py can).
     adoptable: ClassVar[bool] = False
+    # POSIX file locks reach the sandbox, so host and runner may share the session's SQLite files
+    # (WAL needs them). Where they do not (gVisor's own kernel), the runner's end goes through the host.
+    shares_file_locks: ClassVar[bool] = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -7,7 +7,7 @@ import sys
 from nanoclaw import registry
 from nanoclaw.sandbox.base import RuntimeCheck
 
-LINUX_ORDER = ("bwrap", "podman", "docker")
+LINUX_ORDER = ("bwrap", "podman", "docker", "gvisor")
 MACOS_ORDER = ("apple", "podman", "docker")
 
 

@@ -20,7 +20,7 @@ from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox import seccomp
 from nanoclaw.sandbox.identity import SANDBOX_UID
-from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
+from nanoclaw.sandbox.base import Launch, Limits, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
 
 if TYPE_CHECKING:
     from nanoclaw.config import Settings
@@ -109,19 +109,14 @@ class OciRuntime(Runtime):
         return Launch(self.command(spec), {**os.environ, **spec.env}, cwd=str(self.state_dir))
 
     def command(self, spec: SandboxSpec) -> list[str]:
-        limits = spec.limits
         args = [
             *self.cli(), "run", "--rm", "--interactive=false", "--name", self.container_name(spec),
             "--label", f"{LABEL_KEY}={spec.label}", "--hostname", "nanoclaw",
             "--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--user", f"{spec.uid}:{spec.uid}", *self._user_mapping(),
-            "--pids-limit", str(limits.pids), "--memory", f"{limits.memory_mb}m",
-            "--memory-swap", f"{limits.memory_mb}m", "--cpus", str(limits.cpus),
+            "--user", f"{spec.uid}:{spec.uid}", *self._user_mapping(), *self.limit_args(spec.limits),
             "--tmpfs", "/tmp:rw,nosuid,nodev,size=256m",
             "--tmpfs", "/home/agent:rw,nosuid,nodev,size=64m,mode=1777",
         ]
-        for ulimit in (*ULIMITS, f"fsize={limits.file_mb << 20}", f"cpu={limits.cpu_seconds}", "core=0"):
-            args += ["--ulimit", ulimit]
         if self._seccomp is not None:
             args += ["--security-opt", f"seccomp={self._seccomp}"]
         for m in spec.mounts:
@@ -132,6 +127,14 @@ class OciRuntime(Runtime):
         if argv and argv[0] == sys.executable:  # the spec names the host's interpreter; the image has its own
             argv[0] = IMAGE_PYTHON
         args += ["--workdir", spec.cwd, spec.image or self.image, *argv]
+        return args
+
+    def limit_args(self, limits: Limits) -> list[str]:
+        """The flags that apply `limits` to the whole container."""
+        args = ["--pids-limit", str(limits.pids), "--memory", f"{limits.memory_mb}m",
+                "--memory-swap", f"{limits.memory_mb}m", "--cpus", str(limits.cpus)]
+        for ulimit in (*ULIMITS, f"fsize={limits.file_mb << 20}", f"cpu={limits.cpu_seconds}", "core=0"):
+            args += ["--ulimit", ulimit]
         return args
 
     def _user_mapping(self) -> list[str]:

@@ -53,6 +53,7 @@ class CredentialDesk:
         self.store = store
         self.route_of = route_of
         self.send_card = send_card
+        self.closed: Callable[[str, str], Awaitable[None]] | None = None  # (card id, outcome): CardBoard.close
         self.answer = answer
         self.web = web_server
         self.ttl = ttl
@@ -189,6 +190,9 @@ class CredentialDesk:
             status = "expired"
             log.info("credential.finished", name=pending.rule.name, status="expired")
         self.answer(pending.session_id, pending.request_id, status)
+        if self.closed is not None:
+            outcomes = {"saved": "✅ Saved in the vault.", "rejected": "❌ Refused.", "expired": "⌛ Expired."}
+            await self.closed(f"cred-{pending.request_id}", outcomes.get(status, "⚠️ Not saved."))
 
 
 def _page(status: int, body: str) -> web.Response:

@@ -221,7 +221,7 @@ async def test_cards_fall_back_to_text(running: Running) -> None:
     assert "1) Yes" in msg.text and msg.buttons == ()
 
 
-# The web chat's modal is the host's own credential form in a frame: tests/channels/test_web_browser.py.
+# The web chat's modal is the host's own credential form in a frame: tests/web/test_chat.py.
 @each([p for p in with_capability("modals") if p != "web"])
 async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(running: Running) -> None:
     credential = {"token": "tok-abc123", "name": "weather", "host": "api.weather.test",
@@ -235,3 +235,68 @@ async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(runnin
     assert await running.host.wait_credentials(1) == [("tok-abc123", "sk-modal-canary")]
     sent = await running.platform.bot_messages()
     assert all("sk-modal-canary" not in m.text for m in sent)  # never echoed into the chat
+
+
+# The web chat's cards: tests/web/test_cards.py.
+@each([p for p in with_capability("cards") if p in with_capability("edits") and p != "web"])
+async def test_a_closed_card_shows_its_outcome_and_loses_its_buttons(running: Running) -> None:
+    card = out(running, "Deploy now?", kind="question", title="Approval", buttons=("Yes", "No"), card_id="q-abc12345")
+    result = await running.channel.send(card)
+    assert result.platform_message_id
+    await running.channel.close_card(route(running), result.platform_message_id, "q-abc12345", "Approval: Deploy now?",
+                                     "✅ Approved by Alice on the dashboard")
+    await asyncio.sleep(0.2)
+    # Edited in place; where a platform cannot edit a card (Webex) the card is deleted and the outcome follows.
+    [msg] = [m for m in await running.platform.bot_messages(running.platform.group_chat) if not m.raw.get("deleted")]
+    shown = msg.edits[-1] if msg.edits else msg.text
+    assert "Approved by Alice" in shown and "Deploy now?" in shown
+    assert msg.buttons == ()
+
+
+class _OneSession:
+    """The relay's view of the host's sessions, reduced to one real session folder."""
+
+    def __init__(self, end: object) -> None:
+        self._end = end
+
+    def end(self, session_id: str) -> object:
+        return self._end
+
+
+@each([p for p in ALL if PLATFORMS[p]().channel_class().capabilities.stream_interval is not None])
+async def test_a_streamed_reply_grows_in_one_message_within_the_rate_limit_then_is_final(running: Running,
+                                                                                          tmp_path) -> None:
+    """The host's StreamRelay over this channel: one message, edited no faster than the platform allows."""
+    from nanoclaw.host.streaming import StreamRelay
+    from nanoclaw.protocol.folder import SessionFolder
+    from nanoclaw.protocol.host_end import HostEnd
+    from nanoclaw.protocol.runner_end import RunnerEnd
+
+    folder = SessionFolder(tmp_path / "session")
+    host_end = HostEnd(folder, doorbell=False)
+    runner_end = RunnerEnd(folder, doorbell=False)
+    host_end.set_routing(route(running))
+    relay = StreamRelay(_OneSession(host_end), {running.platform.channel_type: running.channel},  # type: ignore[arg-type]
+                        lambda _channel: True, lambda _session: True)
+    interval = running.channel.capabilities.stream_interval or 0
+    words = [f"token{i}" for i in range(16)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for n in range(1, len(words) + 1):  # a model writing for about three rate-limit intervals
+        runner_end.write_partial("st1", 2, " ".join(words[:n]))
+        relay.kick("s1")
+        await asyncio.sleep(interval * 3 / len(words))
+    [first] = await running.platform.wait_bot_messages(1, running.platform.group_chat)
+    assert words[0] in first.text
+    final = out(running, " ".join(words) + " **done**", id="final1", payload={"stream": "st1"})
+    result = await relay.finish("st1", final)
+    elapsed = loop.time() - started
+    assert result is not None and result.platform_message_id == first.id
+    await asyncio.sleep(0.3)
+    [msg] = await running.platform.bot_messages(running.platform.group_chat)  # one message, nothing else
+    assert running.platform.bold("done") in msg.edits[-1] and "token15" in msg.edits[-1]
+    growing = msg.edits[:-1]
+    assert len(growing) >= 2, "it grew while written"
+    assert len(growing) <= elapsed / interval + 1  # the platform's rate limit held
+    runner_end.close()
+    host_end.close()

@@ -128,3 +128,38 @@ class RichFakeChannel(FakeChannel):
 
     type = "fakerich"
     capabilities = Capabilities(threads=True, typing=True, cards=True, edits=True, reactions=True, files=True)
+
+
+class StreamingFakeChannel(FakeChannel):
+    """A platform that can edit, where the host shows replies growing (like Telegram), with a fast rate limit.
+
+    `events` records every send and edit with its time, to check the pace of edits."""
+
+    type = "fakestream"
+    capabilities = Capabilities(typing=True, edits=True, stream_interval=0.2, max_message_length=4000)
+
+    def __init__(self, host: Any) -> None:
+        super().__init__(host)
+        self.events: list[tuple[float, str, str, str]] = []  # (monotonic time, "send"|"edit", platform id, text)
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        result = await super().send(message)
+        self.events.append((asyncio.get_running_loop().time(), "send", result.platform_message_id or "", message.text or ""))
+        return result
+
+    async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
+        if not self.available:
+            raise ChannelUnavailable("fake platform is down")
+        await super().edit(route, platform_message_id, text)
+        self.events.append((asyncio.get_running_loop().time(), "edit", platform_message_id, text))
+        async with self._changed:
+            self._changed.notify_all()
+
+    def text_of(self, platform_id: str) -> str:
+        """What the message shows now (its last edit, or as sent)."""
+        texts = [text for _t, _kind, pid, text in self.events if pid == platform_id]
+        return texts[-1] if texts else ""
+
+    async def wait_for(self, predicate: Any, timeout: float = 20.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)

@@ -191,9 +191,13 @@ class FakeGoogleChat:
         message = self.messages.get(name)
         if message is None:
             return error(404, "NOT_FOUND", "Message not found.")
-        if request.query.get("updateMask") != "text":
+        mask = set(request.query.get("updateMask", "").split(","))
+        if not mask or not mask <= {"text", "cardsV2", "cards_v2"}:
             return error(400, "INVALID_ARGUMENT", "Unsupported update mask.")
-        text = (await request.json()).get("text", "")
+        body = await request.json()
+        text = body.get("text", "")
+        if mask & {"cardsV2", "cards_v2"}:  # a masked field absent from the body is cleared
+            message.data["cardsV2"] = body.get("cardsV2") or []
         message.data.update(text=text, lastUpdateTime=now())
         message.edits.append(text)
         return web.json_response(message.data)

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,10 +31,17 @@ _ids = itertools.count(1)
 class Step:
     text: str | None = None
     calls: tuple[tuple[str, str], ...] = ()  # (name, raw JSON arguments)
+    tokens: int = 0  # >0: the text streams as this many chunks…
+    seconds: float = 0.0  # …evenly over this long (a model writing)
 
     @classmethod
     def say(cls, text: str) -> Step:
         return cls(text=text)
+
+    @classmethod
+    def stream(cls, text: str, tokens: int, seconds: float) -> Step:
+        """`text` in `tokens` chunks over `seconds`, the first at once."""
+        return cls(text=text, tokens=tokens, seconds=seconds)
 
     @classmethod
     def call(cls, name: str, args: dict[str, Any] | str, text: str | None = None) -> Step:
@@ -69,6 +77,9 @@ class ChatRequest:
 class FakeOpenAI:
     requests: list[ChatRequest] = field(default_factory=list)
     responder: Callable[[ChatRequest], Step] = lambda req: Step.say("echo: " + req.last_user_text()[-200:])
+
+    first_token_at: list[float] = field(default_factory=list)  # time.time() of each reply's first text chunk
+    disconnects: int = 0  # replies the client stopped reading before their end (a cancelled stream)
 
     def __post_init__(self) -> None:
         self._script: deque[Step | Callable[[ChatRequest], Step]] = deque()
@@ -141,8 +152,19 @@ class FakeOpenAI:
             request.transport.close()  # type: ignore[union-attr]
             return response
         assert isinstance(step, Step)
-        for piece in _pieces(step.text or "", 8):
-            await response.write(_chunk({"content": piece}))
+        text = step.text or ""
+        size = -(-len(text) // step.tokens) if step.tokens else 8
+        start = time.monotonic()
+        try:
+            for i, piece in enumerate(_pieces(text, size)):
+                if step.tokens:
+                    await asyncio.sleep(max(0.0, start + step.seconds * i / step.tokens - time.monotonic()))
+                await response.write(_chunk({"content": piece}))
+                if i == 0:
+                    self.first_token_at.append(time.time())
+        except (ConnectionResetError, ConnectionError):
+            self.disconnects += 1
+            return response
         for index, (name, raw) in enumerate(step.calls):
             call_id = f"call_{next(_ids)}"
             await response.write(_chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",

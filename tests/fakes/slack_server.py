@@ -245,6 +245,8 @@ class FakeSlack:
         msg.edits.append(str(args.get("text") or ""))
         blocks = args.get("blocks")
         msg.edited_blocks.append(json.loads(blocks) if isinstance(blocks, str) else blocks or [])
+        if blocks is not None:  # chat.update keeps the message's blocks unless it is given new ones
+            msg.blocks = msg.edited_blocks[-1]
         return {"ok": True, "channel": msg.channel, "ts": msg.ts, "text": msg.edits[-1]}
 
     async def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:

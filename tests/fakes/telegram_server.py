@@ -52,6 +52,7 @@ class Sent:
     file_name: str | None = None
     file_data: bytes | None = None
     edits: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.time)  # when the server received it (benchmarks time first text)
 
     @property
     def chat(self) -> str:
@@ -282,6 +283,11 @@ class FakeTelegram:
         self._check_entities(p, text)
         sent.message["text"] = text
         sent.edits.append(text)
+        # As the Bot API does: an edit without reply_markup removes the inline keyboard.
+        sent.params["reply_markup"] = p.get("reply_markup")
+        sent.message.pop("reply_markup", None)
+        if p.get("reply_markup"):
+            sent.message["reply_markup"] = p["reply_markup"]
         return sent.message
 
     def _m_editMessageReplyMarkup(self, p: dict[str, Any]) -> Any:

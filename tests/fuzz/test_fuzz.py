@@ -167,12 +167,16 @@ def test_split_message_keeps_every_word_in_order_within_the_limit(text: str, lim
 def test_markdown_dialects_never_fail_and_html_ones_never_pass_markup_through(text: str) -> None:
     for convert in (channel_text.to_slack, channel_text.to_whatsapp, channel_text.to_plain):
         assert isinstance(convert(text), str)
-    for convert in (channel_text.to_telegram_html, channel_text.to_matrix_html, channel_text.to_html):
+    from nanoclaw.channels.web_html import render as web_html
+
+    for convert in (channel_text.to_telegram_html, channel_text.to_matrix_html, web_html):
         html = convert(text)
         tags = {t.split()[0].strip("/").lower() for t in __import__("re").findall(r"<(/?[a-zA-Z][^>]*)>", html)}
         assert tags <= {"b", "i", "s", "code", "pre", "a", "strong", "em", "del", "br", "p", "ul", "ol", "li",
-                        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img"}, (text, html)
+                        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "img", "span", "table", "thead",
+                        "tbody", "tr", "th", "td"}, (text, html)
         assert "<script" not in html.lower() and "javascript:" not in html.lower()
+        assert not __import__("re").search(r"<[^>]*\son\w+\s*=", html), (text, html)  # no event handler attribute
 
 
 @fuzz

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nanoclaw.channels.web import WebChatStore
+from nanoclaw.channels.web_store import WebChatStore
 from tests.integration.hostproc import NANOCLAW, HostProcess
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]

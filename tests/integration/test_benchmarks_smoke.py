@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from benchmarks import cold_start, latency, load, throughput
+from benchmarks import cold_start, latency, load, streaming, throughput
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
@@ -24,9 +24,16 @@ async def test_throughput_and_load_report() -> None:
 
 
 async def test_cold_start_reports_each_runtime_and_why_one_is_not_usable() -> None:
-    result = await cold_start.run(argparse.Namespace(samples=2, runtime=["bwrap", "podman", "docker"]))
+    result = await cold_start.run(argparse.Namespace(samples=2, runtime=["bwrap", "podman", "docker", "gvisor"]))
     assert result["baseline_n"] == 2
-    for name in ("bwrap", "podman"):
+    for name in ("bwrap", "podman", "gvisor"):
         assert result["runtimes"][name]["usable"] is True and result["runtimes"][name]["cold_n"] == 2
     docker = result["runtimes"]["docker"]
     assert docker["usable"] is True or docker["why"]  # no docker engine here: the reason is in the report
+
+
+async def test_streaming_reports_first_text_in_the_browser_and_the_chat_app_and_the_baseline() -> None:
+    result = await streaming.run(argparse.Namespace(samples=1))
+    assert {"model_first_token_ms", "web_first_text_p50_ms", "channel_first_text_p50_ms",
+            "baseline_first_text_p50_ms"} <= set(result)
+    assert result["baseline_first_text_p50_ms"] > streaming.SECONDS * 1000 * 0.9  # whole: after the model finished

@@ -257,3 +257,36 @@ async def test_the_model_key_can_live_in_the_vault_and_never_leaks(
         await host.stop()
     assert set(api.headers_seen("x-api-key")) == {vault_key}  # the vault's rule wins over the settings' key
     assert vault_key not in json.dumps([r.body for r in api.requests])  # nor in any transcript sent
+
+
+async def test_claude_text_is_shown_while_written_and_stop_interrupts_the_sdk(tmp_path: Path, api: FakeAnthropic) -> None:
+    from nanoclaw.runner.main import STOPPED
+    from tests.fakes.channel import StreamingFakeChannel
+
+    long_text = " ".join(f"word{i}" for i in range(300))
+    host = Host(claude_settings(tmp_path / "home", api), channels=[StreamingFakeChannel])
+    await host.start()
+    try:
+        wire(host, "chat1", channel="fakestream", trigger="always")
+        ch = host.channels["fakestream"]
+        assert isinstance(ch, StreamingFakeChannel)
+        api.latency = 0.02  # between SSE events: the answer takes about two seconds to write
+        api.script(Reply.text(long_text), Reply.text(long_text))
+        await ch.say("write a lot")
+        [first] = await ch.wait_sent(1, timeout=60)
+        assert long_text.startswith(first.text) and first.text != long_text  # shown before it was finished
+        await ch.wait_for(lambda: ch.text_of(first.platform_id) == long_text, timeout=60)
+        assert len(ch.sent) == 1
+        api.latency = 0.2  # the second answer would take half a minute
+        await ch.say("again")
+        await ch.wait_for(lambda: len(ch.sent) == 2, timeout=60)
+        result = await ch.say("/stop")
+        assert result.accepted and result.reply is None
+        await ch.wait_for(lambda: ch.text_of(ch.sent[1].platform_id).endswith(STOPPED), timeout=20)
+        assert "word299" not in ch.text_of(ch.sent[1].platform_id)
+        api.latency = 0.0
+        api.script(Reply.text("fine after the stop"))
+        await ch.say("still there?")
+        await ch.wait_for(lambda: any(ch.text_of(s.platform_id) == "fine after the stop" for s in ch.sent), timeout=60)
+    finally:
+        await host.stop()

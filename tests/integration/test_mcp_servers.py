@@ -117,7 +117,7 @@ async def test_denied_or_expired_requests_add_nothing(host: Host) -> None:
     await admin.say(f"/approve {second}", chat="admin-dm", sender="owner", is_dm=True)
     await wait_until(lambda: any(f"{second} is not open (already decided, expired or unknown)." in s.text
                                  for s in admin.sent))
-    assert approvals.expire(host.conn) == 1 and approvals.get(host.conn, second).status == "expired"  # type: ignore[union-attr]
+    assert approvals.expire(host.conn) == [second] and approvals.get(host.conn, second).status == "expired"  # type: ignore[union-attr]
     assert group_mcp_servers.for_group(host.conn, "family") == []
 
 

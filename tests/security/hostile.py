@@ -90,9 +90,14 @@ class Arena:
     before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     adoptions: int = 0  # pooled sandboxes adopted by the arena's sessions, over host restarts
 
+    @property
+    def fifos_reach_the_host(self) -> bool:
+        """gVisor keeps a FIFO made inside in its own kernel: the host's folder never gets one."""
+        return self.settings.runtime != "gvisor"
+
     @classmethod
     async def open(cls, tmp_path: Path, runtime: str, image: str | None, **settings: object) -> Arena:
-        """A host on `runtime`; `settings` such as pool_size (the batteries' adopted sandboxes)."""
+        """A host on `runtime` (`image`: the agent image of podman and gvisor; `settings` such as pool_size)."""
         extra: dict[str, object] = dict(HOSTILE_LIMITS, runtime=runtime, idle_timeout=60.0, **settings)
         if image:
             extra["sandbox_image"] = image

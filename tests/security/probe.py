@@ -17,19 +17,23 @@ from nanoclaw.sandbox.base import Launch, Runtime, SandboxSpec
 
 
 def run_in_sandbox(host: Host, session_id: str, code: str, timeout: float = 30) -> dict[str, Any]:
-    """The probe prints one JSON object; returns it.
+    """The probe prints one JSON object; returns it."""
+    out = run_code(host, session_id, code, timeout)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_code(host: Host, session_id: str, code: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Python `code` run in the session's sandbox, however it ends.
 
     On a host with a pool (`pool_size` > 0) the sandbox is built as the pool builds it and the session is
     attached to it after it started, as at adoption (`run_adopted`).
     """
     if host.settings.pool_size > 0:
-        out = run_adopted(host, session_id, code, timeout)
-    else:
-        spec = host.sessions.sandbox_spec(host.sessions.get(session_id), host.label)
-        spec = dataclasses.replace(spec, argv=[sys.executable, "-I", "-c", textwrap.dedent(code)])
-        out = run_sandbox(host.runtime, spec, timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_adopted(host, session_id, code, timeout)
+    spec = host.sessions.sandbox_spec(host.sessions.get(session_id), host.label)
+    spec = dataclasses.replace(spec, argv=[sys.executable, "-I", "-c", textwrap.dedent(code)])
+    return run_sandbox(host.runtime, spec, timeout)
 
 
 # What a pooled runner does before its session exists: say it is ready, wait for the host's word, then work

@@ -25,7 +25,7 @@ from nanoclaw.host.actions import read_outbox_file
 from nanoclaw.host.admin import grant_mount
 from nanoclaw.host.app import Host
 from nanoclaw.sandbox.mounts import Allowlist
-from tests.security.probe import run_in_sandbox, session_for
+from tests.security.probe import run_code, run_in_sandbox, session_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 # What a seccomp filter or missing privilege answers: bwrap's filter says EPERM, podman's default ENOSYS.
@@ -358,24 +358,30 @@ def test_creating_device_nodes(jail: Host, family: str) -> None:
 import stat
 out['mem'] = attempt(lambda: os.mknod('/tmp/mem', stat.S_IFCHR | 0o600, os.makedev(1, 1)))
 out['disk'] = attempt(lambda: os.mknod('/workspace/agent/sda', stat.S_IFBLK | 0o600, os.makedev(8, 0)))
+out['open_mem'] = attempt(lambda: open('/tmp/mem', 'rb').read(16).hex())
 out['devices'] = sorted(os.listdir('/dev'))
 """)
-    assert {seen["mem"], seen["disk"]} <= DENIED
+    if jail.settings.runtime == "gvisor":
+        # gVisor's own tmpfs lets a node be made, but it names a device of gVisor's kernel, which has none.
+        assert seen["mem"] in DENIED | {None} and seen["open_mem"] in DENIED | {"ENXIO", "ENODEV", "ENOENT"}
+        assert seen["disk"] in DENIED
+    else:
+        assert {seen["mem"], seen["disk"]} <= DENIED
     assert not any(d.startswith(("sd", "nvme", "vd", "mem", "kmem", "port")) for d in seen["devices"]), seen["devices"]
 
 
 def test_escalating_with_setuid_and_capabilities(jail: Host, family: str) -> None:
     seen = probe(jail, family, """
 status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines() if ':' in l)
-out['nnp'] = status['NoNewPrivs'].strip()
-out['caps'] = [status[k].strip() for k in ('CapEff', 'CapPrm', 'CapBnd', 'CapAmb')]
+out['nnp'] = libc.prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS (gVisor's status file has no NoNewPrivs line)
+out['caps'] = {k: v.strip() for k, v in status.items() if k.startswith('Cap')}
 out['setuid'] = attempt(lambda: os.setuid(0))
 r = subprocess.run(['mount', '-t', 'tmpfs', 'none', '/tmp'], capture_output=True, text=True)
 out['setuid_mount'] = r.returncode
 out['euid'] = os.geteuid()
 """)
-    assert seen["nnp"] == "1"
-    assert seen["caps"] == ["0000000000000000"] * 4
+    assert seen["nnp"] == 1
+    assert {"CapEff", "CapPrm", "CapBnd"} <= set(seen["caps"]) and set(seen["caps"].values()) == {"0000000000000000"}
     assert seen["setuid"] in ("EPERM", "EINVAL") and seen["setuid_mount"] != 0 and seen["euid"] != 0
 
 
@@ -407,12 +413,22 @@ out['started'] = len(children); out['error'] = error
     assert subprocess.run(["true"]).returncode == 0  # the host still forks
 
 
-def test_memory_bomb(jail: Host, family: str) -> None:
-    seen = probe(jail, family, """
+MEMORY_BOMB = """
 r = subprocess.run([sys.executable, '-c', 'b = []\\nwhile True: b.append(bytearray(16 << 20))'],
                    capture_output=True, text=True)
 out['code'] = r.returncode; out['err'] = r.stderr[-200:]
-""")
+"""
+
+
+def test_memory_bomb(jail: Host, family: str) -> None:
+    if jail.settings.runtime == "gvisor":
+        # gVisor's kernel has no OOM killer of its own and shares the container's cgroup with the agent:
+        # the cgroup's limit takes the whole sandbox down (podman: 128 + SIGKILL), never the host.
+        ended = run_code(jail, family, PRELUDE + MEMORY_BOMB + "\nprint(json.dumps(out))", timeout=60)
+        assert ended.returncode == 128 + signal.SIGKILL and '"code"' not in ended.stdout, ended
+        assert subprocess.run(["true"]).returncode == 0
+        return
+    seen = probe(jail, family, MEMORY_BOMB)
     assert seen["code"] == -9 or "MemoryError" in seen["err"], seen
 
 
@@ -437,10 +453,16 @@ out['tmp'] = fill('/tmp/fill'); out['agent'] = fill('/workspace/agent/fill')
         assert seen[where][0] in ("EFBIG", "ENOSPC") and seen[where][1] <= 8, seen
 
 
-def test_runaway_cpu(jail: Host, family: str) -> None:
-    seen = probe(jail, family, """
+def test_runaway_cpu(jail: Host, family: str, request: pytest.FixtureRequest) -> None:
+    if jail.settings.runtime == "gvisor":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "gVisor (runsc 20221219) arms RLIMIT_CPU only when a process calls setrlimit itself, not for a "
+            "limit it inherits: a runaway child is held by the cgroup's CPU quota and the turn's wall-time "
+            "limit instead (docs/security.md)")))
+    wait = 8 if jail.settings.runtime == "gvisor" else 30  # the limit kills within 2 s where it holds
+    seen = probe(jail, family, f"""
 start = time.time()
-r = subprocess.run([sys.executable, '-c', 'while True: pass'], timeout=30)
+r = subprocess.run([sys.executable, '-c', 'while True: pass'], timeout={wait})
 out['code'] = r.returncode; out['seconds'] = time.time() - start
 """)
     assert seen["code"] in (-signal.SIGXCPU, -signal.SIGKILL) and seen["seconds"] < 20, seen

@@ -165,3 +165,27 @@ def test_the_host_never_follows_a_link_the_runner_planted_in_the_inbox(tmp_path:
 ])
 def test_safe_file_names(name: str, expected: str) -> None:
     assert safe_file_name(name) == expected
+
+
+SECURITY_HEADERS = ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
+
+
+@pytest.mark.parametrize("path", ["/", "/login?token=wrong", "/no/such/page", "/api/chat/messages", "/hooks/nothing"])
+async def test_refusals_and_errors_carry_the_security_headers_and_no_server_version(host: Host, path: str) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(host.web_url + path, allow_redirects=False) as response:
+            assert response.status in (401, 403, 404), path
+            for name in SECURITY_HEADERS:
+                assert name in response.headers, (path, name)
+            assert response.headers["Server"] == "NanoClaw"  # not "Python/3.x aiohttp/3.y"
+            if response.content_type == "text/html":
+                assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+async def test_the_favicon_is_served_without_a_login(host: Host) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(host.web_url + "/favicon.ico") as response:
+            assert response.status == 200 and response.content_type == "image/x-icon"
+            body = await response.read()
+            assert body[:4] == b"\x00\x00\x01\x00" and b"PNG" in body  # an icon holding one PNG image
+            assert response.headers["Server"] == "NanoClaw"

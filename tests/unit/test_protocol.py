@@ -140,3 +140,41 @@ def test_xml_format_escapes_and_marks_context() -> None:
 def test_internal_is_stripped() -> None:
     assert strip_internal("<internal>plan</internal>Hello <INTERNAL>x</INTERNAL>there") == "Hello there"
     assert strip_internal("Answer.<internal>never closed") == "Answer."
+
+
+def test_partials_are_followed_by_the_host_but_never_replayed(tmp_path: Path) -> None:
+    folder = SessionFolder(tmp_path / "s")
+    host, runner = HostEnd(folder), RunnerEnd(folder)
+    runner.write_partial("st1", 2, "Hel")
+    runner.write_partial("st1", 2, "Hello wor")
+    [p] = host.new_partials(1000)
+    assert (p.stream_id, p.in_reply_to, p.text) == ("st1", 2, "Hello wor")  # the latest whole text, once
+    assert host.new_partials(1000) == []
+    runner.write_partial("st1", 2, "x" * 50)
+    assert [q.text for q in host.new_partials(10)] == ["x" * 10]  # bounded: the runner is untrusted
+    runner.write_partial("st1", 2, "written before a host crash")
+    runner.close()
+    host.close()
+    # A new host does not show what was written before it opened the folder…
+    host = HostEnd(folder)
+    assert host.new_partials(1000) == []
+    # …and a new runner starts from an empty table whose revisions still grow past the host's cursor.
+    runner = RunnerEnd(folder)
+    assert runner.out.execute("SELECT count(*) FROM partials").fetchone()[0] == 0
+    runner.write_partial("st2", 4, "fresh")
+    assert [q.text for q in host.new_partials(1000)] == ["fresh"]
+    runner.close()
+    host.close()
+
+
+def test_interrupts_are_taken_once_and_old_ones_are_not_seen_by_a_new_runner(ends) -> None:
+    host, runner = ends
+    assert not runner.take_interrupt()
+    host.request_interrupt()
+    assert runner.take_interrupt()
+    assert not runner.take_interrupt()
+    host.request_interrupt()
+    fresh = RunnerEnd(runner.folder)
+    assert not fresh.take_interrupt()  # meant for the runner that was running then
+    assert not fresh.stop_requested()  # an interrupt is not a stop
+    fresh.close()

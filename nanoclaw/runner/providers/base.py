@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 from nanoclaw.protocol.messages import InboundMessage
 from nanoclaw.protocol.runner_env import RunnerConfig
+from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import Tool, ToolContext
 
 
@@ -28,6 +29,8 @@ class ProviderContext:
     set_state: Callable[[str, str | None], None]
     tools: list[Tool]
     tool_context: ToolContext
+    # The answer as it is written: call `answer.update(text so far)` as text arrives (chats show it live).
+    answer: AnswerStream = field(default_factory=lambda: AnswerStream(lambda *_: None, lambda: None))
 
 
 class ProviderError(Exception):
@@ -57,6 +60,11 @@ class Provider(ABC):
 
     async def follow_up(self, turn: Turn) -> None:
         """Messages that arrived during run_turn (only called when supports_follow_up)."""
+
+    async def interrupt(self) -> bool:
+        """The person asked to stop the running turn. Return True when run_turn will now return soon by
+        itself (e.g. the SDK's interrupt); False (the default) has the runner cancel run_turn."""
+        return False
 
     async def command(self, name: str) -> str:
         """A host command for the provider: 'clear' starts a fresh conversation, 'compact' compacts it."""

@@ -6,11 +6,13 @@ bypassed, because the sandbox is the boundary. MCP servers the owner approved
 for the group (add_mcp_server, RunnerConfig.mcp_servers) are added beside it:
 stdio ones run inside the sandbox, remote ones go through the vault proxy. The
 SDK session id is kept in session_state so a restarted runner resumes the
-conversation.
+conversation. Text is shown as the model writes it (the SDK's partial
+messages), and a stop is the SDK's interrupt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -63,6 +65,8 @@ class ClaudeProvider(Provider):
         super().__init__(context)
         self.client: Any = None
         self._pending_results = 0
+        self._interrupted = False
+        self._text = ""  # the assistant message being written (a new message after a tool call starts over)
         self._global_memory: str | None = None  # what the live client's system prompt carries
         self._warmed_memory: str | None = None  # the group's memory when a pooled client warmed up
 
@@ -123,6 +127,7 @@ class ClaudeProvider(Provider):
             resume=resume or None,
             setting_sources=["project"],
             max_turns=config.max_turns,
+            include_partial_messages=True,  # stream events: text shown while it is written
             env=env,
         )
 
@@ -151,29 +156,63 @@ class ClaudeProvider(Provider):
     async def run_turn(self, turn: Turn) -> str | None:
         if self.client is None:
             await self._connect(resume=self.context.get_state(STATE_KEY))
-        from claude_agent_sdk import ResultMessage
+        from claude_agent_sdk import ResultMessage, StreamEvent
 
         self._pending_results = 1
+        self._interrupted = False
+        self._text = ""
         try:
             await self.client.query(turn.prompt)
-            result: str | None = None
             async for message in self.client.receive_messages():
-                if isinstance(message, ResultMessage):
+                if isinstance(message, StreamEvent):
+                    self._show(message)
+                elif isinstance(message, ResultMessage):
                     self.context.set_state(STATE_KEY, message.session_id)
+                    if self._interrupted:
+                        return None  # the runner says it stopped
                     if message.is_error:
                         raise ProviderError(self._describe_error(message))
                     self._pending_results -= 1
                     if self._pending_results <= 0:
                         return message.result
-                    # An answer to an earlier part of a turn that took follow-ups: send it now.
+                    # An answer to an earlier part of a turn that took follow-ups: send it now, in place
+                    # of what was shown while it was written.
                     if message.result and strip_internal(message.result):
-                        self.context.tool_context.write("chat", strip_internal(message.result))
+                        stream = self.context.answer.take()
+                        self.context.tool_context.write("chat", strip_internal(message.result),
+                                                        payload={"stream": stream} if stream else None)
             return None
         except ProviderError:
+            raise
+        except asyncio.CancelledError:  # stopped without the SDK's help: this client's state is unknown
+            await self._drop_client()
             raise
         except Exception as exc:  # the CLI died or the stream broke: start a fresh client next turn
             await self._drop_client()
             raise ProviderError(f"the agent process failed: {type(exc).__name__}: {exc}") from exc
+
+    def _show(self, message: Any) -> None:
+        """A raw API stream event: the main agent's text deltas are the answer being written."""
+        if message.parent_tool_use_id is not None:
+            return  # a subagent's (Task tool) own stream
+        event = message.event if isinstance(message.event, dict) else {}
+        if event.get("type") == "message_start":
+            self._text = ""
+        elif event.get("type") == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                self._text += delta["text"]
+                self.context.answer.update(self._text)
+
+    async def interrupt(self) -> bool:
+        if self.client is None:
+            return False
+        self._interrupted = True
+        try:
+            await self.client.interrupt()
+        except Exception:
+            return False  # the runner cancels the turn instead
+        return True
 
     async def follow_up(self, turn: Turn) -> None:
         if self.client is not None:

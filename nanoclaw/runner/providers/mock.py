@@ -10,6 +10,8 @@ directives in the message text:
   [mock:silent]          answer nothing
   [mock:reply=TEXT]      answer exactly TEXT
   [mock:say=TEXT]        send TEXT mid-turn, before the final answer
+  [mock:stream=N/SECONDS] write the answer as N tokens over SECONDS (a model streaming); the answer is the
+                         reply (or echo) when given, else N numbered words. Stop interrupts it.
   [mock:send=NAME|TEXT]  send TEXT to the destination NAME
   [mock:tool=NAME:JSON]  call NanoClaw tool NAME with JSON arguments; the answer is its result
   [mock:read=PATH]       answer with the file's start, as seen inside the sandbox
@@ -37,6 +39,7 @@ class MockProvider(Provider):
     async def run_turn(self, turn: Turn) -> str | None:
         reply: str | None = None
         silent = False
+        stream: tuple[int, float] | None = None
         for message in turn.messages:
             if not message.trigger:
                 continue
@@ -56,6 +59,9 @@ class MockProvider(Provider):
                     silent = True
                 elif verb == "reply":
                     reply = arg
+                elif verb == "stream":
+                    count, _, seconds = arg.partition("/")
+                    stream = (max(1, min(int(count), 100_000)), max(0.0, float(seconds or 0)))
                 elif verb == "say":
                     await self._tool("send_message", {"text": arg})
                 elif verb == "send":
@@ -74,6 +80,8 @@ class MockProvider(Provider):
                     reply = await self._tool(name, json.loads(raw or "{}"))
         if silent:
             return None
+        if stream is not None:
+            return await self._stream(reply, *stream)
         return reply if reply is not None else self.echo(turn)
 
     @staticmethod
@@ -86,6 +94,23 @@ class MockProvider(Provider):
             proc.kill()
             return "exit timeout"
         return f"exit {proc.returncode}\n{out.decode(errors='replace')[-4000:]}"
+    async def _stream(self, text: str | None, count: int, seconds: float) -> str:
+        """Tokens at an even pace, each shown as it comes (cancelled at once by a stop)."""
+        if text:
+            size = max(1, -(-len(text) // count))
+            tokens = [text[i:i + size] for i in range(0, len(text), size)]
+        else:
+            tokens = [f"word{i} " for i in range(1, count + 1)]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        written = ""
+        for i, token in enumerate(tokens):
+            delay = start + seconds * i / len(tokens) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            written += token
+            self.context.answer.update(written)
+        return written.strip()
 
     async def _tool(self, name: str, args: dict[str, object]) -> str:
         tool = next((t for t in self.context.tools if t.name == name), None)

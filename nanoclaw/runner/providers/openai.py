@@ -2,8 +2,8 @@
 
 Requests go to the host's gateway on 127.0.0.1 (ANTHROPIC_BASE_URL points there
 for every provider; the host forwards to the agent group's base URL and adds
-the key), so the runner never holds a key. Streaming, tool calls (arguments may
-arrive split across chunks), retries with backoff, a history kept in
+the key), so the runner never holds a key. Streaming (text deltas are shown as
+they come; a stop cancels the stream), tool calls (arguments may arrive split across chunks), retries with backoff, a history kept in
 session_state so a restarted runner resumes, and the oldest turns trimmed to
 fit the context window.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 from nanoclaw.protocol.formatting import strip_internal
 from nanoclaw.runner.agent_tools import AGENT_TOOLS
@@ -87,7 +87,12 @@ class OpenAIProvider(Provider):
         try:
             for _step in range(config.max_turns):
                 history = trim(history, budget)
-                message = await self._complete([system, *history])
+                try:
+                    message = await self._complete([system, *history])
+                except asyncio.CancelledError:  # stopped: keep what was said, so the next turn knows
+                    if self.context.answer.text:
+                        history.append({"role": "assistant", "content": self.context.answer.text + " [stopped]"})
+                    raise
                 history.append(message)
                 calls = message.get("tool_calls") or []
                 if not calls:
@@ -124,7 +129,7 @@ class OpenAIProvider(Provider):
             try:
                 async with self._client.stream("POST", "/chat/completions", json=body) as response:
                     if response.status_code == 200:
-                        return await _assemble(response)
+                        return await _assemble(response, self.context.answer.update)
                     text = (await response.aread()).decode(errors="replace")[:300]
                     if response.status_code not in (408, 429) and response.status_code < 500:
                         raise ProviderError(f"Sorry, the model endpoint refused the request ({response.status_code}): {text}")
@@ -144,9 +149,9 @@ class _StreamCut(Exception):
     pass
 
 
-async def _assemble(response: Any) -> dict[str, Any]:
-    """Join streamed deltas: text, and tool calls whose id/name/arguments come in pieces by index."""
-    content: list[str] = []
+async def _assemble(response: Any, show: Callable[[str], None]) -> dict[str, Any]:
+    """Join streamed deltas: text (shown as it grows), and tool calls whose id/name/arguments come in pieces."""
+    content = ""
     calls: dict[int, dict[str, Any]] = {}
     finished = False
     async for line in response.aiter_lines():
@@ -162,8 +167,9 @@ async def _assemble(response: Any) -> dict[str, Any]:
             continue
         for choice in chunk.get("choices", []):
             delta = choice.get("delta") or {}
-            if delta.get("content"):
-                content.append(delta["content"])
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                content += delta["content"]
+                show(content)
             for part in delta.get("tool_calls") or []:
                 call = calls.setdefault(part.get("index", 0), {"id": "", "type": "function",
                                                                "function": {"name": "", "arguments": ""}})
@@ -175,7 +181,7 @@ async def _assemble(response: Any) -> dict[str, Any]:
                 finished = True
     if not finished:
         raise _StreamCut("the stream ended before the answer was complete")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
+    message: dict[str, Any] = {"role": "assistant", "content": content or None}
     if calls:
         message["tool_calls"] = [calls[i] for i in sorted(calls)]
         for i, call in enumerate(message["tool_calls"]):

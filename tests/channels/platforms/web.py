@@ -88,12 +88,12 @@ class WebPlatform(Platform):
             return list((await response.json())["messages"])
 
     async def all_messages(self) -> list[dict[str, Any]]:
-        main = await self.history()
+        session = await self.client()
+        async with session.get(f"{self.base}/api/chat/conversations") as response:
+            conversations = (await response.json())["conversations"]
         out: list[dict[str, Any]] = []
-        for m in main:
-            out.append(m)
-            if m.get("replies"):
-                out.extend(await self.history(m["id"]))
+        for conversation in conversations:  # the main one first
+            out.extend(await self.history(None if conversation.get("main") else conversation["id"]))
         return out
 
     async def bot_messages(self, chat: str | None = None) -> list[PlatformMessage]:
