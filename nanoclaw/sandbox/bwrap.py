@@ -34,27 +34,47 @@ READY_LINE = b"ready\n"  # what a pooled runner writes on stdout once it has don
 
 
 class BwrapProcess(SandboxProcess):
-    def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None],
+                 ready_fd: int | None = None) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.cleanup = cleanup
+        self.ready_fd = ready_fd  # a pooled sandbox: the read end of its runner's stdout, until it said ready
 
     async def wait(self) -> int:
         code = await self.proc.wait()
         if self.proc.stdin is not None:  # a pooled sandbox's pipe: its transport ends with the process
             self.proc.stdin.close()
+        self._close_ready()
         cleanup, self.cleanup = self.cleanup, lambda: None  # once, however many wait
         cleanup()
         return code
 
     async def ready(self) -> bool:
-        if self.proc.stdout is None:
-            raise RuntimeError("not a pooled sandbox")
+        if self.ready_fd is None:
+            raise RuntimeError("not a pooled sandbox, or asked twice")
+        fd, loop, line = self.ready_fd, asyncio.get_running_loop(), b""
         try:
-            line = await self.proc.stdout.readline()  # one short line; the runner writes nothing else there
-        except (ValueError, ConnectionError):
-            return False
+            # One short line; the runner then points its stdout elsewhere, so the pipe is closed after it.
+            while not line.endswith(b"\n") and len(line) <= len(READY_LINE):
+                readable = loop.create_future()
+                loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+                chunk = os.read(fd, 64)
+                if not chunk:
+                    break  # it died first
+                line += chunk
+        finally:
+            self._close_ready()
         return line == READY_LINE
+
+    def _close_ready(self) -> None:
+        if self.ready_fd is not None:
+            os.close(self.ready_fd)
+            self.ready_fd = None
 
     def adopt(self) -> None:
         if self.proc.stdin is None:
@@ -172,8 +192,10 @@ class BwrapRuntime(Runtime):
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
-        # A pooled runner's stdin and stdout are pipes to the host: adoption in, readiness out.
-        stdin, stdout = (subprocess.PIPE, subprocess.PIPE) if spec.pooled else (subprocess.DEVNULL, out)
+        # A pooled runner's stdin and stdout are pipes to the host: adoption in, readiness out (a plain pipe
+        # the host reads once and closes).
+        ready_fd, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if spec.pooled else (None, None)
+        stdin, stdout = (subprocess.PIPE, ready_w) if spec.pooled else (subprocess.DEVNULL, out)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *launch.argv, stdin=stdin, stdout=stdout, stderr=out, start_new_session=True,
@@ -181,13 +203,17 @@ class BwrapRuntime(Runtime):
             )
         except (FileNotFoundError, subprocess.SubprocessError) as exc:
             launch.cleanup()
+            if ready_fd is not None:
+                os.close(ready_fd)
             raise SandboxUnavailable(f"cannot start bwrap: {exc}; {INSTALL_HINT}") from exc
         finally:
             for fd in launch.pass_fds:
                 os.close(fd)
             if out is not subprocess.DEVNULL:
                 out.close()
-        return BwrapProcess(proc, launch.cleanup)
+            if ready_w is not None:
+                os.close(ready_w)
+        return BwrapProcess(proc, launch.cleanup, ready_fd)
 
     def stop_orphans(self, label: str) -> int:
         marker = f"\0{LABEL_VAR}\0{label}\0".encode()
