@@ -188,25 +188,48 @@ def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | N
         unpacked = Path(tmp) / "nanoclaw-home"
         if not (unpacked / "nanoclaw.db").is_file():
             raise NanoClawError(f"{archive} holds no nanoclaw.db")
-        if home.exists() and any(home.iterdir()):
-            home.rename(home.with_name(f"{home.name}.before-restore-{int(time.time())}"))
-        elif home.exists():
-            home.rmdir()
-        vault = unpacked / VAULT_FILE
-        restored_vault = 0
-        if vault.is_file():
-            if config_dir is not None and not (config_dir / VAULT_FILE).exists():
-                config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.copy2(vault, config_dir / VAULT_FILE)
-                (config_dir / VAULT_FILE).chmod(0o600)
-                restored_vault = 1
-            vault.unlink()
-        unpacked.rename(home)
+        # A home named with NANOCLAW_HOME keeps its keys inside it (HOME/config): they stay with the home
+        # restored, never go aside with the old one or into the temporary folder's cleanup.
+        inside = _relative(config_dir, home)
+        keys = unpacked / inside if inside is not None else config_dir
+        if inside is not None and (home / inside).exists():
+            keys.parent.mkdir(parents=True, exist_ok=True)
+            (home / inside).rename(keys)
+        try:
+            if home.exists() and any(home.iterdir()):
+                home.rename(home.with_name(f"{home.name}.before-restore-{int(time.time())}"))
+            elif home.exists():
+                home.rmdir()
+            vault = unpacked / VAULT_FILE
+            restored_vault = 0
+            if vault.is_file():
+                if keys is not None and not (keys / VAULT_FILE).exists():
+                    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    shutil.copy2(vault, keys / VAULT_FILE)
+                    (keys / VAULT_FILE).chmod(0o600)
+                    restored_vault = 1
+                vault.unlink()
+            unpacked.rename(home)
+        except BaseException:
+            if inside is not None and keys is not None and keys.exists() and not (home / inside).exists():
+                (home / inside).parent.mkdir(parents=True, exist_ok=True)
+                keys.rename(home / inside)  # the keys go back where they were
+            raise
     home.chmod(0o700)
     if skipped:
         log.warning("restore.skipped", count=len(skipped), first=skipped[0])
     return {"databases": len(list(home.glob("sessions/*/*/*.db"))) + 1, "vault": restored_vault,
             "skipped": len(skipped)}
+
+
+def _relative(path: Path | None, home: Path) -> Path | None:
+    """`path` relative to `home` when it lies inside it."""
+    if path is None:
+        return None
+    try:
+        return path.resolve().relative_to(home.resolve())
+    except ValueError:
+        return None
 
 
 def _data_or_skip(member: tarfile.TarInfo, path: str, skipped: list[str]) -> tarfile.TarInfo | None:

@@ -1,9 +1,9 @@
 """Settings: NANOCLAW_* environment variables, an optional .env file, then CLI flags.
 
 Precedence, lowest first: defaults, the credentials file written by `nanoclaw
-setup` (`~/.config/nanoclaw/credentials.env`, honouring XDG_CONFIG_HOME), the
-home's `config.env` (also written by setup), `.env` in the current directory (or
-the file named by NANOCLAW_ENV_FILE), the process environment, explicit overrides.
+setup` (`credentials.env` in the config dir, see `user_config_dir`), the home's
+`config.env` (also written by setup), `.env` in the current directory (or the
+file named by NANOCLAW_ENV_FILE), the process environment, explicit overrides.
 """
 
 from __future__ import annotations
@@ -25,11 +25,41 @@ CREDENTIALS_FILE = "credentials.env"  # in user_config_dir(), outside the home a
 VAULT_BACKENDS = ("builtin", "onecli")
 
 
+DEFAULT_HOME = "~/.nanoclaw"
+
+
 def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$XDG_CONFIG_HOME/nanoclaw`, default `~/.config/nanoclaw`."""
+    """Where the keys live (credentials.env, the vault and its key, the proxy's CA, allow-list, egress policy).
+
+    NANOCLAW_CONFIG_DIR when set; else, for a home chosen with NANOCLAW_HOME (or `--home`), its `config/`
+    folder, so two homes on one machine share nothing (it is outside the folders sandboxes see); else
+    `$XDG_CONFIG_HOME/nanoclaw`, default `~/.config/nanoclaw` (also for NANOCLAW_HOME=~/.nanoclaw, the default).
+    """
     env = os.environ if env is None else env
+    if env.get("NANOCLAW_CONFIG_DIR"):
+        return Path(env["NANOCLAW_CONFIG_DIR"]).expanduser()
+    home = env.get("NANOCLAW_HOME")
+    if home and _absolute(home, env) != _absolute(DEFAULT_HOME, env):
+        return Path(home).expanduser() / "config"
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
     return Path(base).expanduser() / "nanoclaw"
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` and every missing parent readable by the owner only (mkdir -p would give parents 0755, and
+    a config dir inside a new home would leave that home readable by others)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def _absolute(path: str, env: Mapping[str, str]) -> Path:
+    if path.startswith("~"):
+        path = str(Path(env.get("HOME") or Path.home())) + path[1:]
+    return Path(os.path.abspath(path))
 
 
 def credentials_path(env: Mapping[str, str] | None = None) -> Path:
@@ -38,7 +68,7 @@ def credentials_path(env: Mapping[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path = field(default_factory=lambda: Path("~/.nanoclaw").expanduser())
+    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).expanduser())
     assistant_name: str = "Andy"
     runtime: str = ""  # empty: the first that works here (bwrap, podman, docker on Linux; apple on macOS)
     provider: str = ""  # empty: claude when a key is configured, else mock
@@ -87,6 +117,8 @@ class Settings:
     # Where secrets live: builtin (~/.config/nanoclaw/vault.json) or onecli (the `onecli` CLI and its gateway;
     # ONECLI_GATEWAY_URL and ONECLI_CA_CERT are read from the environment/.env, see docs/security.md).
     vault_backend: str = "builtin"
+    # Keys and credentials (NANOCLAW_CONFIG_DIR): see user_config_dir. Load() puts it beside a chosen home.
+    config_dir: Path = field(default_factory=lambda: user_config_dir(), compare=False)
     # Variables read from env/.env that are not NANOCLAW_* (channel tokens, model keys).
     extra: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,7 +152,11 @@ class Settings:
 
     @property
     def mount_allowlist(self) -> Path:
-        return user_config_dir() / "mount-allowlist.json"
+        return self.config_dir / "mount-allowlist.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / CREDENTIALS_FILE
 
     @property
     def config_file(self) -> Path:
@@ -138,10 +174,14 @@ class Settings:
         path = env_file or env.get("NANOCLAW_ENV_FILE") or ".env"
         local = _read_env_file(Path(path))
         home = overrides.get("home") or env.get("NANOCLAW_HOME") or local.get("NANOCLAW_HOME")
-        home_dir = Path(str(home)).expanduser() if home else cls().home
+        home_dir = Path(str(home)).expanduser() if home else Path(DEFAULT_HOME).expanduser()
+        where = {**env, **{k: local[k] for k in ("NANOCLAW_CONFIG_DIR",) if local.get(k)}}
+        if home:
+            where["NANOCLAW_HOME"] = str(home)
+        config_dir = Path(str(overrides["config_dir"])) if overrides.get("config_dir") else user_config_dir(where)
         merged: dict[str, str] = {}
         # What `nanoclaw setup` saved, taken literally (no ${VAR}); neither file may move the home it is in.
-        for saved in (credentials_path(env), home_dir / CONFIG_FILE):
+        for saved in (config_dir / CREDENTIALS_FILE, home_dir / CONFIG_FILE):
             merged.update({k: v for k, v in _read_env_file(saved, literal=True).items() if k != "NANOCLAW_HOME"})
         merged.update(local)
         merged.update(env)
@@ -151,6 +191,7 @@ class Settings:
             if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in names:
                 values[key[len(ENV_PREFIX):].lower()] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["config_dir"] = config_dir
         extra = {k: v for k, v in merged.items() if not k.startswith(ENV_PREFIX)}
         settings = cls(**_coerce(values), extra=extra)
         settings.validate()

@@ -16,6 +16,7 @@ from typing import Mapping
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
+from nanoclaw.config import private_dir
 from nanoclaw.errors import ConfigError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -76,7 +77,7 @@ def update(path: Path, values: Mapping[str, str | None], header: str = "") -> No
 
 def write_private(path: Path, text: str) -> None:
     """Replace `path` atomically with a 0600 file; its folder is created 0700."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

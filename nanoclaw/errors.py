@@ -6,7 +6,12 @@ class NanoClawError(Exception):
 
 
 class ConfigError(NanoClawError):
-    """A setting is missing or wrong."""
+    """A setting is missing or wrong. With `fix`, what to change is also kept apart (doctor prints it as the fix)."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(f"{message}: {fix}" if fix else message)
+        self.reason = message
+        self.fix = fix
 
 
 class SandboxUnavailable(NanoClawError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from nanoclaw.config import Settings
+from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.errors import ConfigError
 
 UNIT_NAME = "nanoclaw.service"
@@ -43,6 +43,8 @@ class ServiceSpec:
         home = settings.home.expanduser().resolve()
         log_file = home / "logs" / LOG_FILE
         environment = {"NANOCLAW_HOME": str(home)}
+        if settings.config_dir.expanduser() != user_config_dir({**os.environ, "NANOCLAW_HOME": str(home)}):
+            environment["NANOCLAW_CONFIG_DIR"] = str(settings.config_dir.expanduser().resolve())  # as set up
         if env_file is not None:
             environment["NANOCLAW_ENV_FILE"] = str(env_file.resolve())
         return cls((*nanoclaw_command(), "run", "--log-file", str(log_file)), home, log_file, environment)

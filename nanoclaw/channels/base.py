@@ -8,6 +8,7 @@ A channel turns platform events into `InboundEvent`s for the host
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, Protocol
@@ -105,6 +106,58 @@ class SendResult:
     platform_message_id: str | None = None
 
 
+HEALTH_STATES = ("connecting", "connected", "retrying", "failed")
+
+
+@dataclass(frozen=True)
+class Health:
+    """How a channel's connection to its platform is doing, for `nanoclaw status`, doctor and the dashboard.
+
+    connecting: starting, not yet through to the platform · connected · retrying: a transient failure
+    (network, outage), tried again at `next_try` · failed: a configuration error (token, login, certificate)
+    that retrying alone will not cure; `fix` says what to change. `reason` never holds a secret.
+    """
+
+    state: str
+    reason: str = ""
+    fix: str = ""
+    next_try: float | None = None  # time.time() of the next attempt (retrying)
+    since: float = field(default_factory=time.time)
+
+    @classmethod
+    def connecting(cls) -> Health:
+        return cls("connecting")
+
+    @classmethod
+    def connected(cls) -> Health:
+        return cls("connected")
+
+    @classmethod
+    def retrying(cls, reason: str, delay: float) -> Health:
+        return cls("retrying", reason, next_try=time.time() + delay)
+
+    @classmethod
+    def failed(cls, reason: str, fix: str = "") -> Health:
+        return cls("failed", reason, fix)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "connected"
+
+    def describe(self) -> str:
+        """One line: `connected`, `retrying (reason, next try in 4 s)`, `failed (reason)`; the fix is apart."""
+        if self.state == "retrying":
+            wait = max(0.0, (self.next_try or 0.0) - time.time())
+            return f"retrying ({self.reason}, next try in {wait:.0f} s)"
+        if self.state == "failed":
+            return f"failed ({self.reason})"
+        return self.state
+
+    def public(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "fix": self.fix, "next_try": self.next_try,
+                "since": self.since, "text": self.describe()}
+
+
 LocalHandler = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
 # aiohttp handler: (aiohttp.web.Request) -> aiohttp.web.Response
 WebhookHandler = Callable[[Any], Awaitable[Any]]
@@ -154,24 +207,37 @@ class Backoff:
     """Pauses between reconnect attempts, the same for every channel: 0.5 s doubling to 30 s.
 
     `wait` logs `channel.reconnect` (with the error, which must hold no token) and sleeps;
+    `fail` is the same for a configuration error (the channel shows `failed` with the fix, and keeps
+    trying at the slowest pace in case the other side is what gets fixed);
     `reset` after a success returns True when it ends a run of failures (time for channel_ready).
+    Each reports the channel's `Health` when given `report` (`Channel.backoff()` does).
     """
 
     FIRST, MOST = 0.5, 30.0
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, report: Callable[[Health], None] | None = None) -> None:
         self.channel = channel
         self.delay = self.FIRST
         self.failing = False
+        self.report = report or (lambda health: None)
 
     async def wait(self, error: str = "") -> None:
         log.warning("channel.reconnect", channel=self.channel, delay=self.delay, error=error)
         self.failing = True
+        self.report(Health.retrying(error, self.delay))
         await asyncio.sleep(self.delay)
         self.delay = min(self.delay * 2, self.MOST)
 
+    async def fail(self, reason: str, fix: str = "") -> None:
+        log.error("channel.failed", channel=self.channel, error=reason, fix=fix, retry_in=self.MOST)
+        self.failing = True
+        self.report(Health.failed(reason, fix))
+        self.delay = self.MOST
+        await asyncio.sleep(self.delay)
+
     def reset(self) -> bool:
         recovered, self.failing, self.delay = self.failing, False, self.FIRST
+        self.report(Health.connected())
         return recovered
 
 
@@ -183,6 +249,27 @@ class Channel(ABC):
 
     def __init__(self, host: ChannelHost) -> None:
         self.host = host
+        self.health = Health.connecting()
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        """Check the configured token against the platform and say who the bot is there (`@andy_bot`).
+
+        Used by `nanoclaw setup` after a token is typed and by doctor while the host is stopped.
+        Raise ConfigError (a sentence with the fix) when the platform refuses the settings,
+        ChannelUnavailable when it cannot be reached. "" means this channel has no such check.
+        """
+        return ""
+
+    def report(self, health: Health) -> None:
+        """Record how the connection is doing (status, doctor, dashboard); logged when the state changes."""
+        if health.state != self.health.state:
+            log.info("channel.health", channel=self.type, state=health.state, reason=health.reason)
+        self.health = health
+
+    def backoff(self) -> Backoff:
+        """The shared reconnect pacing, reporting this channel's health as it goes."""
+        return Backoff(self.type, self.report)
 
     async def start(self) -> None:
         """Connect to the platform and begin passing events to the host."""

@@ -36,6 +36,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route as DiscordRoute
 
+from nanoclaw.channels import whoami
 from nanoclaw.channels import credentials
 from nanoclaw.channels.discord_components import (
     CREDENTIAL_PREFIX, ENTER_LABEL, REFUSE_PREFIX, card_view, credential_modal, credential_request,
@@ -43,7 +44,6 @@ from nanoclaw.channels.discord_components import (
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.base import (
-    Backoff,
     Capabilities,
     Channel,
     FileAttachment,
@@ -52,6 +52,7 @@ from nanoclaw.channels.base import (
     SendResult,
 )
 from nanoclaw.channels.text import split_message
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -103,6 +104,10 @@ class DiscordChannel(Channel):
 
     # --- connection ---------------------------------------------------------------------------
 
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.discord(settings.extra)
+
     async def start(self) -> None:
         extra = self.host.settings.extra
         token = (extra.get("DISCORD_BOT_TOKEN") or "").strip()
@@ -152,7 +157,7 @@ class DiscordChannel(Channel):
         discord.py resumes a dropped gateway session by itself; everything it gives up on
         (connection refused, bad frames, timeouts) ends `connect` and lands here.
         """
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             client = _Client(self)
             error = "connection closed"

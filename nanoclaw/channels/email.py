@@ -26,19 +26,21 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
-from typing import Any, Awaitable, Mapping
+from typing import Any
 
 import aioimaplib
 import aiosmtplib
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, Health, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
+from nanoclaw.channels.email_servers import IMAP_TIMEOUT, Imap, MailSettings, check_smtp, open_imap, submit
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.mail_text import (
     automated, html_to_text, is_reply_subject, reply_subject, strip_quotes, subject_for, to_mail_html,
 )
 from nanoclaw.channels.text import split_message
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 
@@ -46,70 +48,15 @@ log = get_logger(__name__)
 
 MAX_TEXT = 100_000  # not a protocol limit: longer answers go out as several mails so each stays readable
 MAX_FILE = 50 * 2**20
-IMAP_TIMEOUT = SMTP_TIMEOUT = 30.0
 IDLE_RENEW = aioimaplib.TWENTY_NINE_MINUTES  # servers may drop an IDLE older than 30 minutes (RFC 2177)
 RECENT_IDS = 1000
 MAX_THREADS_KEPT = 500  # chats whose reply threading is kept across restarts (the most recent)
-SECURITY = ("ssl", "starttls", "none")
 
 _LIST_POST = re.compile(r"<mailto:([^>?]+)", re.I)
 
 
-class _ImapError(Exception):
-    """The IMAP server answered NO or BAD: the session is restarted."""
-
-
 class _Malformed(ValueError):
     """A mail without what the channel needs (a sender address)."""
-
-
-@dataclass(frozen=True)
-class _Config:
-    address: str
-    password: str
-    username: str
-    imap_host: str
-    imap_port: int
-    smtp_host: str
-    smtp_port: int
-    security: str
-    folder: str
-    poll_seconds: float
-
-    @classmethod
-    def load(cls, extra: Mapping[str, str]) -> _Config:
-        address = (extra.get("EMAIL_ADDRESS") or "").strip().lower()
-        if "@" not in address:
-            raise ConfigError("EMAIL_ADDRESS is not set (or not an address): the mailbox the assistant reads and"
-                              " sends from, best a dedicated one; see docs/channels/email.md")
-        password = extra.get("EMAIL_PASSWORD") or ""
-        if not password:
-            raise ConfigError("EMAIL_PASSWORD is not set: the mailbox's password; Gmail, iCloud and Outlook need an"
-                              " app password (account security settings → App passwords); see docs/channels/email.md")
-        security = (extra.get("EMAIL_SECURITY") or "starttls").lower()
-        if security not in SECURITY:
-            raise ConfigError(f"EMAIL_SECURITY={security!r} must be one of {', '.join(SECURITY)}")
-        domain = address.rpartition("@")[2]
-        return cls(
-            address=address, password=password, username=extra.get("EMAIL_USERNAME") or address,
-            imap_host=extra.get("EMAIL_IMAP_HOST") or f"imap.{domain}",
-            imap_port=_number(extra, "EMAIL_IMAP_PORT", 143 if security == "none" else 993, int),
-            smtp_host=extra.get("EMAIL_SMTP_HOST") or f"smtp.{domain}",
-            smtp_port=_number(extra, "EMAIL_SMTP_PORT", 465 if security == "ssl" else 587, int),
-            security=security, folder=extra.get("EMAIL_FOLDER") or "INBOX",
-            poll_seconds=_number(extra, "EMAIL_POLL_SECONDS", 60.0, float),
-        )
-
-
-def _number(extra: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
-    value = extra.get(name)
-    try:
-        number = kind(value) if value else default
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be positive")
-    return number
 
 
 @dataclass(frozen=True)
@@ -180,7 +127,7 @@ class EmailChannel(Channel):
 
     def __init__(self, host: Any) -> None:
         super().__init__(host)
-        self._cfg: _Config | None = None
+        self._cfg: MailSettings | None = None
         self._task: asyncio.Task[None] | None = None
         self._threads: dict[str, _Thread] = {}  # chat → its last inbound mail, for replies in the same mail thread
         self._threads_file: Path | None = None
@@ -191,18 +138,19 @@ class EmailChannel(Channel):
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        self._cfg = _Config.load(self.host.settings.extra)
+        self._cfg = MailSettings.load(self.host.settings.extra)
         self._threads_file = self.host.settings.state_dir / f"email-threads-{_digest(self._cfg.address)}.json"
         saved = read_position(self._threads_file, self.type)
         for chat, entry in (saved.items() if isinstance(saved, dict) else []):
             if isinstance(entry, list) and len(entry) == 3 and all(isinstance(v, str) for v in entry):
                 self._threads[chat] = _Thread(*entry)
-        session: _Imap | None = None
+        session: Imap | None = None
         try:
             session = await self._connect()
         except (OSError, asyncio.TimeoutError, aioimaplib.AioImapException) as exc:
             # The server is unreachable now: keep the host running and connect in the background.
             log.warning("email.imap_unavailable", host=self._cfg.imap_host, error=str(exc) or type(exc).__name__)
+            self.report(Health.retrying(str(exc) or type(exc).__name__, 0.5))
         self._task = asyncio.create_task(self._run(session))
         log.info("email.started", address=self._cfg.address, folder=self._cfg.folder)
 
@@ -218,25 +166,27 @@ class EmailChannel(Channel):
             write_position(self._threads_file, {c: [t.subject, t.message_id, t.references] for c, t in kept.items()},
                            self.type)
 
-    async def _connect(self) -> _Imap:
-        cfg = self._config()
-        kind = aioimaplib.IMAP4 if cfg.security == "none" else aioimaplib.IMAP4_SSL
-        imap = _Imap(kind(host=cfg.imap_host, port=cfg.imap_port, timeout=IMAP_TIMEOUT))
-        try:
-            await imap.call(imap.client.wait_hello_from_server(), "connect")
-            if (await imap.client.login(cfg.username, cfg.password)).result != "OK":
-                raise ConfigError(f"the IMAP server {cfg.imap_host} refused the login of {cfg.username}: check"
-                                  " EMAIL_PASSWORD (an app password for Gmail, iCloud, Outlook)")
-            if (await imap.client.select(cfg.folder)).result != "OK":
-                raise ConfigError(f"EMAIL_FOLDER={cfg.folder!r}: the IMAP server has no such folder")
-        except BaseException:
-            imap.close()
-            raise
+    async def _connect(self) -> Imap:
+        imap = await open_imap(self._config())
+        self.report(Health.connected())
         return imap
 
-    async def _run(self, session: _Imap | None) -> None:
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        """Log in to IMAP (and select the folder) and to SMTP, then leave: the mailbox, as the channel will use it."""
+        cfg = MailSettings.load(settings.extra)
+        try:
+            imap = await open_imap(cfg)
+        except (OSError, asyncio.TimeoutError, aioimaplib.AioImapException) as exc:
+            raise ChannelUnavailable(f"cannot reach the IMAP server {cfg.imap_host}:{cfg.imap_port}: "
+                                     f"{exc or type(exc).__name__}") from exc
+        imap.close()
+        await check_smtp(cfg)
+        return f"{cfg.address} (IMAP {cfg.imap_host}:{cfg.imap_port}, SMTP {cfg.smtp_host}:{cfg.smtp_port})"
+
+    async def _run(self, session: Imap | None) -> None:
         """Read mail until stopped; every failure of a session leads to a new one after a growing pause."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             imap = None
             try:
@@ -246,13 +196,15 @@ class EmailChannel(Channel):
                 await self._serve(imap)
             except asyncio.CancelledError:
                 raise
+            except ConfigError as exc:  # a certificate, a login: the owner must change a setting
+                await backoff.fail(exc.reason, exc.fix)
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any server misbehaviour
                 await backoff.wait(str(exc) or type(exc).__name__)
             finally:
                 if imap is not None:
                     imap.close()
 
-    async def _serve(self, imap: _Imap) -> None:
+    async def _serve(self, imap: Imap) -> None:
         idle = imap.client.has_capability("IDLE")
         log.info("email.connected", idle=idle)
         while True:
@@ -265,14 +217,14 @@ class EmailChannel(Channel):
                 if imap.lost.is_set():
                     raise ConnectionError("the IMAP server closed the connection")
 
-    async def _idle(self, imap: _Imap) -> None:
+    async def _idle(self, imap: Imap) -> None:
         """Wait in IDLE until the server reports a change (new mail); renewed before servers give up on it."""
         done = await imap.call(imap.client.idle_start(timeout=IDLE_RENEW), "IDLE")
         await imap.call(imap.client.wait_server_push(timeout=IDLE_RENEW + IMAP_TIMEOUT), "IDLE", timeout=None)
         imap.client.idle_done()
         await imap.call(done, "DONE")
 
-    async def _fetch_unseen(self, imap: _Imap) -> None:
+    async def _fetch_unseen(self, imap: Imap) -> None:
         found = await imap.call(imap.client.uid_search("UNSEEN", charset=None), "UID SEARCH")
         uids = [t for line in found.lines[:-1] for t in bytes(line).decode(errors="replace").split() if t.isdigit()]
         for uid in uids:
@@ -389,21 +341,18 @@ class EmailChannel(Channel):
     async def _submit(self, mail: EmailMessage, recipients: list[str]) -> None:
         cfg = self._config()
         try:
-            await aiosmtplib.send(
-                mail, sender=cfg.address, recipients=recipients, hostname=cfg.smtp_host, port=cfg.smtp_port,
-                username=cfg.username, password=cfg.password, use_tls=cfg.security == "ssl",
-                start_tls=cfg.security == "starttls", timeout=SMTP_TIMEOUT,
-            )
+            await submit(cfg, mail, recipients)
+        except ConfigError as exc:
+            # Retrying is right: the owner fixes the setting, restarts, and the waiting mail goes out.
+            log.error("email.smtp_refused", host=cfg.smtp_host, error=exc.reason)
+            self._failing = True
+            self.report(Health.failed(exc.reason, exc.fix))
+            raise ChannelUnavailable(str(exc)) from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(r.code >= 500 for r in exc.recipients):
                 raise DestinationRefused(f"the SMTP server refused {recipients}: {exc.recipients[0].message}") from exc
             self._failing = True
             raise ChannelUnavailable(f"the SMTP server deferred {recipients}") from exc
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            # Retrying is right: the owner fixes EMAIL_PASSWORD and the waiting mail goes out.
-            log.error("email.smtp_login_refused", host=cfg.smtp_host, code=exc.code)
-            self._failing = True
-            raise ChannelUnavailable(f"the SMTP server refused the login ({exc.code}): check EMAIL_PASSWORD") from exc
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code >= 500:
                 raise DestinationRefused(f"the SMTP server refused the mail: {exc.code} {exc.message}") from exc
@@ -413,7 +362,7 @@ class EmailChannel(Channel):
             self._failing = True
             raise ChannelUnavailable(f"cannot reach the SMTP server {cfg.smtp_host}:{cfg.smtp_port}: {exc}") from exc
 
-    def _config(self) -> _Config:
+    def _config(self) -> MailSettings:
         if self._cfg is None:
             raise ChannelUnavailable("the email channel is not started")
         return self._cfg
@@ -424,37 +373,6 @@ def _list_name(mail: EmailMessage, post: str) -> str:
     list_id = str(mail.get("List-Id", ""))
     name = list_id.partition("<")[0].strip().strip('"')
     return name or post.strip()
-
-
-class _Imap:
-    """One IMAP connection whose commands give up when it drops (aioimaplib would wait for their answer forever)."""
-
-    def __init__(self, client: aioimaplib.IMAP4) -> None:
-        self.client = client
-        self.lost = asyncio.Event()
-        client.protocol.conn_lost_cb = lambda exc: self.lost.set()
-
-    async def call(self, awaitable: Awaitable[Any], what: str, timeout: float | None = IMAP_TIMEOUT) -> Any:
-        """The result of one command; a NO or BAD answer, a lost connection or a timeout raise."""
-        task = asyncio.ensure_future(awaitable)
-        gone = asyncio.ensure_future(self.lost.wait())
-        try:
-            done, _ = await asyncio.wait({task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            if not task.done():
-                task.cancel()
-        if task not in done:
-            raise ConnectionError(f"IMAP {what}: " + ("connection lost" if self.lost.is_set() else "no answer"))
-        result = task.result()
-        if isinstance(result, aioimaplib.Response) and result.result != "OK":
-            raise _ImapError(f"IMAP {what}: {result.result} {result.lines[-1:]!r}")
-        return result
-
-    def close(self) -> None:
-        transport = self.client.protocol.transport
-        if transport is not None:
-            transport.close()
 
 
 def _digest(address: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from nanoclaw.channels.base import Backoff, Capabilities, Channel, InboundEvent, OutgoingMessage, SendResult, render_text
+from nanoclaw.channels.base import Capabilities, Channel, Health, InboundEvent, OutgoingMessage, SendResult, render_text
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, title_from
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -138,7 +138,7 @@ class GitHubChannel(Channel):
         return str(_field(user, "login", str))
 
     async def _retry_login(self) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while self._login is None:
             await backoff.wait("GitHub unreachable at start")
             try:
@@ -147,7 +147,9 @@ class GitHubChannel(Channel):
                 continue
             except (ConfigError, _Malformed) as exc:
                 log.error("github.login_failed", error=str(exc))
+                self.report(Health.failed(str(exc)))
                 return
+        backoff.reset()
         log.info("github.started", login=self._login)
 
     # -- inbound -------------------------------------------------------------
@@ -184,7 +186,7 @@ class GitHubChannel(Channel):
 
     async def _catch_up(self) -> None:
         """Issue comments written while the host was down (the host ignores ones it already has)."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while self._login is None:  # our own comments must be recognised first
             await asyncio.sleep(0.2)
         for repo, (since, last_id) in list(self._seen.items()):
@@ -216,6 +218,8 @@ class GitHubChannel(Channel):
                     await self._pass_on(event, comment.get("created_at"), comment["id"])
                     passed += 1
             log.info("github.caught_up", repo=repo, comments=passed)
+        if backoff.failing:
+            backoff.reset()
 
     def _to_event(self, kind: str, payload: Any) -> InboundEvent | None:
         """The host's event for one delivery; None for events we do not handle and our own writing."""

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from urllib.parse import quote
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_plain
@@ -179,7 +179,7 @@ class IMessageChannel(Channel):
     # -- inbound -------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             try:
                 rows = await asyncio.to_thread(self._new_rows)

@@ -28,7 +28,7 @@ from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportError, TransportQueryError, TransportServerError
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, Health, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, title_from
@@ -178,7 +178,7 @@ class LinearChannel(Channel):
                 "displayName": str(_opt(viewer, "displayName") or _opt(viewer, "name") or "")}
 
     async def _retry_viewer(self) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while self._me is None:
             await backoff.wait("Linear unreachable at start")
             try:
@@ -187,7 +187,9 @@ class LinearChannel(Channel):
                 continue
             except (ConfigError, _Malformed) as exc:
                 log.error("linear.viewer_failed", error=str(exc))
+                self.report(Health.failed(str(exc)))
                 return
+        backoff.reset()
         log.info("linear.started", user=self._me["displayName"])
 
     # -- inbound -------------------------------------------------------------
@@ -327,7 +329,7 @@ class LinearChannel(Channel):
 
     async def _catch_up(self) -> None:
         """Comments written while the host was down, oldest first (the host ignores ones it already has)."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while self._me is None:  # our own comments must be recognised first
             await asyncio.sleep(0.2)
         for team, (since, last_id) in list(self._seen.items()):
@@ -363,6 +365,8 @@ class LinearChannel(Channel):
                     await self._pass_on(event, node.get("createdAt"))
                     passed += 1
             log.info("linear.caught_up", team=team, comments=passed)
+        if backoff.failing:
+            backoff.reset()
 
     # -- outbound ------------------------------------------------------------
 

@@ -24,11 +24,13 @@ from nio import (
     RoomMessageText, RoomMessagesResponse, SyncResponse, UnknownBadEvent, UploadResponse,
 )
 
+from nanoclaw.channels import whoami
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_matrix_html
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -70,6 +72,10 @@ class MatrixChannel(Channel):
         self._saved_token = ""
 
     # -- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.matrix(settings.extra)
 
     async def start(self) -> None:
         extra = self.host.settings.extra
@@ -121,7 +127,7 @@ class MatrixChannel(Channel):
 
     async def _run(self) -> None:
         """Sync forever; on any failure wait 0.5 s, doubling to 30 s, and try again."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             try:
                 await self._sync(first=not self._synced)

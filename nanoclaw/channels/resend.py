@@ -28,7 +28,7 @@ from aiohttp import web
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.mail_text import (
     automated, html_to_text, is_reply_subject, reply_subject, strip_quotes, subject_for, to_mail_html,
@@ -247,7 +247,7 @@ class ResendChannel(Channel):
 
     async def _catch_up(self) -> None:
         """Mail received while the host was down, oldest first (each passed on once)."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         newer: list[tuple[str, str]] = []
         after: str | None = None
         pages = 0
@@ -280,6 +280,8 @@ class ResendChannel(Channel):
                     break
                 except ChannelUnavailable as exc:
                     await backoff.wait(str(exc))
+        if backoff.failing:
+            backoff.reset()
         log.info("resend.caught_up", mails=len(newer))
 
     # -- outbound ------------------------------------------------------------

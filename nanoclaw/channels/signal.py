@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from nanoclaw.channels.base import (
-    Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
+    Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import Dialect, convert, split_message
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -188,7 +188,7 @@ class SignalChannel(Channel):
     async def _listen(self) -> None:
         """Read the event stream forever; reconnect with exponential backoff (0.5 s doubling to 30 s)."""
         assert self._session is not None
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             headers = {"Accept": "text/event-stream"}
             if self._last_event_id:  # signal-cli replays what we missed while away

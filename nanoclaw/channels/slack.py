@@ -46,14 +46,15 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from nanoclaw.channels import credentials
+from nanoclaw.channels import credentials, whoami
 from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.slack_blocks import (
     CREDENTIAL_BLOCK, CREDENTIAL_ENTER, CREDENTIAL_REFUSE, CREDENTIAL_VIEW, ENTER_LABEL, CredentialCard, card_blocks,
     card_head, credential_blocks, credential_modal, credential_request, escape, shorten, take_value,
 )
-from nanoclaw.channels.base import Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
+from nanoclaw.channels.base import Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult
 from nanoclaw.channels.text import split_message, to_slack
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -116,6 +117,10 @@ class SlackChannel(Channel):
         self._passed: dict[str, None] = {}  # "channel:ts", oldest first
 
     # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.slack(settings.extra)
 
     async def start(self) -> None:
         extra = self.host.settings.extra
@@ -186,7 +191,7 @@ class SlackChannel(Channel):
 
     async def _keep_connected(self) -> None:
         assert self._socket is not None
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         error = ""  # the first connection is immediate
         while not self._socket.closed:
             if error:

@@ -27,10 +27,12 @@ from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMod
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, TelegramError
 from telegram.request import HTTPXRequest
 
+from nanoclaw.channels import whoami
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
 from nanoclaw.channels.text import split_message, to_plain, to_telegram_html
+from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
@@ -149,6 +151,10 @@ class TelegramChannel(Channel):
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
+    @classmethod
+    async def identify(cls, settings: Settings) -> str:
+        return await whoami.telegram(settings.extra)
+
     async def start(self) -> None:
         extra = self.host.settings.extra
         self._token = extra.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -193,7 +199,7 @@ class TelegramChannel(Channel):
         log.info("telegram.connected", username=self._me.username, mode="webhook" if self._webhook_url else "polling")
 
     async def _run(self, error: Exception | None) -> None:
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while error is not None:
             await backoff.wait(_safe(error, self._token))
             try:

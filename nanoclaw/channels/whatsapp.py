@@ -25,7 +25,6 @@ import httpx
 from aiohttp import web
 
 from nanoclaw.channels.base import (
-    Backoff,
     Capabilities,
     Channel,
     FileAttachment,
@@ -324,7 +323,7 @@ class WhatsAppChannel(Channel):
 
     async def _reconnect(self) -> None:
         """Probe the Graph API with backoff after an outage; tell the host when sends can go out again."""
-        backoff = Backoff(self.type)
+        backoff = self.backoff()
         while True:
             await backoff.wait("Graph API unavailable")
             try:

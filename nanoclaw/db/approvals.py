@@ -21,10 +21,13 @@ class Approval:
     payload: dict[str, Any]
     status: str
     expires_at: float
+    sent_to: str | None = None  # the channel type its card was shown in
+    created_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Approval:
-        return cls(row["id"], row["kind"], row["subject"], json.loads(row["payload"]), row["status"], row["expires_at"])
+        return cls(row["id"], row["kind"], row["subject"], json.loads(row["payload"]), row["status"], row["expires_at"],
+                   row["sent_to"], row["created_at"])
 
 
 def new_id() -> str:
@@ -86,3 +89,18 @@ def expire(conn: sqlite3.Connection, all_open: bool = False) -> list[str]:
     where = "status = 'open'" + ("" if all_open else " AND expires_at <= ?")
     params: tuple[float, ...] = () if all_open else (time.time(),)
     return [r[0] for r in conn.execute(f"UPDATE approvals SET status = 'expired' WHERE {where} RETURNING id", params)]
+
+
+def open_of_kind(conn: sqlite3.Connection, kind: str) -> list[Approval]:
+    rows = conn.execute("SELECT * FROM approvals WHERE kind = ? AND status = 'open' AND expires_at > ? ORDER BY created_at",
+                        (kind, time.time()))
+    return [Approval.from_row(r) for r in rows]
+
+
+def set_sent_to(conn: sqlite3.Connection, approval_id: str, channel_type: str) -> None:
+    conn.execute("UPDATE approvals SET sent_to = ? WHERE id = ?", (channel_type, approval_id))
+
+
+def reopen(conn: sqlite3.Connection, approval_id: str) -> None:
+    """Undo a decision that could not be carried out (e.g. an agent group that does not exist)."""
+    conn.execute("UPDATE approvals SET status = 'open', decided_by = NULL WHERE id = ?", (approval_id,))

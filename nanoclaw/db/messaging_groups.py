@@ -15,11 +15,15 @@ class MessagingGroup:
     name: str | None
     is_dm: bool
     sender_policy: str = "open"
+    admission: str | None = None  # the owner's answer while unwired: ignored | blocked (None: not decided)
+    dm_user_id: int | None = None  # who a direct chat is with
+    last_seen: float = 0.0
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> MessagingGroup:
         return cls(
-            row["id"], row["channel_type"], row["platform_id"], row["name"], bool(row["is_dm"]), row["sender_policy"]
+            row["id"], row["channel_type"], row["platform_id"], row["name"], bool(row["is_dm"]), row["sender_policy"],
+            row["admission"], row["dm_user_id"], row["last_seen"],
         )
 
 
@@ -67,3 +71,12 @@ POLICIES = ("open", "allowlist", "ask")
 
 def set_policy(conn: sqlite3.Connection, group_id: int, policy: str) -> None:
     conn.execute("UPDATE messaging_groups SET sender_policy = ? WHERE id = ?", (policy, group_id))
+
+
+def set_admission(conn: sqlite3.Connection, group_id: int, admission: str | None) -> None:
+    conn.execute("UPDATE messaging_groups SET admission = ? WHERE id = ?", (admission, group_id))
+
+
+def set_dm_user(conn: sqlite3.Connection, group_id: int, user_id: int) -> None:
+    """Remember who a direct chat is with: the first person who wrote there (a DM has one other side)."""
+    conn.execute("UPDATE messaging_groups SET dm_user_id = ? WHERE id = ? AND dm_user_id IS NULL", (user_id, group_id))

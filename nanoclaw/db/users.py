@@ -42,6 +42,20 @@ def find(conn: sqlite3.Connection, channel_type: str, platform_user_id: str) -> 
     return User.from_row(row) if row else None
 
 
+def get(conn: sqlite3.Connection, user_id: int) -> User | None:
+    row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    return User.from_row(row) if row else None
+
+
+def set_role(conn: sqlite3.Connection, user_id: int, role: str) -> None:
+    conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id))
+
+
+def may_decide(user: User | None) -> bool:
+    """Owners and admins answer approval cards and use /approve."""
+    return user is not None and user.role in ("owner", "admin")
+
+
 def with_role(conn: sqlite3.Connection, role: str) -> list[User]:
     return [User.from_row(r) for r in conn.execute("SELECT * FROM users WHERE role = ? ORDER BY id", (role,))]
 

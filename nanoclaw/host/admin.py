@@ -31,6 +31,7 @@ class AdminActions:
         self.conn = conn
         self.allowlist = allowlist
         self.tell_owner = tell_owner
+        self.wired: Callable[[int], None] = lambda chat_id: None  # a chat was wired: answer what it held
 
     def handle(self, session: Session, action: str, payload: dict[str, Any]) -> str:
         group = agent_groups.get(self.conn, session.agent_group_id)
@@ -98,4 +99,5 @@ class AdminActions:
                 messaging_groups.set_policy(self.conn, chat.id, str(policy))
         except ConfigError as exc:
             raise DestinationRefused(str(exc)) from exc
+        self.wired(chat.id)
         return f"Wired {spec} to {target} (trigger {wiring.trigger}, sessions {wiring.session_mode})"

@@ -7,7 +7,6 @@ channels or another runtime.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import sqlite3
@@ -17,14 +16,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nanoclaw import db, registry
-from nanoclaw.channels.base import Channel, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler
+from nanoclaw.channels.base import (
+    Channel, Health, InboundEvent, IngestResult, LocalHandler, OutgoingMessage, WebhookHandler,
+)
+from nanoclaw.config import Settings
 from nanoclaw.channels.web import WebChannel
-from nanoclaw.config import Settings, user_config_dir
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
 from nanoclaw.db import host_outbox as host_outbox_db
 from nanoclaw.db import sessions as session_rows
-from nanoclaw.errors import ConfigError, NanoClawError
+from nanoclaw.errors import ConfigError
 from nanoclaw.host import bootstrap
 from nanoclaw.host.api import ApiConnection, LocalApi
 from nanoclaw.host.cards import EXPIRED, CardBoard
@@ -34,11 +35,18 @@ from nanoclaw.host.agents import AgentRelay, AgentRequests
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.dashboard_levers import DashboardLevers
+from nanoclaw.host.dashboard_people import PeoplePanel
 from nanoclaw.host.delivery import Delivery
+from nanoclaw.host.diagnostics import DIAGNOSTIC_ACTIONS, Diagnostics
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.egress_approvals import EgressApprovals
 from nanoclaw.host.folders import Folders, group_owners
 from nanoclaw.host.mcp_servers import McpServerRequests
+from nanoclaw.host.newcomers import NewChats
+from nanoclaw.host.notices import OwnerNotices
+from nanoclaw.host.onboarding_ops import OnboardingOps
+from nanoclaw.host.owners import Owners
+from nanoclaw.host.pairing import Pairing
 from nanoclaw.host.packages import PackageRequests
 from nanoclaw.host.pool import Pool, ProxySlots
 from nanoclaw.host.questions import QuestionDesk
@@ -70,10 +78,6 @@ RESET_NOTICE = ("⚠️ This conversation's storage was damaged, so it was set a
                 "we start fresh from here. Please send your last message again.")
 
 
-class HostAlreadyRunning(NanoClawError):
-    pass
-
-
 class Host:
     def __init__(
         self, settings: Settings, *, runtime: Runtime | None = None, channels: Iterable[type[Channel]] = (),
@@ -100,6 +104,8 @@ class Host:
         self.folders = Folders.for_settings(settings, group_owners(self.conn, settings))
         self.sessions = SessionManager(settings, self.conn, self.folders)
         self.channels: dict[str, Channel] = {}
+        # Configured channels that are not running (library missing, failed to start), with why and the fix.
+        self.channel_problems: dict[str, Health] = {}
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
@@ -123,8 +129,8 @@ class Host:
             ),
             allow_private=settings.egress_allow_private,
             vault=vault if isinstance(vault, SecretStore) else None,
-            policy_path=user_config_dir() / POLICY_FILE,
-            ca=(ca := CertificateAuthority(user_config_dir(), settings.state_dir / "vault-certs")),
+            policy_path=settings.config_dir / POLICY_FILE,
+            ca=(ca := CertificateAuthority(settings.config_dir, settings.state_dir / "vault-certs")),
             onecli=onecli,
         )
         # Sandboxes trust the vault's CA and, with OneCLI, OneCLI's (its gateway signs the hosts it injects into).
@@ -157,20 +163,27 @@ class Host:
         self.scheduler.prewarm, self.scheduler.prewarm_lead = self.supervisor.prestart, settings.task_prewarm
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
-        admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings), lambda text: self._notify_owner(text))
+        self.notices = OwnerNotices(lambda: self.gate.admin_route(), self._say, self.folders.usage)
+        admin = AdminActions(self.conn, lambda: Allowlist.for_settings(settings), self.notices.notify)
         for action in ADMIN_ACTIONS:
             self.actions.register_system(action, admin.handle)
         self.delivery.task_finished = self.scheduler.task_finished
         self.delivery.turn_changed = self._turn_changed
-        self.sessions.notice = self._notify_owner
-        self._quota_full: set[str] = set()
-        self._notices: set[asyncio.Task[None]] = set()
-        TaskOps(self).register(self.api)
+        self.sessions.notice = self.notices.notify
+        TaskOps(self.conn, self.scheduler).register(self.api)
         self.router.questions = self.questions
         self.questions.closed = self.cards.close
         self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
         self.gate.closed = self.cards.close
         self.router.gate = self.gate
+        self.new_chats = NewChats(self.conn, self._send_card, self.router.receive, self.gate.admin_route)
+        self.pairing = Pairing(self.conn, self.new_chats, self._send_card, self._say, self.gate.admin_route)
+        self.new_chats.pair = self.pairing.request
+        self.gate.choosers.update(new_chat=self.new_chats.choose, pairing=self.pairing.choose)
+        self.owners = Owners(self.conn, self._say, self.new_chats.release)
+        self.router.new_chats, self.router.owners = self.new_chats, self.owners
+        admin.wired = lambda chat_id: self.notices.background(self.new_chats.release(chat_id))
+        OnboardingOps(self.conn, self.pairing, self.new_chats, self.gate.decide).register(self.api)
         self.packages = PackageRequests(self.conn, self.runtime, self._send_card, self._say, self.gate.admin_route,
                                         self.supervisor.retire_group)
         self.actions.register_system("install_packages", self.packages.request)
@@ -201,6 +214,11 @@ class Host:
         if isinstance(web_chat, WebChannel):  # the dashboard's live state rides on the web chat's socket
             web_chat.on_subscribe["dashboard"] = self.dashboard.event
             self.dashboard.push = lambda event: web_chat.publish(event, topic="dashboard")
+        PeoplePanel(self.conn, self.channel_health, self.gate.decide, self.web.add_page)
+        diagnostics = Diagnostics(self.conn, self.status, lambda: list(self.dashboard.logs.lines), settings.extra,
+                                  settings.home)
+        for action in DIAGNOSTIC_ACTIONS:
+            self.actions.register_system(action, diagnostics.handle)
         self.started_at = time.time()
         self._lock_fd: int | None = None
         self._stopped = asyncio.Event()
@@ -219,6 +237,9 @@ class Host:
             except ImportError as exc:  # its client library is missing: the others still start
                 log.error("channel.not_installed", channel=name, missing=exc.name or str(exc),
                           fix="pip install 'nanoclaw[channels]' (./scripts/run does)")
+                self.channel_problems[name] = Health.failed(
+                    f"its client library is not installed (missing {exc.name or exc})",
+                    "pip install 'nanoclaw[channels]' (./scripts/run does), then restart")
         return found
 
     async def _prepare_sandbox(self, session_id: str) -> None:
@@ -256,6 +277,8 @@ class Host:
     def _turn_changed(self, session_id: str, working: bool) -> None:
         self.supervisor.turn_changed(session_id, working)
         self.streams.turn_changed(session_id, working)
+        if not working:
+            self.notices.check_quota(self.sessions.get(session_id).agent_group_id)
 
     # -- what channels see (ChannelHost) -----------------------------------
 
@@ -264,56 +287,32 @@ class Host:
 
     async def answer(self, card_id: str, value: str, sender_id: str) -> str | None:
         if card_id.startswith("oa-"):
+            # Judged on the channel the card was shown in: anyone in that chat sees the buttons, only an owner
+            # or admin identity there (any linked account) may press them.
+            approval = approvals_db.get(self.conn, card_id)
             admin = self.gate.admin_route()
-            user = users.find(self.conn, admin.channel_type, sender_id) if admin is not None else None
-            if user is None or user.role not in ("owner", "admin"):  # anyone in the admin chat may see the card
+            shown_in = approval.sent_to if approval is not None and approval.sent_to else (
+                admin.channel_type if admin is not None else None)
+            if not self.owners.may_decide(shown_in, sender_id):
                 log.warning("approval.refused_sender", approval=card_id)
                 return "Only the owner or an admin may decide this."
-            outcome = await self.gate.decide(card_id, value.strip().lower() in ("approve", "yes", "allow"), sender_id,
-                                             who=user.display_name)
+            choice = value.strip()
+            approve = choice.lower() in ("approve", "yes", "allow") or choice.lower().startswith("answer")
+            user = users.find(self.conn, shown_in, sender_id) if shown_in else None
+            outcome = await self.gate.decide(card_id, approve, sender_id, choice=choice,
+                                             who=user.display_name if user else None)
             if admin is not None:
                 await self._say(admin, outcome)
             return None
         return await self.questions.answer(card_id, value, sender_id)
-
-    def _notify_owner(self, text: str) -> None:
-        """Something the owner should know about (a repaired folder, a full disk quota): the admin chat."""
-        log.warning("owner.notice", text=text)
-        admin = self.gate.admin_route()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if admin is not None:
-            task = loop.create_task(self._say(admin, text))
-            self._notices.add(task)
-            task.add_done_callback(self._notices.discard)
-
-    def _turn_changed(self, session_id: str, working: bool) -> None:
-        self.supervisor.turn_changed(session_id, working)
-        if not working:
-            self._check_quota(self.sessions.get(session_id).agent_group_id)
-
-    def _check_quota(self, group_id: str) -> None:
-        """Tell the owner once when a group has filled its disk quota (again after it freed some)."""
-        usage = self.folders.usage(group_id)
-        if usage is None:
-            return
-        if usage.full and group_id not in self._quota_full:
-            self._quota_full.add(group_id)
-            log.warning("quota.full", group=group_id, size_mb=usage.size >> 20)
-            self._notify_owner(
-                f"Agent group {group_id} has filled its disk quota ({_size(usage.size)}): its writes now fail "
-                "with 'No space left on device' until it deletes files. The rest of this computer's disk is "
-                "untouched. To give it more, set NANOCLAW_DISK_QUOTA_MB and restart NanoClaw.")
-        elif not usage.full and usage.used < usage.size * 0.9:
-            self._quota_full.discard(group_id)
 
     async def _say(self, route: Route, text: str) -> None:
         await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
 
     async def _send_card(self, route: Route, title: str, text: str, buttons: tuple[str, ...],
                          card_id: str, payload: dict[str, Any] | None = None) -> str | None:
+        if card_id.startswith("oa-"):
+            approvals_db.set_sent_to(self.conn, card_id, route.channel_type)
         platform_id = await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text,
                                                               id=f"card-{card_id}", title=title, buttons=buttons,
                                                               card_id=card_id, payload=payload or {}))
@@ -367,7 +366,7 @@ class Host:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        self._take_lock()
+        self._lock_fd = bootstrap.take_host_lock(self.settings.home)
         if os.geteuid() == 0:
             check_uid_range(self.settings.sandbox_uid_base)
         self.dashboard.attach_logs()
@@ -390,6 +389,9 @@ class Host:
             await self.cards.close(card_id, EXPIRED)
         if closed:
             log.info("startup.questions_expired", count=len(closed))
+        released = await self.new_chats.release_all()  # chats wired while the host was stopped
+        if released:
+            log.info("startup.held_released", count=released)
         await self._resume()
         self.scheduler.start()
         self.pool.start()
@@ -405,6 +407,15 @@ class Host:
         except Exception as exc:
             log.error("channel.start_failed", channel=channel.type, error=f"{type(exc).__name__}: {exc}")
             self.channels.pop(channel.type, None)
+            if isinstance(exc, ConfigError):
+                self.channel_problems[channel.type] = Health.failed(exc.reason, exc.fix)
+            else:
+                self.channel_problems[channel.type] = Health.failed(
+                    f"{type(exc).__name__}: {exc}", "read why in the host's log (nanoclaw logs), fix it and restart")
+            return
+        self.channel_problems.pop(channel.type, None)
+        if channel.health.state == "connecting":  # a channel that says nothing more is up once started
+            channel.report(Health.connected())
 
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
@@ -464,21 +475,6 @@ class Host:
     def request_stop(self) -> None:
         self._stopped.set()
 
-    def _take_lock(self) -> None:
-        path = self.settings.home / "host.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise HostAlreadyRunning(
-                f"another NanoClaw host (pid {other}) is already running on {self.settings.home}"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
-
     # -- local API ops -------------------------------------------------------
 
     async def _op_ping(self, request: dict[str, Any], conn: ApiConnection) -> dict[str, Any]:
@@ -486,6 +482,12 @@ class Host:
 
     async def _op_status(self, request: dict[str, Any], conn: ApiConnection) -> dict[str, Any]:
         return {"ok": True, "status": self.status()}
+
+    def channel_health(self) -> dict[str, dict[str, Any]]:
+        """Each configured channel's connection: connected, retrying (reason, next try) or failed (reason, fix)."""
+        health = {name: ch.health for name, ch in self.channels.items()}
+        health.update(self.channel_problems)
+        return {name: health[name].public() for name in sorted(health)}
 
     def status(self) -> dict[str, Any]:
         self.supervisor.measure()
@@ -505,7 +507,7 @@ class Host:
         return {
             "pid": os.getpid(), "home": str(self.settings.home), "uptime": round(time.time() - self.started_at, 1),
             "provider": self.settings.provider, "runtime": self.settings.runtime,
-            "channels": sorted(self.channels),
+            "channels": sorted(self.channels), "channel_health": self.channel_health(),
             "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,
@@ -514,7 +516,3 @@ class Host:
             "pool": {"target": self.pool.target(), "off": self.pool.why_off, "adopted": self.pool.adoptions,
                      "sandboxes": self.pool.describe()},
         }
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MB"

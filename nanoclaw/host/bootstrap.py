@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import getpass
+import os
 import sqlite3
+from pathlib import Path
 
 from nanoclaw.config import Settings
+from nanoclaw.errors import NanoClawError
 from nanoclaw.db import agent_groups, messaging_groups, users, wirings
 
 TERMINAL_CHAT = "local"
@@ -39,3 +43,21 @@ def ensure_web_chat(conn: sqlite3.Connection) -> None:
     chat = messaging_groups.upsert(conn, "web", WEB_CHAT, name="Web chat", is_dm=True)
     wirings.wire(conn, chat.id, "main", trigger="dm", session_mode="per-thread")
     users.upsert(conn, "web", WEB_CHAT, "Owner", role="owner")
+
+
+class HostAlreadyRunning(NanoClawError):
+    pass
+
+
+def take_host_lock(home: Path) -> int:
+    """One host per home: an exclusive lock on home/host.lock holding our pid (the fd keeps it)."""
+    fd = os.open(home / "host.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise HostAlreadyRunning(f"another NanoClaw host (pid {other}) is already running on {home}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd

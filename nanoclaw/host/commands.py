@@ -24,7 +24,7 @@ HOST_COMMANDS = {
     "stop": "stop what the agent is doing now (it says where it stopped)",
     "status": "what is running for this chat",
     "tasks": "scheduled tasks of this chat's agents",
-    "approve": "approve a pending request: /approve oa-…",
+    "approve": "approve a pending request: /approve oa-… (a new chat: /approve oa-… GROUP answers it with GROUP)",
     "deny": "deny a pending request: /deny oa-…",
 }
 OPEN_TO_ALL = {"help", "stop"}  # anyone the agent answers here may stop it
@@ -66,7 +66,7 @@ class HostCommands:
     """Answers the host's own commands for a chat."""
 
     def __init__(self, conn: sqlite3.Connection, live_sessions: Callable[[], set[str]],
-                 decide: Callable[[str, bool, str], Awaitable[str]], interrupt: Callable[[str], bool]) -> None:
+                 decide: Callable[..., Awaitable[str]], interrupt: Callable[[str], bool]) -> None:
         self.conn = conn
         self.live_sessions = live_sessions
         self.decide = decide
@@ -80,10 +80,10 @@ class HostCommands:
         if command.name == "stop":
             return None if self.stop(chat, thread) else "Nothing is running here."
         if command.name in ("approve", "deny"):
-            approval_id = command.args.split()[0] if command.args else ""
+            approval_id, _, choice = command.args.partition(" ")
             if not approval_id.startswith("oa-"):
                 return f"Usage: /{command.name} oa-…"
-            return await self.decide(approval_id, command.name == "approve", sender_id)
+            return await self.decide(approval_id, command.name == "approve", sender_id, choice=choice.strip())
         if command.name == "status":
             return self._status(chat)
         return self._tasks(chat)

@@ -13,24 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from aiohttp import web
 
 from nanoclaw import envfile
-from nanoclaw.config import credentials_path
+from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.errors import NanoClawError
+from nanoclaw.host.folders import MAX_MEMORY_BYTES, Folders
+from nanoclaw.host.gatekeeper import Gatekeeper
+from nanoclaw.host.scheduler import Scheduler
 from nanoclaw.host.scheduler import public as public_task
-from nanoclaw.host.web import json_body
-from nanoclaw.host.folders import MAX_MEMORY_BYTES
+from nanoclaw.host.web import WebServer, json_body
 from nanoclaw.logs import get_logger
 from nanoclaw.safefs import UnsafePath
-
-if TYPE_CHECKING:
-    from nanoclaw.host.app import Host
+from nanoclaw.vault.backend import SecretBackend
 
 log = get_logger("nanoclaw.host.dashboard")
 KEY_NAMES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
@@ -54,8 +55,23 @@ class LogRing(logging.Handler):
             self.on_line()
 
 
+class DashboardHost(Protocol):
+    """What the dashboard reads and acts on; the host provides it (no import of the host itself)."""
+
+    conn: sqlite3.Connection
+    settings: Settings
+    folders: Folders
+    scheduler: Scheduler
+    gate: Gatekeeper
+    vault: SecretBackend
+    web: WebServer
+
+    def status(self) -> dict[str, Any]:
+        """The host's status, as `nanoclaw status --json` shows it."""
+
+
 class Dashboard:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: DashboardHost) -> None:
         self.host = host
         self.logs = LogRing()
         self._level = logging.NOTSET
@@ -222,7 +238,7 @@ class Dashboard:
         if config:
             envfile.update(self.host.settings.config_file, config)
         if secrets:
-            envfile.update(credentials_path(), secrets)
+            envfile.update(self.host.settings.credentials_file, secrets)
         log.info("dashboard.onboarding_saved", fields=",".join([*config, *secrets]))
         return web.json_response({"ok": True, "restart_needed": True})
 

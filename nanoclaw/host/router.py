@@ -8,12 +8,14 @@ from typing import Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Capabilities, InboundEvent, IngestResult
 from nanoclaw.config import Settings
-from nanoclaw.db import messaging_groups, sessions, wirings
+from nanoclaw.db import held_messages, messaging_groups, sessions, users, wirings
 from nanoclaw.db.messaging_groups import MessagingGroup
 from nanoclaw.db.wirings import Wiring
 from nanoclaw.host import commands
 from nanoclaw.host.attachments import save_attachments
 from nanoclaw.host.gatekeeper import Gatekeeper
+from nanoclaw.host.newcomers import NewChats
+from nanoclaw.host.owners import Owners
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
@@ -68,6 +70,8 @@ class Router:
         self.capabilities = capabilities
         self.questions: QuestionDesk | None = None
         self.gate: Gatekeeper | None = None
+        self.new_chats: NewChats | None = None  # unwired chats: held and asked about
+        self.owners: Owners | None = None  # owner link codes
         self.host_commands: commands.HostCommands | None = None
         self.respond: Callable[[Route, str], Awaitable[None]] | None = None  # the host speaking in a chat
 
@@ -100,6 +104,11 @@ class Router:
         group = messaging_groups.upsert(
             self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
         )
+        if (group.is_dm or event.is_dm) and group.dm_user_id is None:  # who this direct chat is with
+            person = users.upsert(self.conn, event.channel_type, event.sender_id, event.sender_name)
+            messaging_groups.set_dm_user(self.conn, group.id, person.id)
+        if self.owners is not None and await self.owners.redeem(group, event):
+            return IngestResult(True)
         if self.questions is not None:
             open_question = self.questions.open_question(group.id)
             same_thread = open_question is not None and (open_question.thread_id or None) == (
@@ -112,8 +121,12 @@ class Router:
                 return IngestResult(error is None, (open_question.session_id,), triggered=True, error=error)
         wired = wirings.for_messaging_group(self.conn, group.id)
         if not wired:
+            if self.new_chats is not None:
+                return await self.new_chats.arrive(group, event)
             log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
             return IngestResult(True)
+        if self.new_chats is not None and held_messages.count(self.conn, group.id):
+            await self.new_chats.release(group.id)  # wired since (e.g. `nanoclaw groups wire`): the older first
         if self.gate is not None:
             verdict = await self.gate.admit(group, event)
             if verdict != "pass":

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sqlite3
+from typing import Any
 
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.api import ApiConnection, LocalApi
-from nanoclaw.host.scheduler import public
-
-if TYPE_CHECKING:
-    from nanoclaw.host.app import Host
+from nanoclaw.host.scheduler import Scheduler, public
 
 
 class TaskOps:
-    def __init__(self, host: Host) -> None:
-        self.host = host
+    def __init__(self, conn: sqlite3.Connection, scheduler: Scheduler) -> None:
+        self.conn = conn
+        self.scheduler = scheduler
 
     def register(self, api: LocalApi) -> None:
         for op in ("add", "list", "pause", "resume", "cancel", "run_now"):
@@ -31,7 +30,7 @@ class TaskOps:
         return handler
 
     async def add(self, request: dict[str, Any]) -> dict[str, Any]:
-        conn = self.host.conn
+        conn = self.conn
         group = str(request.get("group") or "main")
         if agent_groups.get(conn, group) is None:
             raise ConfigError(f"no agent group {group!r}")
@@ -47,7 +46,7 @@ class TaskOps:
             if not wired:
                 raise ConfigError(f"agent group {group} has no chat; pass --chat channel:id")
             chat_id = wired[0].messaging_group_id
-        task = self.host.scheduler.add(
+        task = self.scheduler.add(
             agent_group_id=group, prompt=str(request.get("prompt", "")), kind=str(request.get("kind", "")),
             spec=str(request.get("spec", "")), timezone=request.get("timezone") or None,
             messaging_group_id=chat_id, thread_id=request.get("thread") or None,
@@ -55,18 +54,18 @@ class TaskOps:
         return {"task": public(task)}
 
     async def list(self, request: dict[str, Any]) -> dict[str, Any]:
-        found = tasks.list_for(self.host.conn, request.get("group") or None, include_ended=bool(request.get("all")))
+        found = tasks.list_for(self.conn, request.get("group") or None, include_ended=bool(request.get("all")))
         return {"tasks": [public(t) for t in found]}
 
     async def pause(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"task": public(self.host.scheduler.set_status(str(request.get("id")), "paused"))}
+        return {"task": public(self.scheduler.set_status(str(request.get("id")), "paused"))}
 
     async def resume(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"task": public(self.host.scheduler.set_status(str(request.get("id")), "active"))}
+        return {"task": public(self.scheduler.set_status(str(request.get("id")), "active"))}
 
     async def cancel(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"task": public(self.host.scheduler.set_status(str(request.get("id")), "cancelled"))}
+        return {"task": public(self.scheduler.set_status(str(request.get("id")), "cancelled"))}
 
     async def run_now(self, request: dict[str, Any]) -> dict[str, Any]:
-        session_id = await self.host.scheduler.run_now(str(request.get("id")))
+        session_id = await self.scheduler.run_now(str(request.get("id")))
         return {"session": session_id}

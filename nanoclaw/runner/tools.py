@@ -215,6 +215,10 @@ def _host_action(action: str) -> Handler:
     return handler
 
 
+async def _host_doctor(ctx: ToolContext, args: dict[str, Any]) -> str:
+    return await ctx.call_host("doctor_checks", args, timeout=120.0)  # doctor checks the platforms: slower
+
+
 _SCHEDULE = {
     "cron": _text("Cron expression in the task's timezone, e.g. '0 8 * * 1' = Mondays 08:00.", 100),
     "interval_seconds": {"type": "number", "description": "Run every N seconds (at least 60)."},
@@ -354,6 +358,23 @@ TOOLS: list[Tool] = [
                                            "name": _text("The mount's name.", 40)},
           "required": ["agent_group", "name"]},
          _host_action("remove_mount"), admin_only=True),
+    Tool("host_status", "NanoClaw's own state: uptime, provider, sandbox runtime, each chat channel's connection, "
+         "live runners and queue, sessions per agent group. Admin only: for the owner's questions about the "
+         "assistant itself (\"why didn't you answer on Telegram?\").",
+         {"type": "object", "properties": {}}, _host_action("host_status"), admin_only=True),
+    Tool("channel_health", "Each chat channel's connection: connected, retrying (reason, next try) or failed "
+         "(reason, fix). Admin only.", {"type": "object", "properties": {}}, _host_action("channel_health"),
+         admin_only=True),
+    Tool("recent_logs", "The host's latest log events (no message texts, no secrets), newest last. Admin only.",
+         {"type": "object", "properties": {
+             "level": {"type": "string", "enum": ["info", "warning", "error"],
+                       "description": "lowest level shown (default warning)"},
+             "contains": _text("Only events containing this, e.g. telegram or email.", 100),
+             "limit": {"type": "integer", "description": "at most this many (default 40, at most 100)"}}},
+         _host_action("recent_logs"), admin_only=True),
+    Tool("doctor_checks", "Run `nanoclaw doctor` on this machine: each check with its fix (sandbox, model key, "
+         "channels, disk, service…). Takes a few seconds. Admin only.",
+         {"type": "object", "properties": {}}, _host_doctor, admin_only=True),
     Tool("list_destinations", "List where you can send messages: the current conversation and named destinations.",
          {"type": "object", "properties": {}}, list_destinations),
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-from nanoclaw.config import Settings, user_config_dir
+from nanoclaw.config import Settings
 from nanoclaw.vault.store import SecretRule, SecretStore
 
 
@@ -43,4 +43,4 @@ def open_backend(settings: Settings, *, for_host: bool = False) -> SecretBackend
         from nanoclaw.vault.onecli import OneCliVault
 
         return OneCliVault.open(settings.extra, for_host=for_host)
-    return SecretStore.open(user_config_dir())
+    return SecretStore.open(settings.config_dir)

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from nanoclaw.config import private_dir
 from nanoclaw.errors import NanoClawError
 
 STORE_FILE = "vault.json"
@@ -132,7 +133,7 @@ class SecretStore:
     def _fernet(self) -> Fernet:
         path = self.folder / KEY_FILE
         if not path.exists():
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.folder)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(Fernet.generate_key())
@@ -175,7 +176,7 @@ class SecretStore:
                              "or move it aside to start an empty vault") from exc
 
     def _save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.folder)
         path = self.folder / STORE_FILE
         tmp = path.with_suffix(".tmp")
         data = {"version": 1, "secrets": [{"rule": asdict(e.rule), "token": e.token} for e in self._entries.values()]}

@@ -5,6 +5,7 @@ import * as live from "./live.js";
 import * as chat from "./chat.js";
 import * as conversations from "./conversations.js";
 import * as dashboard from "./dashboard.js";
+import * as people from "./people.js";
 import * as theme from "./theme.js";
 
 function showTab(name) {
@@ -18,7 +19,9 @@ function showTab(name) {
   if (name === "dashboard") {
     live.subscribe("dashboard"); // the host pushes its state from now on
     dashboard.refresh().catch((error) => showError(error.message));
+    people.shown(true);
   } else {
+    people.shown(false);
     live.unsubscribe("dashboard");
     $("text").focus();
   }
@@ -59,6 +62,7 @@ setupTabs();
 chat.setup(live);
 conversations.setup(live);
 dashboard.setup(live);
+people.setup();
 chat.openConversation(null).catch((error) => showError(error.message));
 live.connect();
 showTab(location.hash === "#dashboard" ? "dashboard" : "chat");

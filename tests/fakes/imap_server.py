@@ -1,6 +1,6 @@
 """A fake IMAP server on 127.0.0.1: one mailbox, the IMAP4rev1 subset aioimaplib uses to wait for and read mail.
 
-CAPABILITY (IDLE optional), LOGIN, SELECT, UID SEARCH (UNSEEN, ALL, uid sets), UID FETCH (BODY.PEEK[],
+CAPABILITY (IDLE optional), STARTTLS (with `tls="starttls"`; `tls="ssl"` is TLS from the first byte), LOGIN, SELECT, UID SEARCH (UNSEEN, ALL, uid sets), UID FETCH (BODY.PEEK[],
 BODY[], RFC822, FLAGS), UID STORE ±FLAGS[.SILENT], IDLE/DONE with untagged EXISTS when mail arrives,
 NOOP, LOGOUT. A test "writes" mail with `append` and drops clients with `drop_connections`.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from dataclasses import dataclass, field
 
 
@@ -25,21 +26,26 @@ class _Client:
     selected: bool = False
     known: int = 0  # the EXISTS count this client was last told
     idle_tag: str | None = None
+    secure: bool = False  # TLS is on (from the start, or after STARTTLS)
 
 
 class FakeImapServer:
-    def __init__(self, user: str, password: str, *, idle: bool = True, folder: str = "INBOX") -> None:
+    def __init__(self, user: str, password: str, *, idle: bool = True, folder: str = "INBOX",
+                 tls: str = "none", tls_context: ssl.SSLContext | None = None) -> None:
         self.user, self.password, self.idle, self.folder = user, password, idle, folder
+        self.tls, self.tls_context = tls, tls_context
         self.mails: list[StoredMail] = []
         self.commands: list[str] = []  # every command line received (LOGIN's password masked)
         self.logins = 0
         self._clients: set[_Client] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._next_uid = 1
         self.port = 0
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                  ssl=self.tls_context if self.tls == "ssl" else None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -47,6 +53,10 @@ class FakeImapServer:
         await self.drop_connections()
         if self._server is not None:
             self._server.close()
+        if self._tasks:  # each connection's task ends before the loop does (a TLS transport closes a turn later)
+            await asyncio.wait(self._tasks, timeout=2)
+            for task in self._tasks:
+                task.cancel()
 
     def append(self, data: bytes) -> int:
         """Deliver a mail into the mailbox; clients waiting in IDLE hear about it at once."""
@@ -70,14 +80,28 @@ class FakeImapServer:
     # -- protocol ------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = _Client(writer)
+        client = _Client(writer, secure=self.tls == "ssl")
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self._clients.add(client)
         writer.write(b"* OK fake IMAP server ready\r\n")
         try:
             while line := await reader.readline():
-                self._handle(client, line.decode("utf-8", "replace").rstrip("\r\n"))
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
+                tag, _, name = text.partition(" ")
+                if name.strip().upper() == "STARTTLS" and self.tls == "starttls" and not client.secure:
+                    self.commands.append(text)
+                    self._send(client, f"{tag} OK Begin TLS negotiation now")
+                    await writer.drain()
+                    assert self.tls_context is not None
+                    await writer.start_tls(self.tls_context)
+                    client.secure = True
+                    continue
+                self._handle(client, text)
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
             self._clients.discard(client)
@@ -119,10 +143,14 @@ class FakeImapServer:
             self._send(client, f"* {client.known} EXISTS")
 
     def _capability(self, client: _Client, tag: str, args: str) -> None:
-        self._send(client, "* CAPABILITY IMAP4rev1" + (" IDLE" if self.idle else ""))
+        starttls = " STARTTLS LOGINDISABLED" if self.tls == "starttls" and not client.secure else ""
+        self._send(client, "* CAPABILITY IMAP4rev1" + (" IDLE" if self.idle else "") + starttls)
         self._send(client, f"{tag} OK CAPABILITY completed")
 
     def _login(self, client: _Client, tag: str, args: str) -> None:
+        if self.tls == "starttls" and not client.secure:
+            self._send(client, f"{tag} NO [PRIVACYREQUIRED] LOGIN only after STARTTLS")
+            return
         user, _, password = args.partition(" ")
         if password.startswith('"'):
             password = re.sub(r'\\(.)', r"\1", password[1:-1])

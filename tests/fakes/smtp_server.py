@@ -1,4 +1,7 @@
-"""A fake SMTP submission server on 127.0.0.1 (aiosmtpd, AUTH LOGIN/PLAIN without TLS): records every mail.
+"""A fake SMTP submission server on 127.0.0.1 (aiosmtpd, AUTH LOGIN/PLAIN): records every mail.
+
+`tls`: none, starttls (required before mail) or ssl (TLS from the first byte); `auth=False` is a relay that
+takes mail without a login and offers no AUTH at all.
 
 `set_down(True)` closes the listening socket (connection refused, as in an outage); `set_down(False)`
 listens on the same port again. `reject_with` makes the next mails fail with that SMTP reply.
@@ -7,6 +10,7 @@ listens on the same port again. `reject_with` makes the next mails fail with tha
 from __future__ import annotations
 
 import asyncio
+import ssl
 import warnings
 from dataclasses import dataclass
 from email import policy
@@ -26,8 +30,10 @@ class SentMail:
 
 
 class FakeSmtpServer:
-    def __init__(self, user: str, password: str) -> None:
+    def __init__(self, user: str, password: str, *, tls: str = "none", tls_context: ssl.SSLContext | None = None,
+                 auth: bool = True) -> None:
         self.user, self.password = user, password
+        self.tls, self.tls_context, self.auth = tls, tls_context, auth
         self.sent: list[SentMail] = []
         self.reject_with: str | None = None  # e.g. "550 5.1.1 no such user": answer DATA with it
         self.port = 0
@@ -50,14 +56,17 @@ class FakeSmtpServer:
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, "127.0.0.1", self.port)
+        self._server = await loop.create_server(self._protocol, "127.0.0.1", self.port,
+                                                ssl=self.tls_context if self.tls == "ssl" else None)
         self.port = self._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     def _protocol(self) -> SMTP:
         with warnings.catch_warnings():  # AUTH without TLS is what we want on 127.0.0.1; aiosmtpd warns about it
             warnings.simplefilter("ignore", UserWarning)
-            return SMTP(self, hostname="fake-smtp.test", authenticator=self._authenticate, auth_required=True,
-                        auth_require_tls=False)
+            starttls = self.tls == "starttls"
+            return SMTP(self, hostname="fake-smtp.test", authenticator=self._authenticate if self.auth else None,
+                        auth_required=self.auth, auth_require_tls=False,
+                        tls_context=self.tls_context if starttls else None, require_starttls=starttls)
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:

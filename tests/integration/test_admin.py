@@ -26,15 +26,19 @@ async def test_admin_joins_a_chat_from_its_own_chat(host: Host) -> None:
     ch = fake(host)
     stranger = await ch.say("@Andy anyone here?", chat="family-chat")
     assert not stranger.triggered
+    [card] = await ch.wait_sent(1)  # the owner is asked about the new chat in the admin chat
+    assert card.route.platform_id == "admin-dm" and "New chat" in card.text and "anyone here?" in card.text
     await ch.say(tool("list_groups"), chat="admin-dm", is_dm=True)
-    listed = json.loads((await ch.wait_sent(1))[0].text)
+    listed = json.loads((await ch.wait_sent(2))[1].text)
     family = next(c for c in listed["chats"] if c["chat"] == "fake:family-chat")
     assert family["wired_to"] == []
     await ch.say(tool("wire_group", chat="fake:family-chat", trigger="mention"), chat="admin-dm", is_dm=True)
-    assert (await ch.wait_sent(2))[1].text == "Wired fake:family-chat to main (trigger mention, sessions per-thread)"
+    assert (await ch.wait_sent(3))[2].text == "Wired fake:family-chat to main (trigger mention, sessions per-thread)"
+    sent = await ch.wait_sent(4)  # what the chat said while unwired is answered once it is wired
+    assert sent[3].route.platform_id == "family-chat" and "anyone here?" in sent[3].text
     await ch.say("@Andy hello family", chat="family-chat")
-    sent = await ch.wait_sent(3)
-    assert sent[2].route.platform_id == "family-chat" and "hello family" in sent[2].text
+    sent = await ch.wait_sent(5)
+    assert sent[4].route.platform_id == "family-chat" and "hello family" in sent[4].text
 
 
 async def test_non_admin_groups_get_no_admin_tools_and_forged_calls_are_refused(host: Host) -> None:
@@ -143,11 +147,12 @@ async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
     photos.mkdir(parents=True)
     secrets.mkdir()
     (photos / "beach.txt").write_text("a day at the beach")
-    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.parent.mkdir(parents=True, exist_ok=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(tmp_path / "owner")]}))
     agent_groups.create(host.conn, "family")
     host.folders.ensure_group("family")
     wire(host, "admin-dm", is_dm=True)
+    users.upsert(host.conn, "fake", "alice", role="owner")  # the admin chat is the owner's: notes go there
     wire(host, "fam", group="family", trigger="always")
     ch = fake(host)
 
@@ -176,9 +181,10 @@ async def test_mount_refusals_tell_the_agent_no_file_names(host: Host, tmp_path:
     owner = tmp_path / "owner"
     (owner / "projects" / ".aws").mkdir(parents=True)
     (owner / "projects" / ".aws" / "credentials").write_text("x")
-    host.settings.mount_allowlist.parent.mkdir(parents=True)
+    host.settings.mount_allowlist.parent.mkdir(parents=True, exist_ok=True)
     host.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(owner)]}))
     wire(host, "admin-dm", is_dm=True)
+    users.upsert(host.conn, "fake", "alice", role="owner")  # the admin chat is the owner's: notes go there
     ch = fake(host)
     probes = [owner / "projects", owner / "nothing-here", tmp_path / "elsewhere", owner / "projects" / ".aws"]
     for i, path in enumerate(probes):

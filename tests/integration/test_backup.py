@@ -48,12 +48,16 @@ def test_backup_and_restore_onto_a_fresh_home(tmp_path: Path) -> None:
     finally:
         old.stop()
 
-    new = HostProcess(tmp_path / "new", env={"XDG_CONFIG_HOME": str(tmp_path / "new-config")})
+    new = HostProcess(tmp_path / "new")
+    new.home.mkdir()
+    (new.home / "config").mkdir(mode=0o700)  # a named home keeps its keys inside: HOME/config
+    (new.home / "config" / "keep-me").write_text("the new home's own key")
     restored = cli(new.env, "restore", str(archive))
     assert restored.returncode == 0, restored.stderr
     assert "decrypt only with the vault.key" in restored.stdout
-    old_config = Path(old.env["XDG_CONFIG_HOME"]) / "nanoclaw"
-    shutil.copy2(old_config / "vault.key", tmp_path / "new-config" / "nanoclaw" / "vault.key")  # kept apart
+    assert (new.home / "config" / "keep-me").read_text() == "the new home's own key"  # not moved aside
+    assert (new.home / "config" / "vault.json").is_file()
+    shutil.copy2(old.home / "config" / "vault.key", new.home / "config" / "vault.key")  # kept apart
     assert "demo" in subprocess.run([NANOCLAW, "secrets", "list"], env=new.env, capture_output=True, text=True).stdout
     again = cli(new.env, "restore", str(archive))
     assert again.returncode == 1 and "--force" in again.stderr

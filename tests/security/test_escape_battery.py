@@ -497,7 +497,7 @@ def _grant(jail: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "owner-secret.txt").write_text("host-only secret")
     (shared / "link").symlink_to(tmp_path / "owner-secret.txt")
     (shared / "notes.txt").write_text("shared notes")
-    jail.settings.mount_allowlist.parent.mkdir(parents=True)
+    jail.settings.mount_allowlist.parent.mkdir(parents=True, exist_ok=True)
     jail.settings.mount_allowlist.write_text(json.dumps({"allowed": [str(shared)]}))
     grant_mount(jail.conn, Allowlist.load(jail.settings.mount_allowlist), "family", str(shared))
     return shared

@@ -16,9 +16,8 @@ from nanoclaw.errors import ConfigError
 def _layers(tmp_path: Path) -> tuple[dict[str, str], Path]:
     user, home = tmp_path / "user", tmp_path / "home"
     env = {"HOME": str(user), "XDG_CONFIG_HOME": str(user / "cfg"), "NANOCLAW_HOME": str(home)}
-    (user / "cfg" / "nanoclaw").mkdir(parents=True)
-    home.mkdir()
-    (user / "cfg" / "nanoclaw" / "credentials.env").write_text(
+    (home / "config").mkdir(parents=True)  # a home named by NANOCLAW_HOME keeps its keys in its own config/
+    (home / "config" / "credentials.env").write_text(
         "ANTHROPIC_API_KEY=from-credentials\nNANOCLAW_MODEL=m-credentials\nNANOCLAW_ASSISTANT_NAME=Cred\n"
         "NANOCLAW_HOME=/elsewhere\n"
     )
@@ -55,7 +54,7 @@ def test_home_override_reads_that_homes_config(tmp_path: Path) -> None:
 
 
 def test_key_from_credentials_makes_claude_the_default(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "NANOCLAW_HOME": str(tmp_path / "h")}
+    env = {"HOME": str(tmp_path)}
     path = tmp_path / ".config" / "nanoclaw" / "credentials.env"  # no XDG_CONFIG_HOME: ~/.config
     assert credentials_path(env) == path
     path.parent.mkdir(parents=True)
@@ -67,6 +66,24 @@ def test_key_from_credentials_makes_claude_the_default(tmp_path: Path) -> None:
 def test_xdg_config_home_is_honoured() -> None:
     assert user_config_dir({"XDG_CONFIG_HOME": "/x/cfg", "HOME": "/h"}) == Path("/x/cfg/nanoclaw")
     assert user_config_dir({"HOME": "/h"}) == Path("/h/.config/nanoclaw")
+
+
+def test_nanoclaw_home_is_self_contained_unless_nanoclaw_config_dir_says_otherwise(tmp_path: Path) -> None:
+    base = {"HOME": "/h", "XDG_CONFIG_HOME": "/x/cfg"}
+    assert user_config_dir({**base, "NANOCLAW_HOME": "/srv/a"}) == Path("/srv/a/config")
+    assert user_config_dir({**base, "NANOCLAW_HOME": "/srv/b"}) == Path("/srv/b/config")  # two homes share nothing
+    assert user_config_dir({**base, "NANOCLAW_HOME": "~/.nanoclaw"}) == Path("/x/cfg/nanoclaw")  # the default home
+    assert user_config_dir({**base, "NANOCLAW_HOME": "/srv/a", "NANOCLAW_CONFIG_DIR": "/keys"}) == Path("/keys")
+    for name in ("a", "b"):
+        home = tmp_path / name
+        (home / "config").mkdir(parents=True)
+        (home / "config" / "credentials.env").write_text(f"ANTHROPIC_API_KEY=key-{name}\n")
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    a = Settings.load(env={**env, "NANOCLAW_HOME": str(tmp_path / "a")}, env_file=tmp_path / "none.env")
+    b = Settings.load(env=env, env_file=tmp_path / "none.env", home=tmp_path / "b")  # --home does the same
+    assert (a.extra["ANTHROPIC_API_KEY"], b.extra["ANTHROPIC_API_KEY"]) == ("key-a", "key-b")
+    assert (a.config_dir, b.credentials_file) == (tmp_path / "a" / "config", tmp_path / "b" / "config" / "credentials.env")
+    assert b.mount_allowlist == tmp_path / "b" / "config" / "mount-allowlist.json"
 
 
 def test_a_bad_value_in_config_env_is_a_config_error(tmp_path: Path) -> None:
@@ -103,7 +120,7 @@ def test_envfile_round_trip_through_dotenv(tmp_path: Path) -> None:
 def test_saved_files_are_read_literally(tmp_path: Path) -> None:
     home = tmp_path / "h"
     envfile.update(home / "config.env", {"NANOCLAW_MODEL": "${HOME}-model"})
-    envfile.update(tmp_path / "cfg" / "nanoclaw" / "credentials.env", {"SLACK_TOKEN": "a${B}c"})
+    envfile.update(home / "config" / "credentials.env", {"SLACK_TOKEN": "a${B}c"})
     s = Settings.load(env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "NANOCLAW_HOME": str(home)},
                       env_file=tmp_path / "none")
     assert (s.model, s.extra["SLACK_TOKEN"]) == ("${HOME}-model", "a${B}c")

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner
 
-from nanoclaw import cli_doctor
+import nanoclaw.cli.doctor as cli_doctor
 from nanoclaw.cli import main
 from nanoclaw.config import Settings
 from tests.fakes.anthropic import FakeAnthropic
@@ -58,7 +58,7 @@ def test_fresh_machine_passes(user_env: dict[str, str]) -> None:
 
 def test_key_file_readable_by_others_fails_with_chmod_fix(user_env: dict[str, str]) -> None:
     setup_home()
-    credentials = Path(user_env["XDG_CONFIG_HOME"]) / "nanoclaw" / "credentials.env"
+    credentials = Path(user_env["NANOCLAW_HOME"]) / "config" / "credentials.env"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.write_text("ANTHROPIC_API_KEY=sk-ant-" + "k" * 30 + "\n")
     credentials.chmod(0o644)

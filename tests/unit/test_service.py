@@ -72,7 +72,13 @@ def one(section: list[tuple[str, str]], key: str) -> str:
 
 
 def spec_for(home: Path) -> ServiceSpec:
-    return ServiceSpec.for_settings(Settings(home=home))
+    """The service of `nanoclaw --home HOME service install`: that home keeps its keys in HOME/config."""
+    return ServiceSpec.for_settings(Settings(home=home, config_dir=home / "config"))
+
+
+def test_a_config_dir_chosen_apart_from_the_home_goes_into_the_service(tmp_path: Path) -> None:
+    spec = ServiceSpec.for_settings(Settings(home=tmp_path / "h", config_dir=tmp_path / "keys"))
+    assert spec.environment == {"NANOCLAW_HOME": str(tmp_path / "h"), "NANOCLAW_CONFIG_DIR": str(tmp_path / "keys")}
 
 
 TRICKY_HOME = 'home dir%i$USER"q\\b'  # space, a specifier, a variable, a quote, a backslash

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.channels.harness import Platform, PlatformMessage
 from tests.fakes.imap_server import FakeImapServer
 from tests.fakes.smtp_server import FakeSmtpServer, SentMail
+from tests.fakes.tls import private_ca
 
 BOT_ADDRESS = "andy@example.com"
 BOT_PASSWORD = "app-password-1234"
@@ -26,15 +27,28 @@ class EmailPlatform(Platform):
     group_chat = "team@lists.example.com"
     dm_chat = "u1@example.com"
 
-    def __init__(self, *, idle: bool = True) -> None:
+    def __init__(self, *, idle: bool = True, tls: str = "none", trust: bool = True, smtp_auth: bool = True) -> None:
+        """tls: none | starttls | ssl on both servers, their certificate from a private CA that the channel is
+        told to trust (EMAIL_CA_FILE) unless `trust` is False; smtp_auth=False: a relay without a login."""
         self.imap = FakeImapServer(BOT_ADDRESS, BOT_PASSWORD, idle=idle)
-        self.smtp = FakeSmtpServer(BOT_ADDRESS, BOT_PASSWORD)
+        self.smtp = FakeSmtpServer(BOT_ADDRESS, BOT_PASSWORD, auth=smtp_auth)
+        self.tls, self.trust, self.smtp_auth = tls, trust, smtp_auth
 
     async def start(self, tmp: Path) -> dict[str, str]:
+        env = {"EMAIL_SECURITY": "none"}
+        if self.tls != "none":
+            ca = private_ca(tmp / "mail-tls")
+            for server in (self.imap, self.smtp):
+                server.tls, server.tls_context = self.tls, ca.server
+            env = {"EMAIL_IMAP_SECURITY": self.tls, "EMAIL_SMTP_SECURITY": self.tls}
+            if self.trust:
+                env["EMAIL_CA_FILE"] = str(ca.ca_file)
+        if not self.smtp_auth:
+            env["EMAIL_SMTP_AUTH"] = "none"
         await self.imap.start()
         await self.smtp.start()
         return {
-            "EMAIL_ADDRESS": BOT_ADDRESS, "EMAIL_PASSWORD": BOT_PASSWORD, "EMAIL_SECURITY": "none",
+            "EMAIL_ADDRESS": BOT_ADDRESS, "EMAIL_PASSWORD": BOT_PASSWORD, **env,
             "EMAIL_IMAP_HOST": "127.0.0.1", "EMAIL_IMAP_PORT": str(self.imap.port),
             "EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_SMTP_PORT": str(self.smtp.port), "EMAIL_POLL_SECONDS": "0.2",
         }

@@ -10,7 +10,7 @@ import time
 
 import click
 
-from nanoclaw.cli_options import load_settings
+from nanoclaw.cli.options import load_settings
 from nanoclaw.errors import NanoClawError
 from nanoclaw.vault.backend import SecretBackend, open_backend
 from nanoclaw.vault.store import SecretRule

@@ -8,7 +8,7 @@ import click
 
 from nanoclaw import db
 from nanoclaw.config import Settings
-from nanoclaw.db import agent_groups, group_mcp_servers, group_mounts, messaging_groups, wirings
+from nanoclaw.db import agent_groups, group_mcp_servers, group_mounts, held_messages, messaging_groups, wirings
 from nanoclaw.errors import NanoClawError
 
 
@@ -41,7 +41,7 @@ def groups(ctx: click.Context) -> None:
 @groups.command("list")
 @click.pass_context
 def list_groups(ctx: click.Context) -> None:
-    """Agent groups, wired chats, and chats that wrote but are not wired."""
+    """Agent groups, wired chats, chats that wrote but are not wired, and people's roles (owner, admin, blocked)."""
     _settings, conn = _conn(ctx)
     click.echo("agent groups:")
     for g in agent_groups.list_all(conn):
@@ -63,7 +63,15 @@ def list_groups(ctx: click.Context) -> None:
     click.echo("unwired chats (wrote to the assistant, not answered):" if unknown else "unwired chats: none")
     for chat in unknown:
         kind = "DM" if chat.is_dm else "group"
-        click.echo(f"  {chat.channel_type}:{chat.platform_id}  {chat.name or ''} ({kind})")
+        held = held_messages.count(conn, chat.id)
+        state = chat.admission or (f"{held} message{'s' * (held != 1)} waiting for your answer" if held else "")
+        click.echo(f"  {chat.channel_type}:{chat.platform_id}  {chat.name or ''} ({kind}){'  ' + state if state else ''}")
+    from nanoclaw.host.owners import identities
+
+    people = identities(conn)
+    click.echo("people with a role:" if people else "people with a role: none")
+    for user in people:
+        click.echo(f"  {user.role:<8} {user.channel_type}:{user.platform_user_id}  {user.display_name or ''}")
 
 
 @groups.command("add")
@@ -117,6 +125,11 @@ def wire(ctx: click.Context, chat: str, group_id: str, dm: bool, **options: Any)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wired {chat} → {group_id} (trigger {w.trigger}, session {w.session_mode})")
+    from nanoclaw.cli.options import ask_host
+
+    reply = ask_host(_settings, "chat_wired", timeout=3, chat=chat)  # a running host answers what it said meanwhile
+    if reply and reply.get("released"):
+        click.echo(f"{reply['released']} waiting message{'s' * (reply['released'] != 1)} went to {group_id}")
 
 
 @groups.command("policy")

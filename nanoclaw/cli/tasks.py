@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.cli.options import home_option, load_settings
 
 
 def _call(ctx: click.Context, op: str, **fields: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nanoclaw import registry
-from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.cli.options import home_option, load_settings
 from nanoclaw.config import Settings
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.sandbox import detect

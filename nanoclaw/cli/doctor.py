@@ -10,14 +10,15 @@ import stat
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from nanoclaw import envfile, registry
-from nanoclaw.cli_options import home_option
-from nanoclaw.config import Settings, credentials_path, user_config_dir
+from nanoclaw.cli.options import home_option
+from nanoclaw.config import Settings
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect
 
@@ -35,13 +36,18 @@ class Check:
 
 
 def run_checks(settings: Settings, load_error: str | None = None) -> list[Check]:
+    from nanoclaw.cli import channel_checks
+
     host = _host(settings)
-    host_running = host.ok and host.detail.startswith("running")
+    status = _running_status(settings) if host.ok and host.detail.startswith("running") else None
+    running_provider = status.get("provider") if status else None
+    each_channel = (channel_checks.from_host(status.get("channel_health") or {}) if status
+                    else channel_checks.by_identify(settings))
     return [
         _python(), _config(settings, load_error), runtime_check(settings), _other_runtimes(settings),
         _agent_isolation(settings), _home(settings), _disk(settings),
         _database(settings), _secret_files(settings), _vault(settings),
-        _model(settings, _running_provider(settings) if host_running else None), _channels(settings),
+        _model(settings, running_provider), _channels(settings), *each_channel,
         host, _service(settings),
     ]
 
@@ -117,7 +123,7 @@ def _host(settings: Settings) -> Check:
 
 
 def _config_files(settings: Settings) -> list[Path]:
-    return [credentials_path(), settings.config_file, Path(os.environ.get("NANOCLAW_ENV_FILE") or ".env")]
+    return [settings.credentials_file, settings.config_file, Path(os.environ.get("NANOCLAW_ENV_FILE") or ".env")]
 
 
 def _config(settings: Settings, load_error: str | None) -> Check:
@@ -147,9 +153,11 @@ def _disk(settings: Settings) -> Check:
 
 def _secret_files(settings: Settings) -> Check:
     """The credentials file and config.env must be readable by their owner only."""
+    from nanoclaw.config import user_config_dir
+
     found = []
-    config = user_config_dir()
-    for path in (credentials_path(), settings.config_file, config / "vault.key", config / "vault.json",
+    config = settings.config_dir
+    for path in (settings.credentials_file, settings.config_file, config / "vault.key", config / "vault.json",
                  config / "ca.key"):
         if not path.is_file():
             continue
@@ -157,6 +165,12 @@ def _secret_files(settings: Settings) -> Check:
         if mode & 0o077:
             return Check("key files", False, f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}")
         found.append(f"{path} ({mode:o})")
+    if not found and config != user_config_dir({k: v for k, v in os.environ.items() if k != "NANOCLAW_HOME"}):
+        shared = user_config_dir({k: v for k, v in os.environ.items() if k != "NANOCLAW_HOME"})
+        if (shared / "credentials.env").is_file() or (shared / "vault.key").is_file():
+            return Check("key files", True, f"none in {config}, this home's own place; {shared} has keys",
+                         f"this home keeps its keys in {config} now: move them there, or set "
+                         f"NANOCLAW_CONFIG_DIR={shared} to keep sharing that folder", warn=True)
     return Check("key files", True, ", ".join(found) if found else "none yet (nanoclaw setup writes them)")
 
 
@@ -166,7 +180,7 @@ def _vault(settings: Settings) -> Check:
     from nanoclaw.vault.policy import POLICY_FILE, Policy
     from nanoclaw.vault.store import SecretStore
 
-    config = user_config_dir()
+    config = settings.config_dir
     try:
         store = SecretStore.open(config)
         store.values()  # every secret must decrypt with this vault.key
@@ -179,15 +193,17 @@ def _vault(settings: Settings) -> Check:
                                 f"{len(allowlist.allowed)} folders in the mount allow-list")
 
 
-def _running_provider(settings: Settings) -> str | None:
-    """The provider the running host uses (flags given to `nanoclaw run` may differ from the config)."""
+def _running_status(settings: Settings) -> dict[str, Any] | None:
+    """The running host's status: its provider (flags given to `nanoclaw run` may differ from the config) and
+    how each channel's connection is doing."""
     from nanoclaw.client import LocalClient
 
     try:
         with LocalClient(settings.socket_path, timeout=3) as client:
-            return client.request("status").get("status", {}).get("provider")
+            status = client.request("status").get("status")
     except (NanoClawError, OSError, ValueError):
         return None
+    return status if isinstance(status, dict) else None
 
 
 def _model(settings: Settings, running_provider: str | None) -> Check:
@@ -204,7 +220,7 @@ def _model(settings: Settings, running_provider: str | None) -> Check:
     key = settings.extra.get("ANTHROPIC_API_KEY") or settings.extra.get("ANTHROPIC_AUTH_TOKEN")
     if not key:
         return Check("model", False, "provider claude, but no Anthropic key is set",
-                     f"run: nanoclaw setup (it stores the key in {credentials_path()})")
+                     f"run: nanoclaw setup (it stores the key in {settings.credentials_file})")
     if running_provider is None:
         return Check("model", True, "provider claude, key set (reachability is tested while the host runs)")
     return _reachable(settings)
@@ -300,20 +316,27 @@ def _service(settings: Settings) -> Check:
 
 def settings_or_defaults(ctx: click.Context) -> Settings:
     """Settings for a home whose config does not load: its defaults, so checks can still run."""
+    from nanoclaw.config import user_config_dir
+
     home = ctx.obj.get("home") or os.environ.get("NANOCLAW_HOME")
-    return Settings(home=Path(home).expanduser()) if home else Settings()
+    if not home:
+        return Settings()
+    return Settings(home=Path(home).expanduser(), config_dir=user_config_dir({**os.environ, "NANOCLAW_HOME": str(home)}))
 
 
 @click.command()
+@click.option("--json", "as_json", is_flag=True, help="print the checks as JSON (name, ok, warn, detail, fix)")
 @home_option
 @click.pass_context
-def doctor(ctx: click.Context) -> None:
+def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check this machine, one line per check; every problem comes with its fix.
 
     Checks Python, the config files, the sandbox runtime, the home folder and
     its free disk space, the database, the key files' permissions, the model
-    key (and, while the host runs, that the API accepts it), channels, the
-    host and the service. Exits 1 when a check fails; warnings do not fail.
+    key (and, while the host runs, that the API accepts it), each chat channel
+    (while the host runs: its connection; else its token, against the
+    platform), the host and the service. Exits 1 when a check fails;
+    warnings do not fail.
 
     \b
     Example: nanoclaw doctor
@@ -325,8 +348,14 @@ def doctor(ctx: click.Context) -> None:
     except NanoClawError as exc:
         load_error = str(exc)
         settings = settings_or_defaults(ctx)
-    failed = 0
-    for check in run_checks(settings, load_error):
+    checks = run_checks(settings, load_error)
+    failed = sum(not c.ok for c in checks)
+    if as_json:
+        click.echo(json.dumps([asdict(c) for c in checks], indent=2))
+        if failed:
+            ctx.exit(1)
+        return
+    for check in checks:
         if not check.ok:
             mark = click.style("FAIL", fg="red")
         elif check.warn:
@@ -336,7 +365,6 @@ def doctor(ctx: click.Context) -> None:
         click.echo(f"{mark} {check.name}: {check.detail}")
         if (not check.ok or check.warn) and check.fix:
             click.echo(f"     fix: {check.fix}")
-        failed += not check.ok
     if failed:
         raise click.ClickException(f"{failed} check{'s' if failed > 1 else ''} failed")
     click.echo("All good.")

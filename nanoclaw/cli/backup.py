@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from nanoclaw.cli_options import home_option, load_settings
-from nanoclaw.config import user_config_dir
+from nanoclaw.cli.options import home_option, load_settings
 from nanoclaw.errors import NanoClawError
 
 
@@ -25,7 +24,7 @@ def backup(ctx: click.Context, archive: Path) -> None:
 
     settings = load_settings(ctx)
     try:
-        counts = do_backup(settings, archive, config_dir=user_config_dir())
+        counts = do_backup(settings, archive, config_dir=settings.config_dir)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backed up {counts['databases']} databases and {counts['files']} files to {archive}")
@@ -51,12 +50,12 @@ def restore(ctx: click.Context, archive: Path, force: bool) -> None:
     except HostNotRunning:
         pass
     try:
-        counts = do_restore(archive, settings.home, force=force, config_dir=user_config_dir())
+        counts = do_restore(archive, settings.home, force=force, config_dir=settings.config_dir)
     except NanoClawError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored {counts['databases']} databases into {settings.home}; start it with: nanoclaw run")
     if counts.get("skipped"):
         click.echo(f"left out {counts['skipped']} links that pointed outside the home (absolute or ../); see the log")
     if counts["vault"]:
-        click.echo(f"the vault's secrets went to {user_config_dir()}; they decrypt only with the vault.key "
+        click.echo(f"the vault's secrets went to {settings.config_dir}; they decrypt only with the vault.key "
                    "you kept from the old machine")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from nanoclaw import service as svc
-from nanoclaw.cli_options import home_option, load_settings
+from nanoclaw.cli.options import home_option, load_settings
 from nanoclaw.config import Settings
 from nanoclaw.errors import ConfigError, HostNotRunning, NanoClawError
 

@@ -24,9 +24,10 @@ from typing import Any
 import click
 
 from nanoclaw import envfile, registry
-from nanoclaw.cli_options import home_option
-from nanoclaw.cli_doctor import run_checks, runtime_check, settings_or_defaults
-from nanoclaw.config import Settings, credentials_path
+from nanoclaw.cli.options import home_option
+from nanoclaw.cli.doctor import run_checks, runtime_check, settings_or_defaults
+from nanoclaw.cli.setup_channels import ChannelStep, link_first_chat
+from nanoclaw.config import Settings
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.sandbox import detect
 
@@ -127,8 +128,9 @@ class Wizard:
         except NanoClawError as exc:
             _note(f"the saved settings do not load ({exc}); starting from the defaults")
             self.current = settings_or_defaults(ctx)
-        self.saved_secrets = envfile.read(credentials_path())
+        self.saved_secrets = envfile.read(self.current.credentials_file)
         self.secrets_to_save: dict[str, str] = {}  # new values only
+        self.channel_step = ChannelStep(self.current, self.saved_secrets, self.secrets_to_save, interactive)
 
     # -- steps -------------------------------------------------------------------
 
@@ -253,7 +255,7 @@ class Wizard:
         value = click.prompt(text, default="", show_default=False, hide_input=True,
                              value_proc=lambda v: check_key(v) if v.strip() else "")
         if value:
-            _done(f"key {mask(value)} will be saved in {credentials_path()}")
+            _done(f"key {mask(value)} will be saved in {self.current.credentials_file}")
             return value
         if known and os.environ.get(KEY_VAR) == known and self.saved_secrets.get(KEY_VAR) != known:
             return known  # from this shell's environment: save it, or the service would not have it
@@ -288,58 +290,9 @@ class Wizard:
                 raise click.ClickException(f"channels: {exc.message}") from exc
         for channel in channels:
             if channel not in ("terminal", "web"):
-                self._channel_secrets(channel)
+                self.channel_step.ask(channel)
         _done("channels " + ", ".join(channels))
         return channels
-
-    def _channel_secrets(self, channel: str) -> None:
-        """A channel's tokens are variables named CHANNEL_*, e.g. TELEGRAM_BOT_TOKEN."""
-        prefix = channel.upper().replace("-", "_") + "_"
-        saved = sorted(k for k in self.saved_secrets if k.startswith(prefix))
-        if not self.interactive:
-            for name in sorted(k for k in os.environ if k.startswith(prefix) and os.environ[k]):
-                if self.saved_secrets.get(name) != os.environ[name]:
-                    self.secrets_to_save[name] = os.environ[name]
-            if not saved and not any(k.startswith(prefix) for k in self.secrets_to_save):
-                _note(f"{channel}: no {prefix}* variable in the environment (e.g. {prefix}TOKEN); it may not start")
-            return
-
-        def secret(value: str) -> str:
-            if not value.strip():
-                return ""
-            if re.search(r"[\r\n\0]", value):
-                raise click.BadParameter("the value must be one line")
-            return value.strip()
-
-        def var_name(value: str) -> str:
-            value = value.strip().upper()
-            if value and not re.fullmatch(re.escape(prefix) + r"[A-Z0-9_]+", value):
-                raise click.BadParameter(f"{channel}'s settings are named {prefix}SOMETHING, e.g. {prefix}TOKEN")
-            return value
-
-        for name in saved:
-            value = click.prompt(f"  {name} (hidden; Enter keeps the saved value)", default="", show_default=False,
-                                 hide_input=True, value_proc=secret)
-            if value:
-                self.secrets_to_save[name] = value
-        asked = [n for n in _settings_asked(channel) if n not in saved]
-        if asked:
-            click.echo(f"  How to get them: docs/channels/{channel}.md (Enter skips one).")
-        for name in asked:
-            hidden = any(word in name for word in ("TOKEN", "SECRET", "PASSWORD", "KEY"))
-            value = click.prompt(f"  {name}" + (" (hidden)" if hidden else ""), default="", show_default=False,
-                                 hide_input=hidden, value_proc=secret)
-            if value:
-                self.secrets_to_save[name] = value
-        click.echo(f"  {channel}'s tokens are variables named {prefix}…, e.g. {prefix}TOKEN.")
-        while True:
-            name = click.prompt(f"  Another {channel} variable name (Enter when done)", default="",
-                                show_default=False, value_proc=var_name)
-            if not name:
-                break
-            value = click.prompt(f"  {name} (hidden)", hide_input=True, value_proc=secret)
-            if value:
-                self.secrets_to_save[name] = value
 
     def save(self, answers: Answers) -> Settings:
         _step(5, "Saving")
@@ -361,12 +314,12 @@ class Wizard:
         try:
             bootstrap.ensure_home(settings)
             envfile.update(settings.config_file, values,
-                           header=CONFIG_HEADER.format(credentials=credentials_path()))
+                           header=CONFIG_HEADER.format(credentials=self.current.credentials_file))
             _done(f"settings written to {settings.config_file} (mode 600)")
             if self.secrets_to_save:
-                envfile.update(credentials_path(), dict(self.secrets_to_save), header=CREDENTIALS_HEADER)
+                envfile.update(self.current.credentials_file, dict(self.secrets_to_save), header=CREDENTIALS_HEADER)
                 names = ", ".join(sorted(self.secrets_to_save))
-                _done(f"{names} stored in {credentials_path()} (mode 600)")
+                _done(f"{names} stored in {self.current.credentials_file} (mode 600)")
             conn = db.connect(settings.db_path)
             try:
                 fresh = bootstrap.first_run(conn, settings)
@@ -414,7 +367,7 @@ class Wizard:
     def service(self, settings: Settings, install: bool | None) -> None:
         _step(6, "Service")
         from nanoclaw import service
-        from nanoclaw.cli_service import install_service
+        from nanoclaw.cli.service import install_service
 
         try:
             manager = service.current_manager()
@@ -438,9 +391,12 @@ class Wizard:
         click.echo()
         for check in problems:
             _note(f"{check.name}: {check.detail}" + (f" — fix: {check.fix}" if check.fix else ""))
-        if any(c.name == "host" and c.detail.startswith("running") for c in checks):
+        host_running = any(c.name == "host" and c.detail.startswith("running") for c in checks)
+        if host_running:
             _note("the host is running with the old settings: restart it (Ctrl-C and `nanoclaw run`, "
                   "or `systemctl --user restart nanoclaw` for the service)")
+        link_first_chat(settings, [c.strip() for c in settings.channels.split(",") if c.strip()],
+                        self.channel_step.bots, host_running)
         if any(not c.ok for c in problems):
             click.echo("Setup saved, but some checks fail (above). Details: nanoclaw doctor")
             return
@@ -503,11 +459,3 @@ def setup(ctx: click.Context, non_interactive: bool, **options: Any) -> None:
       printf '%s' "$KEY" | nanoclaw setup --non-interactive --provider claude --key-stdin
     """
     Wizard(ctx, interactive=not non_interactive).run(**options)
-
-
-def _settings_asked(channel: str) -> tuple[str, ...]:
-    """The variables a channel says its owner sets (empty for a plugin that says nothing)."""
-    try:
-        return tuple(registry.load(registry.CHANNELS, channel).settings_asked)
-    except (LookupError, ImportError, AttributeError):
-        return ()

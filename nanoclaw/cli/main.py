@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from nanoclaw.cli_options import home_option  # noqa: F401 - also used by the command modules
+from nanoclaw.cli.options import home_option  # noqa: F401 - also used by the command modules
 from nanoclaw.config import Settings
 from nanoclaw.errors import HostNotRunning, NanoClawError
 
@@ -51,6 +51,7 @@ def main(ctx: click.Context, home: Path | None) -> None:
     One message, one answer:    nanoclaw send "what's on today?"
     What is running:            nanoclaw status
     Check this machine:         nanoclaw doctor
+    Link your chat accounts:    nanoclaw owner link
     Run it in the background:   nanoclaw service install
     """
     ctx.ensure_object(dict)
@@ -204,7 +205,7 @@ def chat(ctx: click.Context) -> None:
 @home_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Agent groups, sessions, live runners and the start queue."""
+    """Each channel's connection, agent groups, sessions, live runners and the start queue."""
     settings = _settings(ctx)
     with _client(settings) as client:
         reply = client.request("status")
@@ -215,7 +216,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"host pid {data['pid']} up {data['uptime']:.0f} s · home {data['home']}")
-    click.echo(f"provider {data['provider']} · runtime {data['runtime']} · channels {', '.join(data['channels'])}")
+    click.echo(f"provider {data['provider']} · runtime {data['runtime']}")
+    click.echo("channels:")
+    for name, health in (data.get("channel_health") or {}).items():
+        click.echo(f"  {name:<12} {health.get('text') or health.get('state')}")
+        if health.get("state") == "failed" and health.get("fix"):
+            click.echo(f"  {'':<12} fix: {health['fix']}")
     click.echo(f"runners {data['live_runners']}/{data['max_sandboxes']} live · queue {len(data['queue'])}"
                f" · delivered {data['delivered']}")
     memory, pool = data["memory"], data["pool"]
@@ -232,32 +238,40 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  session {s['id']}  {s['agent_group']} ← {s['chat']}{thread}  [{s['mode']}]  {runner}")
 
 
-from nanoclaw.cli_groups import groups  # noqa: E402
-from nanoclaw.cli_doctor import doctor  # noqa: E402
+from nanoclaw.cli.groups import groups  # noqa: E402
+from nanoclaw.cli.doctor import doctor  # noqa: E402
 
 main.add_command(groups)
 main.add_command(doctor)
 
-from nanoclaw.cli_service import logs, service  # noqa: E402
-from nanoclaw.cli_setup import setup  # noqa: E402
+from nanoclaw.cli.service import logs, service  # noqa: E402
+from nanoclaw.cli.setup import setup  # noqa: E402
 
 main.add_command(setup)
 main.add_command(service)
 main.add_command(logs)
 
-from nanoclaw.cli_tasks import tasks  # noqa: E402
+from nanoclaw.cli.tasks import tasks  # noqa: E402
 
 main.add_command(tasks)
 
-from nanoclaw.cli_backup import backup, restore  # noqa: E402
+from nanoclaw.cli.backup import backup, restore  # noqa: E402
 
 main.add_command(backup)
 main.add_command(restore)
 
-from nanoclaw.cli_sandbox import sandbox  # noqa: E402
+from nanoclaw.cli.sandbox import sandbox  # noqa: E402
 
 main.add_command(sandbox)
 
-from nanoclaw.cli_secrets import secrets  # noqa: E402
+from nanoclaw.cli.secrets import secrets  # noqa: E402
 
 main.add_command(secrets)
+
+from nanoclaw.cli.channels import channels  # noqa: E402
+from nanoclaw.cli.owner import owner  # noqa: E402
+from nanoclaw.cli.pairing import pairing  # noqa: E402
+
+main.add_command(channels)
+main.add_command(owner)
+main.add_command(pairing)
