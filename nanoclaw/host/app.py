@@ -439,8 +439,7 @@ class Host:
         await self.scheduler.stop()
         await self.supervisor.stop()
         await self.pool.stop()
-        if self._notices:  # what the owner was just told (a folder repaired meanwhile) still goes out
-            await asyncio.wait(list(self._notices), timeout=5)
+        await self.notices.flush()  # what the owner was just told (a folder repaired meanwhile) still goes out
         for channel in self.channels.values():
             try:
                 await channel.stop()
