@@ -213,14 +213,14 @@ class Pool:
 
     async def _fill(self) -> None:
         while not self._closing:
+            if self.busy():  # warming up costs CPU (even deciding what to warm): never while a person waits
+                await asyncio.sleep(0.25)
+                continue
             wanted = self._wanted()
             groups = {key[0] for key in [*wanted, *(s.key for s in self.slots.values())]}
             blank = next((g for g in sorted(groups) if not self.sessions.has_blank(g)), None)
             if blank is None and not wanted:
                 return
-            if self.busy():  # warming up costs CPU: never while a person waits for a turn
-                await asyncio.sleep(0.25)
-                continue
             if blank is not None:
                 # A new session's folder made ahead too: its databases cost more than the rest of a reply.
                 self.sessions.folders.mount(blank)

@@ -70,9 +70,14 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def renice(pid: int, value: int) -> None:
-    """Set the CPU priority of a sandbox's processes (those that exit meanwhile are skipped)."""
+    """Set the CPU priority of a sandbox's processes and all their threads (Linux keeps one per thread)."""
     for p in [pid, *descendants(pid)]:
         try:
-            os.setpriority(os.PRIO_PROCESS, p, value)
-        except (ProcessLookupError, PermissionError):
-            pass
+            tasks = [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except (FileNotFoundError, ValueError):
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, value)
+            except (ProcessLookupError, PermissionError):
+                pass

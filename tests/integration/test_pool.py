@@ -9,6 +9,7 @@ budget retires the idle runner used least recently, never one mid-turn.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -220,3 +221,24 @@ async def test_over_the_memory_budget_the_idle_runner_used_least_recently_goes(t
         assert any("back b" in s.text for s in sent)
     finally:
         await host.stop()
+
+
+async def test_a_pooled_sandbox_warms_up_at_a_lower_priority_and_runs_at_normal_priority_once_adopted(
+        pooled: Host) -> None:
+    slot = await ready_slot(pooled, "family")
+    pid = slot.process.pid  # type: ignore[union-attr]
+
+    def priorities() -> set[int]:
+        """The nice value of every thread of every process of the sandbox."""
+        seen = set()
+        for p in [pid, *processes.descendants(pid)]:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                seen.add(int(Path(f"/proc/{p}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16]))
+        return seen
+
+    assert priorities() == {processes.POOLED_NICE}
+    ch = fake(pooled)
+    await ch.say("now", chat="fam")
+    await ch.wait_sent(1, timeout=30)
+    assert pooled.supervisor.live[session_of(pooled, "fam")].process.pid == pid
+    assert priorities() == {0}
