@@ -1,6 +1,12 @@
 """Chaos: a stream of messages across many chats and agent groups while the host is SIGKILLed and
-restarted at random and runners are killed; afterwards every message must be answered exactly once,
-every one-off task must have run exactly once, and every database must pass integrity_check.
+restarted at random and runners are killed; afterwards the person must have received everything exactly
+once, every one-off task must have run exactly once, and every database must pass integrity_check.
+
+Everything the person receives is counted, not only final answers: a share of the messages make their
+turn send a progress message mid-turn (send_message) and then work a while, so kills land mid-turn
+after it went out; others send a card or a file. `lost` and `duplicated` are over all of them
+(`messages_counted`: answers, `progress_messages`, `cards`, `files`); `turns_rerun` counts turns a kill
+interrupted, and `progress_then_interrupted` those that had sent their progress message before it.
 
     python -m benchmarks.chaos --json            # 1,000 messages, 20 chats, 5 groups, >= 20 host kills
     python -m benchmarks.chaos --runtime gvisor --json   # the same on another sandbox runtime
@@ -15,12 +21,14 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchmarks.cold_start import IMAGE_RUNTIMES, image_for
@@ -30,6 +38,7 @@ from nanoclaw import db
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, messaging_groups, tasks, wirings
 from nanoclaw.host.bootstrap import first_run
+from nanoclaw.protocol.messages import turn_of
 from nanoclaw.sandbox.base import label_for as sandbox_label
 
 
@@ -99,6 +108,73 @@ def runner_pids(home: Path) -> list[int]:
     return pids
 
 
+def message(i: int, rng: random.Random) -> tuple[str, list[str]]:
+    """The text of message i and the tokens the person must receive once each because of it."""
+    token = f"MSG-{i:05d}"
+    roll = rng.random()
+    if roll < 0.3:  # progress, then work long enough for kills to land mid-turn
+        return (f"hello {token} [mock:say=PROGRESS-{i:05d}][mock:sleep={rng.uniform(0.3, 1.5):.2f}]",
+                [token, f"PROGRESS-{i:05d}"])
+    if roll < 0.36:
+        return f"hello {token} [mock:card=CARD-{i:05d}][mock:sleep=0.3]", [token, f"CARD-{i:05d}"]
+    if roll < 0.42:
+        return f"hello {token} [mock:file=FILE-{i:05d}.txt][mock:sleep=0.3]", [token, f"FILE-{i:05d}"]
+    return f"hello {token}", [token]
+
+
+_TOKEN = {"answer": re.compile(r"\b(?:MSG|TASK)-\d+\b"), "progress": re.compile(r"PROGRESS-\d{5}"),
+          "card": re.compile(r"CARD-\d{5}"), "file": re.compile(r"FILE-\d{5}")}
+
+
+def received(platform: sqlite3.Connection) -> Counter[str]:
+    """How often each token reached the person: answers (the mock's echo), progress messages, cards, files."""
+    counts: Counter[str] = Counter()
+    for kind, text, file_name in platform.execute("SELECT kind, text, file_name FROM outbox"):
+        if kind == "file":
+            counts.update(_TOKEN["file"].findall(file_name or ""))
+        elif kind == "card":
+            counts.update(_TOKEN["card"].findall(text))
+        elif text.startswith("[mock]"):  # an answer echoes its messages, directives included: only their ids
+            counts.update(_TOKEN["answer"].findall(text))
+        elif _TOKEN["progress"].fullmatch(text):
+            counts[text] += 1
+    return counts
+
+
+def mid_turn(platform: sqlite3.Connection) -> bool:
+    """Whether some message's progress message reached the person and its answer has not yet."""
+    counts = received(platform)
+    return any(counts[f"MSG-{t[9:]}"] == 0 for t in counts if t.startswith("PROGRESS-"))
+
+
+def interrupted_turns(home: Path) -> tuple[int, int]:
+    """Turns a kill interrupted (their answer came from a later run), and those of them whose progress
+    message had already been written by an earlier run: the case that used to reach the person twice."""
+    rerun = progress_first = 0
+    for path in home.glob("sessions/*/*/outbound.db"):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        runs: dict[int, set[int]] = {}
+        progress_runs: dict[int, set[int]] = {}
+        try:
+            rows = conn.execute("SELECT id, text FROM messages_out WHERE kind = 'chat'").fetchall()
+        except sqlite3.OperationalError:  # made by a host killed before its tables; no host opened it since
+            rows = []
+        for out_id, text in rows:
+            turn = turn_of(out_id)
+            if turn is None:
+                continue
+            runs.setdefault(turn[0], set()).add(turn[1])
+            if _TOKEN["progress"].fullmatch(text or ""):
+                progress_runs.setdefault(turn[0], set()).add(turn[1])
+        conn.close()
+        for turn, seen in runs.items():
+            if max(seen) > 0:
+                rerun += 1
+                if any(run < max(seen) for run in progress_runs.get(turn, ())):
+                    progress_first += 1
+    return rerun, progress_first
+
+
 def integrity(home: Path) -> list[str]:
     bad = []
     for path in [home / "nanoclaw.db", *home.glob("sessions/*/*/*.db")]:
@@ -126,15 +202,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     pace = 4.0 if args.runtime in IMAGE_RUNTIMES else 1.0
     next_kill = time.time() + rng.uniform(0.5, 2.0) * pace
     deadline = time.time() + args.timeout
-    tokens = [f"MSG-{i:05d}" for i in range(args.messages)]
+    messages = [message(i, rng) for i in range(args.messages)]
+    expected = {token for _, tokens in messages for token in tokens} | {f"TASK-{i}" for i in range(args.tasks)}
     progress(f"{args.messages} messages over {args.chats} chats, {args.groups} groups, {args.tasks} tasks…")
     while time.time() < deadline:
-        burst = tokens[sent:sent + args.rate // 10]
-        for token in burst:
+        burst = messages[sent:sent + args.rate // 10]
+        for i, (text, _tokens) in enumerate(burst, start=sent):
             platform.execute("INSERT INTO inbox (msg_id, chat, text) VALUES (?,?,?)",
-                             (token, f"c{rng.randrange(args.chats)}", f"hello {token}"))
+                             (f"MSG-{i:05d}", f"c{rng.randrange(args.chats)}", text))
         sent += len(burst)
-        if time.time() >= next_kill and host_kills < args.kills:
+        # A kill waits a moment for a turn caught mid-way: its progress message out, its answer not yet.
+        due = time.time() >= next_kill and (time.time() >= next_kill + 1.5 * pace or mid_turn(platform))
+        if due and host_kills < args.kills:
             if rng.random() < 0.3 and kill_a_runner(home, args.runtime or "bwrap", rng):
                 runner_kills += 1
             os.kill(host.pid, signal.SIGKILL)
@@ -142,36 +221,32 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             host_kills += 1
             host = start_host(home, ledger_path, log, runtime)
             next_kill = time.time() + rng.uniform(0.5, 2.5) * pace
-            progress(f"  kill {host_kills}: {sent} sent, {answered(platform)} answered")
-        if (sent >= len(tokens) and host_kills >= args.kills and answered(platform) >= len(tokens)
-                and answered(platform, "TASK-") >= args.tasks):
+            progress(f"  kill {host_kills}: {sent} sent, {len(expected & set(received(platform)))} of "
+                     f"{len(expected)} received")
+        if sent >= len(messages) and host_kills >= args.kills and expected <= set(received(platform)):
             break
         time.sleep(0.1)
     host.send_signal(signal.SIGTERM)
     host.wait(30)
-    counts = {t: 0 for t in tokens}
-    task_counts = {f"TASK-{i}": 0 for i in range(args.tasks)}
-    for (text,) in platform.execute("SELECT text FROM outbox"):
-        for word in text.split():
-            word = word.strip(":,")
-            if word in counts:
-                counts[word] += 1
-            if word in task_counts:
-                task_counts[word] += 1
+    counts = received(platform)
+    every = [t for t in expected if not t.startswith("TASK-")]
+    task_counts = [counts[f"TASK-{i}"] for i in range(args.tasks)]
+    rerun, progress_first = interrupted_turns(home)
     return {
-        "runtime": args.runtime or "bwrap", "messages": len(tokens), "chats": args.chats, "agent_groups": args.groups,
-        "lost": sum(1 for c in counts.values() if c == 0),
-        "duplicated": sum(1 for c in counts.values() if c > 1),
+        "runtime": args.runtime or "bwrap", "messages": len(messages), "chats": args.chats,
+        "agent_groups": args.groups, "messages_counted": len(every),
+        "progress_messages": sum(1 for t in every if t.startswith("PROGRESS-")),
+        "cards": sum(1 for t in every if t.startswith("CARD-")),
+        "files": sum(1 for t in every if t.startswith("FILE-")),
+        "lost": sum(1 for t in every if counts[t] == 0),
+        "duplicated": sum(1 for t in every if counts[t] > 1),
         "host_kills": host_kills, "runner_kills": runner_kills,
-        "tasks": args.tasks, "tasks_not_once": sum(1 for c in task_counts.values() if c != 1),
-        "tasks_missing": sum(1 for c in task_counts.values() if c == 0),
+        "turns_rerun": rerun, "progress_then_interrupted": progress_first,
+        "tasks": args.tasks, "tasks_not_once": sum(1 for c in task_counts if c != 1),
+        "tasks_missing": sum(1 for c in task_counts if c == 0),
         "integrity_errors": len(integrity(home)), "seconds": round(time.time() - started, 1),
         "log": str(log),
     }
-
-
-def answered(platform: sqlite3.Connection, prefix: str = "MSG-") -> int:
-    return len({w for (t,) in platform.execute("SELECT text FROM outbox") for w in t.split() if w.startswith(prefix)})
 
 
 def main() -> None:

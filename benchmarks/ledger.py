@@ -1,7 +1,8 @@
 """A pretend chat platform kept in its own SQLite file, outside NANOCLAW_HOME: what chaos runs talk to.
 
-People's messages wait in `inbox` until the host has accepted them; replies are
-appended to `outbox` and never removed, so duplicates and losses stay visible.
+People's messages wait in `inbox` until the host has accepted them; everything the
+person receives (answers, progress messages, cards, files) is appended to `outbox`
+and never removed, so duplicates and losses stay visible.
 `already_sent` looks a reply up by its row id, as a platform with client ids would.
 """
 
@@ -20,7 +21,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (msg_id TEXT PRIMARY KEY, chat TEXT NOT NULL, text TEXT NOT NULL,
                                   ingested INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, out_id TEXT NOT NULL, chat TEXT NOT NULL,
-                                   text TEXT NOT NULL, at REAL NOT NULL);
+                                   kind TEXT NOT NULL, text TEXT NOT NULL, file_name TEXT, at REAL NOT NULL);
 """
 
 
@@ -33,7 +34,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 class LedgerChannel(Channel):
     type = "ledger"
-    capabilities = Capabilities()
+    capabilities = Capabilities(cards=True, files=True)
     path: Path = Path("ledger.db")
 
     def __init__(self, host: Any) -> None:
@@ -58,8 +59,10 @@ class LedgerChannel(Channel):
             await asyncio.sleep(0.02)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        cur = self.db.execute("INSERT INTO outbox (out_id, chat, text, at) VALUES (?,?,?,?)",
-                              (message.id, message.route.platform_id, message.text or "", time.time()))
+        cur = self.db.execute(
+            "INSERT INTO outbox (out_id, chat, kind, text, file_name, at) VALUES (?,?,?,?,?,?)",
+            (message.id, message.route.platform_id, message.kind, message.text or "",
+             message.file.name if message.file else None, time.time()))
         return SendResult(str(cur.lastrowid))
 
     async def already_sent(self, route: Route, message_id: str) -> str | None:

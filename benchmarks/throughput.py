@@ -1,8 +1,11 @@
-"""Router throughput: inbound messages accepted and persisted per second.
+"""Router throughput: inbound messages accepted and persisted per second, and answered.
 
 Context messages (a wired group chat, no mention: stored with trigger=0, no runner)
-measure the router and the session protocol alone; triggering messages to a live
-runner measure the whole pipeline under load.
+measure the router and the session protocol alone (`context_accepted_per_s`: until
+`receive()` returns, i.e. the row is committed). Triggering messages to a live
+runner: `trigger_accepted_per_s` times the same acceptance while the runner works,
+`trigger_answered_per_s` the full round trip, until the reply that covers the last
+message is sent (the runner answers messages that queued up during a turn together).
 
     python -m benchmarks.throughput --json
 """
@@ -43,14 +46,18 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         ch = channel(host)
         await ch.round_trip("busy")
         progress(f"{args.triggers} triggering messages to a live runner…")
+        answered = ch.expect_text(f"hello #{args.triggers - 1}.")
         start = time.perf_counter()
-        for _ in range(args.triggers):
-            await host.receive(InboundEvent("bench", "busy", f"t{next(_ids)}", "hello", "u1", "U"))
+        for i in range(args.triggers):
+            await host.receive(InboundEvent("bench", "busy", f"t{next(_ids)}", f"hello #{i}.", "u1", "U"))
         accepted = time.perf_counter() - start
+        last_reply = await asyncio.wait_for(answered, 120)
         return {
-            "messages_per_s": round(context_rate, 1),
+            "context_accepted_per_s": round(context_rate, 1),
             "context_messages": args.messages,
-            "trigger_messages_per_s": round(args.triggers / accepted, 1),
+            "trigger_accepted_per_s": round(args.triggers / accepted, 1),
+            "trigger_answered_per_s": round(args.triggers / (last_reply - start), 1),
+            "trigger_messages": args.triggers,
         }
     finally:
         await host.stop()

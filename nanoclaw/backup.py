@@ -192,6 +192,9 @@ def restore(archive: Path, home: Path, force: bool = False, config_dir: Path | N
         # restored, never go aside with the old one or into the temporary folder's cleanup.
         inside = _relative(config_dir, home)
         keys = unpacked / inside if inside is not None else config_dir
+        if inside is not None and any((unpacked / Path(*inside.parts[:i + 1])).is_symlink()
+                                      for i in range(len(inside.parts))):
+            raise NanoClawError(f"{archive} holds a link where the home's keys go ({inside}); not restored")
         if inside is not None and (home / inside).exists():
             keys.parent.mkdir(parents=True, exist_ok=True)
             (home / inside).rename(keys)

@@ -22,12 +22,14 @@ as_root() {
   fi
 }
 
-# ensure_system_packages [extra commands…]: bubblewrap always; each extra is a command named like its package.
+# ensure_system_packages [extra commands…]: bubblewrap always; each extra is a command named like its
+# package, or command=package.
 ensure_system_packages() {
   [ "$(uname -s)" = Linux ] || return 0
   local missing=()
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-  for cmd in "$@"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd"); done
+  # Each argument is a command, or command=package where the package is named otherwise.
+  for spec in "$@"; do command -v "${spec%%=*}" >/dev/null 2>&1 || missing+=("${spec#*=}"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   if command -v apt-get >/dev/null 2>&1 && as_root true; then
     echo "==> installing ${missing[*]} (apt)"

@@ -14,12 +14,26 @@ from nanoclaw.host.app import Host
 from tests.fakes.channel import FakeChannel, RichFakeChannel, ThreadedFakeChannel
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A sandbox test must fail loudly without bwrap, never skip silently.
-    if shutil.which("bwrap") is None:
-        for item in items:
-            if "sandbox" in item.keywords:
-                item.add_marker(pytest.mark.xfail(reason="bubblewrap is not installed: run ./scripts/test", strict=True))
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which sandbox runtimes the batteries can use here, and why one cannot (said, never skipped silently)."""
+    from nanoclaw.sandbox import detect
+
+    def state(name: str) -> str:
+        try:
+            found = detect.check(name)
+        except Exception as exc:  # an unknown runtime on this platform
+            return f"{name}: not available ({exc})"
+        return f"{name}: {'usable' if found.ok else 'not usable: ' + found.detail}"
+
+    return "sandbox runtimes: " + "; ".join(state(name) for name in detect.preference())
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A sandbox test fails loudly without bwrap (never skips, never xfails): a machine that cannot run the
+    # sandbox cannot vouch for it.
+    if "sandbox" in item.keywords and shutil.which("bwrap") is None:
+        pytest.fail("bubblewrap (bwrap) is not on PATH, so this sandbox test cannot run: install it "
+                    "(./scripts/test does, or `apt-get install bubblewrap`)", pytrace=False)
 
 
 def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Settings:

@@ -246,6 +246,10 @@ class Channel(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     # The variables an owner sets to use it (credentials.env), asked for by `nanoclaw setup`.
     settings_asked: ClassVar[tuple[str, ...]] = ()
+    # True when the platform is this host itself (web chat, terminal): start() connects to nothing, so it runs
+    # before the web server opens and may register pages. Every other channel starts in the background, while
+    # the host already runs, and must not register pages (webhooks are fine).
+    local: ClassVar[bool] = False
 
     def __init__(self, host: ChannelHost) -> None:
         self.host = host
@@ -272,7 +276,12 @@ class Channel(ABC):
         return Backoff(self.type, self.report)
 
     async def start(self) -> None:
-        """Connect to the platform and begin passing events to the host."""
+        """Connect to the platform and begin passing events to the host.
+
+        The host does not wait for it: until it returns the channel shows `connecting` and its messages
+        wait. Return once connected (or once it is clear the platform is only down for now, and keep
+        retrying in a task); raise for a configuration that cannot work.
+        """
 
     async def stop(self) -> None:
         """Disconnect."""
@@ -289,6 +298,11 @@ class Channel(ABC):
         a client id (or keep a sent log) make delivery exactly-once.
         """
         return None
+
+    @property
+    def confirms_sends(self) -> bool:
+        """Whether `already_sent` can look a message up (a channel that overrides it)."""
+        return type(self).already_sent is not Channel.already_sent
 
     async def edit(self, route: Route, platform_message_id: str, text: str) -> None:
         """Replace the text of a sent message (only when capabilities.edits)."""

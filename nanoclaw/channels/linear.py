@@ -67,7 +67,7 @@ COMMENTS_SINCE = """query CommentsSince($team: ID!, $since: DateTimeOrDuration!,
   comments(first: %d, after: $after, orderBy: createdAt,
            filter: {createdAt: {gt: $since}, issue: {team: {id: {eq: $team}}}}) {
     nodes { id body createdAt parentId url user { id name displayName } botActor { id name }
-            issue { id identifier team { id key } } }
+            issue { id identifier team { id key name } } }
     pageInfo { hasNextPage endCursor } } }""" % PAGE_SIZE
 
 
@@ -270,7 +270,7 @@ class LinearChannel(Channel):
                      team_info: Any, bot: bool, payload: dict[str, Any]) -> InboundEvent:
         if not isinstance(user_id, str) or not user_id:
             user_id, bot = "unknown", True  # written by an integration without a user
-        name = _opt(user, "displayName") or _opt(user, "name")
+        name = _opt(user, "name") or _opt(user, "displayName")  # the full name (webhooks carry only it)
         chat_name = _opt(team_info, "name") or _opt(team_info, "key")
         mentioned, text = self._rewrite_mention(body)
         files, notes = await self._downloads(body)

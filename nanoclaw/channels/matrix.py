@@ -66,6 +66,7 @@ class MatrixChannel(Channel):
         self._to_join: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._synced = False  # after the first sync: events from then on are new
+        self._caught_up = False  # nio's rooms hold their state (after a first sync, or a full-state one)
         self._started_ms = 0
         self._password = ""
         self._token_file: Path | None = None
@@ -96,10 +97,11 @@ class MatrixChannel(Channel):
         if token:
             self.client.restore_login(self.user_id, device, token)
         self._token_file = self.host.settings.state_dir / f"matrix-sync-{_digest(self.user_id)}.json"
-        resumed = self._load_sync_token()
+        resumed = self._load_position()
         try:
             # The backlog before the very first start is history; after a restart, what came while the host
-            # was down is new: the saved sync token picks up exactly there (the host ignores repeats).
+            # was down is new: the saved sync token picks up exactly there (the host ignores repeats), and
+            # that first sync brings every room's full state back (names, members), without waiting.
             await self._sync(first=not resumed)
         except _AuthFailed as exc:
             raise ConfigError(f"the homeserver refused the bot's login (MATRIX_ACCESS_TOKEN, or "
@@ -130,7 +132,7 @@ class MatrixChannel(Channel):
         backoff = self.backoff()
         while True:
             try:
-                await self._sync(first=not self._synced)
+                await self._sync(first=not self._synced and not self._saved_token)
             except _AuthFailed as exc:
                 log.error("channel.auth_failed", channel=self.type, error=str(exc))
                 return
@@ -147,18 +149,23 @@ class MatrixChannel(Channel):
             await self._login()
         room_filter: dict[str, Any] = {"timeline": {"limit": 1}} if first else {}
         sync_filter = {"room": room_filter, "presence": {"types": []}}
+        # Resuming from a saved token: nio's rooms are empty, so ask for their full state, and at once.
+        catch_up = not first and not self._caught_up
         try:
-            resp = await self.client.sync(timeout=0 if first else SYNC_TIMEOUT_MS, sync_filter=sync_filter)
+            # `since` given, not set on the client: nio skips a response whose token it already holds, and
+            # with nothing new since the saved token that would be this one, state and all.
+            resp = await self.client.sync(timeout=0 if first or catch_up else SYNC_TIMEOUT_MS,
+                                          sync_filter=sync_filter, full_state=catch_up or None,
+                                          since=self._saved_token if catch_up else None)
         except _TRANSIENT as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(resp, SyncResponse):
             if isinstance(resp, ErrorResponse) and resp.status_code in _AUTH_ERRORS:
                 raise _AuthFailed(str(resp))
-            if self._saved_token and self.client.next_batch == self._saved_token and \
-                    isinstance(resp, ErrorResponse) and str(resp.status_code).startswith("4"):
+            if catch_up and isinstance(resp, ErrorResponse) and str(resp.status_code).startswith("4"):
                 log.warning("matrix.sync_token_refused", error=str(resp))  # start over from now
                 self.client.next_batch, self._saved_token, self._started_ms = "", "", int(time.time() * 1000)
-                self._synced = False
+                self._synced = self._caught_up = False
             raise _Transient(str(resp))
         for room_id, invite in resp.rooms.invite.items():
             self._note_invite(room_id, invite.invite_state)
@@ -170,24 +177,31 @@ class MatrixChannel(Channel):
                 if room is not None:
                     for event in self._since_our_join(info.timeline.events):
                         await self._handle(room, event)
-        self._synced = True
-        self._save_sync_token(resp.next_batch)
+        self._synced = self._caught_up = True
+        self._save_position(resp.next_batch)
 
-    def _load_sync_token(self) -> bool:
-        """Resume from the last sync of an earlier run; False on a first start (or an unreadable file)."""
+    def _load_position(self) -> bool:
+        """Resume from the last sync of an earlier run; False on a first start (or an unreadable file).
+
+        The file also keeps the rooms we were invited to as direct chats: the invite said so, and no
+        later sync repeats it."""
         assert self.client is not None and self._token_file is not None
         saved = read_position(self._token_file, self.type)
         token = saved.get("next_batch") if isinstance(saved, dict) else None
         if not isinstance(token, str) or not token:
             return False
-        self.client.next_batch = self._saved_token = token
+        assert isinstance(saved, dict)
+        direct = saved.get("direct")
+        self._direct = {r for r in direct if isinstance(r, str)} if isinstance(direct, list) else set()
+        self._saved_token = token
         self._started_ms = 0  # events after the token are new whatever their time
         log.info("matrix.resumed", since="saved sync token")
         return True
 
-    def _save_sync_token(self, token: str) -> None:
+    def _save_position(self, token: str) -> None:
         if token and token != self._saved_token and self._token_file is not None:
-            if write_position(self._token_file, {"next_batch": token}, self.type):
+            data = {"next_batch": token, "direct": sorted(self._direct)}
+            if write_position(self._token_file, data, self.type):
                 self._saved_token = token
 
     # -- inbound ---------------------------------------------------------------

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any, Iterator
 
 from aiohttp import web
@@ -31,6 +33,7 @@ from nanoclaw.channels import whoami
 from nanoclaw.channels.base import (
     Backoff, Capabilities, Channel, FileAttachment, InboundEvent, OutgoingMessage, SendResult, render_text,
 )
+from nanoclaw.channels.position import read_position, write_position
 from nanoclaw.channels.text import split_message, to_plain, to_telegram_html
 from nanoclaw.config import Settings
 from nanoclaw.errors import ChannelUnavailable, ConfigError, DestinationRefused
@@ -142,6 +145,7 @@ class TelegramChannel(Channel):
         self._me: User | None = None
         self._token = ""
         self._offset: int | None = None
+        self._offset_file: Path | None = None
         self._task: asyncio.Task[None] | None = None
         self._typing: dict[str, asyncio.Task[None]] = {}
         self._long_card_ids: dict[str, str] = {}  # short token → card id too long for callback data
@@ -171,6 +175,12 @@ class TelegramChannel(Channel):
             get_updates_request=_UpdatesRequest(connection_pool_size=1),
         )
         self._webhook_url = extra.get("TELEGRAM_WEBHOOK_URL", "").strip()
+        # Where polling got to: after a restart, updates the last process took are not fetched again.
+        bot = hashlib.sha256(self._token.split(":")[0].encode()).hexdigest()[:12]  # the bot's id, not its secret
+        self._offset_file = self.host.settings.state_dir / f"telegram-offset-{bot}.json"
+        saved = read_position(self._offset_file, self.type)
+        if isinstance(saved, dict) and isinstance(saved.get("offset"), int):
+            self._offset = saved["offset"]
         if self._webhook_url:
             self._secret = extra.get("TELEGRAM_WEBHOOK_SECRET", "").strip() or secrets.token_urlsafe(32)
             if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", self._secret):
@@ -227,6 +237,8 @@ class TelegramChannel(Channel):
             for update in updates:
                 self._offset = update.update_id + 1
                 await self._dispatch(update)
+            if updates and self._offset_file is not None:
+                write_position(self._offset_file, {"offset": self._offset}, self.type)
 
     async def stop(self) -> None:
         for task in [self._task, *self._typing.values()]:

@@ -20,6 +20,7 @@ from nanoclaw.protocol.messages import Route
 
 class TerminalChannel(Channel):
     type = "terminal"
+    local = True
     capabilities = Capabilities(typing=True)
 
     def __init__(self, host: Any) -> None:

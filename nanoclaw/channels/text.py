@@ -12,13 +12,25 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 _PRE = re.compile(r"(<pre>.*?</pre>)", re.DOTALL)
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+_QUOTE_EDGE = re.compile(r"\n*(</?blockquote>)\n*")  # a block element: no line breaks around its tags
+_parser: MarkdownIt | None = None
+
+
+def _md() -> MarkdownIt:
+    """The parser, made at the first conversion (a host whose channels send plain text never loads it)."""
+    global _parser
+    if _parser is None:
+        from markdown_it import MarkdownIt
+
+        _parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+    return _parser
 
 
 def split_message(text: str, limit: int) -> list[str]:
@@ -62,6 +74,7 @@ class Dialect:
     heading: tuple[str, str] | None = None  # defaults to bold
     quote: str = "> "
     bullet: str = "• "
+    blockquote: tuple[str, str] | None = None  # an element around quoted blocks (HTML) instead of `quote` marks
 
 
 def _html_link(text: str, href: str) -> str:
@@ -71,7 +84,8 @@ def _html_link(text: str, href: str) -> str:
 TELEGRAM_HTML = Dialect(("<b>", "</b>"), ("<i>", "</i>"), ("<s>", "</s>"), ("<code>", "</code>"),
                         ("<pre>", "</pre>"), _html_link, lambda s: html.escape(s, quote=False))
 MATRIX_HTML = Dialect(("<strong>", "</strong>"), ("<em>", "</em>"), ("<del>", "</del>"), ("<code>", "</code>"),
-                      ("<pre><code>", "</code></pre>"), _html_link, lambda s: html.escape(s, quote=False))
+                      ("<pre><code>", "</code></pre>"), _html_link, lambda s: html.escape(s, quote=False),
+                      blockquote=("<blockquote>", "</blockquote>"))
 SLACK_MRKDWN = Dialect(("*", "*"), ("_", "_"), ("~", "~"), ("`", "`"), ("```\n", "\n```"),
                        lambda t, h: f"<{h}|{t}>" if t != h else f"<{h}>",
                        lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
@@ -89,7 +103,7 @@ PLAIN = Dialect(("", ""), ("", ""), ("", ""), ("", ""), ("", ""), lambda t, h: f
 
 def convert(markdown: str, dialect: Dialect) -> str:
     """Render CommonMark in `dialect`; text that is not Markdown comes out unchanged (escaped as needed)."""
-    return _Renderer(dialect).render(_md.parse(markdown)).strip()
+    return _Renderer(dialect).render(_md().parse(markdown)).strip()
 
 
 def to_telegram_html(markdown: str) -> str:
@@ -98,7 +112,7 @@ def to_telegram_html(markdown: str) -> str:
 
 def to_matrix_html(markdown: str) -> str:
     """Matrix clients render HTML, where a bare newline is a space: lines break with <br> outside <pre>."""
-    parts = _PRE.split(convert(markdown, MATRIX_HTML))
+    parts = _PRE.split(_QUOTE_EDGE.sub(r"\1", convert(markdown, MATRIX_HTML)))
     return "".join(p if p.startswith("<pre>") else p.replace("\n", "<br>") for p in parts)
 
 
@@ -169,6 +183,12 @@ class _Renderer:
         elif t == "list_item_close":
             if not "".join(self.out[-1:]).endswith("\n"):
                 self.out.append("\n")
+        elif t == "blockquote_open" and d.blockquote:
+            self.out.append(d.blockquote[0])
+        elif t == "blockquote_close" and d.blockquote:
+            while self.out and self.out[-1].endswith("\n"):  # the quote's last paragraph ends inside it
+                self.out[-1] = self.out[-1].rstrip("\n")
+            self.out.append(d.blockquote[1] + "\n")
         elif t == "blockquote_open":
             self.quote_depth += 1
         elif t == "blockquote_close":

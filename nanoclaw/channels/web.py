@@ -15,10 +15,8 @@ import json
 import mimetypes
 import re
 from importlib import resources
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
-
-from aiohttp import WSMsgType, web
 
 from nanoclaw.channels.base import (
     Capabilities,
@@ -29,12 +27,14 @@ from nanoclaw.channels.base import (
     SendResult,
 )
 from nanoclaw.channels.text import split_message
-from nanoclaw.channels.web_html import render
 from nanoclaw.channels.web_store import MAIN, PREVIEW_TYPES, WebChatStore, title_for
 from nanoclaw.host.attachments import MAX_INBOUND_FILE, safe_file_name
 from nanoclaw.host.bootstrap import WEB_CHAT
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
+
+if TYPE_CHECKING:
+    from aiohttp import WSMsgType, web
 
 log = get_logger("nanoclaw.channels.web")
 
@@ -47,6 +47,7 @@ TOPICS = frozenset({"chat", "dashboard"})
 
 class WebChannel(Channel):
     type = "web"
+    local = True
     capabilities = Capabilities(
         threads=True, edits=True, reactions=True, cards=True, modals=True, typing=True, files=True,
         max_message_length=100_000, live_partials=True,
@@ -155,10 +156,14 @@ class WebChannel(Channel):
     # -- the page's side ---------------------------------------------------------------
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         page = resources.files("nanoclaw.webui").joinpath("index.html").read_text()
         return web.Response(text=page, content_type="text/html")
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         name = request.match_info["name"]
         if not _STATIC.match(name):
             raise web.HTTPNotFound()
@@ -169,6 +174,8 @@ class WebChannel(Channel):
         return web.Response(body=data, content_type=_KINDS[name.rsplit(".", 1)[1]])
 
     async def _history(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         thread = self._thread_param(request.query.get("thread"))
         if isinstance(thread, web.Response):
             return thread
@@ -184,6 +191,8 @@ class WebChannel(Channel):
         })
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         read = await _read_post(request)
         if isinstance(read, web.Response):
             return read
@@ -221,6 +230,8 @@ class WebChannel(Channel):
                                   "reply": result.reply})
 
     async def _stop(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = await _json_object(request)
         if isinstance(body, web.Response):
             return body
@@ -231,6 +242,8 @@ class WebChannel(Channel):
         return web.json_response({"stopped": stopped})
 
     async def _press(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         card_id = request.match_info["card_id"]
         body = await _json_object(request)
         if isinstance(body, web.Response):
@@ -250,6 +263,8 @@ class WebChannel(Channel):
         return web.json_response({"ok": True})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         row = self._store().file(request.match_info["file_id"])
         if row is None:
             raise web.HTTPNotFound()
@@ -262,6 +277,8 @@ class WebChannel(Channel):
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}"})
 
     async def _conversations(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         query = request.query.get("q", "").strip()
         store = self._store()
         if query:
@@ -269,6 +286,8 @@ class WebChannel(Channel):
         return web.json_response({"conversations": store.conversations()})
 
     async def _new_conversation(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = await _json_object(request)
         if isinstance(body, web.Response):
             return body
@@ -280,6 +299,8 @@ class WebChannel(Channel):
         return web.json_response({"conversation": conversation})
 
     async def _rename(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         body = await _json_object(request)
         if isinstance(body, web.Response):
             return body
@@ -293,6 +314,8 @@ class WebChannel(Channel):
         return web.json_response({"conversation": conversation})
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         conversation_id = request.match_info["id"]
         if conversation_id == MAIN:
             return _error(400, "the main chat stays; its messages can be searched but not deleted")
@@ -302,6 +325,8 @@ class WebChannel(Channel):
         return web.json_response({"ok": True})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import WSMsgType, web
+
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         self.sockets[ws] = {"chat"}
@@ -379,11 +404,15 @@ class WebChannel(Channel):
 
 
 def _partial(stream_id: str, thread_id: str | None, text: str) -> dict[str, Any]:
+    from nanoclaw.channels.web_html import render  # Markdown and Pygments: loaded with the first reply shown
+
     return {"type": "partial", "stream_id": stream_id, "thread_id": thread_id, "html": render(text)}
 
 
 async def _read_post(request: web.Request) -> web.Response | tuple[str, str | None, str | None, list[FileAttachment]]:
     """(text, thread, client id, files) of a message the page posts, or the 4xx to answer."""
+    from aiohttp import web
+
     files: list[FileAttachment] = []
     fields: dict[str, str] = {}
     if request.content_type == "multipart/form-data":
@@ -430,6 +459,8 @@ async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 def _error(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
     return web.json_response({"error": text}, status=status)
 
 

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from nanoclaw.channels.web_html import render
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -234,6 +233,8 @@ def title_for(text: str) -> str:
 
 
 def _public(row: sqlite3.Row) -> dict[str, Any]:
+    from nanoclaw.channels.web_html import render  # Markdown and Pygments: loaded with the first page
+
     m = dict(row)
     m["buttons"] = json.loads(m["buttons"]) if m["buttons"] else []
     m["reactions"] = json.loads(m["reactions"])

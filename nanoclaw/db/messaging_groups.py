@@ -27,10 +27,20 @@ class MessagingGroup:
         )
 
 
+# last_seen is kept to this resolution: refreshing it on every message would make each one a
+# write to the central DB (a commit on the path of every reply).
+LAST_SEEN_RESOLUTION = 60.0
+
+
 def upsert(
     conn: sqlite3.Connection, channel_type: str, platform_id: str, *, name: str | None = None, is_dm: bool = False
 ) -> MessagingGroup:
     now = time.time()
+    row = conn.execute(
+        "SELECT * FROM messaging_groups WHERE channel_type = ? AND platform_id = ?", (channel_type, platform_id)
+    ).fetchone()
+    if row is not None and (name is None or name == row["name"]) and now - row["last_seen"] < LAST_SEEN_RESOLUTION:
+        return MessagingGroup.from_row(row)
     row = conn.execute(
         "INSERT INTO messaging_groups (channel_type, platform_id, name, is_dm, first_seen, last_seen)"
         " VALUES (?,?,?,?,?,?) ON CONFLICT(channel_type, platform_id) DO UPDATE SET"

@@ -57,8 +57,15 @@ def list_all(conn: sqlite3.Connection) -> list[Session]:
     return [Session.from_row(r) for r in conn.execute("SELECT * FROM sessions ORDER BY last_active DESC")]
 
 
-def touch(conn: sqlite3.Connection, session_id: str) -> None:
-    conn.execute("UPDATE sessions SET last_active = ? WHERE id = ?", (time.time(), session_id))
+# last_active is kept to this resolution (not a write to the central DB per message).
+LAST_ACTIVE_RESOLUTION = 60.0
+
+
+def touch(conn: sqlite3.Connection, session: Session) -> None:
+    """Record activity, at most once per LAST_ACTIVE_RESOLUTION."""
+    now = time.time()
+    if now - session.last_active >= LAST_ACTIVE_RESOLUTION:
+        conn.execute("UPDATE sessions SET last_active = ? WHERE id = ?", (now, session.id))
 
 
 def set_status(conn: sqlite3.Connection, session_id: str, status: str) -> None:

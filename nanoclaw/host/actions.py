@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Channel, FileAttachment, OutgoingMessage, render_text
@@ -20,7 +20,7 @@ from nanoclaw.host.cards import CardBoard
 from nanoclaw.host.streaming import StreamRelay
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.safefs import UnsafePath
-from nanoclaw.protocol.messages import OutboundMessage, Route
+from nanoclaw.protocol.messages import OutboundMessage, Route, delivery_id
 
 SystemHandler = Callable[[Session, str, dict[str, Any]], "str | Awaitable[str]"]
 MAX_TEXT = 200_000
@@ -51,21 +51,22 @@ class Actions:
         self, session: Session, end: HostEnd, row: OutboundMessage, route: Route | None, target_agent: str | None
     ) -> Outcome:
         """Raise DestinationRefused for a row that must not go out, ChannelUnavailable to retry later."""
+        row = replace(row, id=delivery_id(session.id, row.id))  # what channels and other sessions see
         if row.text is not None and len(row.text) > MAX_TEXT:
             raise DestinationRefused(f"message of {len(row.text)} characters exceeds {MAX_TEXT}")
         if row.kind == "system":
             result = self._system(session, row)
             return Outcome(await result if inspect.isawaitable(result) else result)
-        hops = self._hops(end, row)
         if target_agent is not None:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
+            hops = self._hops(end, row)  # (a query: only for rows to agents)
             return Outcome(await self.agents.send(session.id, target_agent, row.text or "", hops, row.id))
         assert route is not None
         if route.channel_type == AGENT_CHANNEL:
             if row.kind != "chat":
                 raise DestinationRefused("only text messages can be sent to agents")
-            await self.agents.reply(session.id, route.platform_id, row.text or "", hops, row.id)
+            await self.agents.reply(session.id, route.platform_id, row.text or "", self._hops(end, row), row.id)
             return Outcome(None)
         channel = self._channel(route)
         if row.kind == "chat":

@@ -83,7 +83,7 @@ class AgentRelay:
         end.append(id=f"agent:{row_id}", kind="chat", text=text, route=route, sender_id=f"agent:{source.agent_group_id}",
                    sender_name=f"agent {source.agent_group_id}", payload={"hops": hops})
         end.set_routing(route)
-        session_rows.touch(self.conn, target.id)
+        session_rows.touch(self.conn, target)
         await self.wake(target.id)
         return target.id
 

@@ -23,7 +23,6 @@ from nanoclaw.config import Settings
 from nanoclaw.channels.web import WebChannel
 from nanoclaw.db import agent_groups, messaging_groups, users
 from nanoclaw.db import approvals as approvals_db
-from nanoclaw.db import host_outbox as host_outbox_db
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.errors import ConfigError
 from nanoclaw.host import bootstrap
@@ -32,6 +31,7 @@ from nanoclaw.host.cards import EXPIRED, CardBoard
 from nanoclaw.host.actions import Actions
 from nanoclaw.host.admin import ADMIN_ACTIONS, AdminActions
 from nanoclaw.host.agents import AgentRelay, AgentRequests
+from nanoclaw.host.channel_start import ChannelStarter
 from nanoclaw.host.commands import HostCommands
 from nanoclaw.host.dashboard import Dashboard
 from nanoclaw.host.dashboard_levers import DashboardLevers
@@ -109,12 +109,18 @@ class Host:
         for cls in [*self._configured_channels(), *channels]:
             self.channels[cls.type] = cls(self)
         self.sessions.formatting = {name: ch.capabilities.formatting for name, ch in self.channels.items()}
+        self.starter = ChannelStarter(self.channels, self._channel_connected, self.channel_problems)
         self.agents = AgentRelay(settings, self.conn, self.sessions, lambda sid: self.supervisor.wake(sid))
-        self.actions = Actions(self.conn, self.channels, self.agents)
-        self.cards = CardBoard(self.conn, self.channels)
+        # Channels still connecting are left out of what may send; their messages wait for them.
+        connected = self.starter.connected
+        self.actions = Actions(self.conn, connected, self.agents)
+        self.cards = CardBoard(self.conn, connected, self.starter.connecting)
         self.actions.cards = self.cards
-        self.delivery = Delivery(self.conn, self.sessions, self.channels, self.actions)
-        self.streams = StreamRelay(self.sessions, self.channels, settings.streams_to,
+        self.delivery = Delivery(self.conn, self.sessions, connected, self.actions,
+                                 connecting=self.starter.connecting)
+        self.delivery.card_posted = lambda card, platform_id: self.cards.posted(
+            card.card_id or "", card.route, platform_id, f"**{card.title}**\n{card.text}" if card.title else card.text)
+        self.streams = StreamRelay(self.sessions, connected, settings.streams_to,
                                    lambda session_id: session_id in self.supervisor.live)
         self.actions.streams = self.streams
         self.supervisor = Supervisor(
@@ -135,8 +141,15 @@ class Host:
         )
         # Sandboxes trust the vault's CA and, with OneCLI, OneCLI's (its gateway signs the hosts it injects into).
         also = (onecli.ca_cert,) if onecli is not None and onecli.ca_cert is not None else ()
-        self.sessions.ca_files = (ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
-                                  ca.bundle(settings.state_dir / "ca-bundle.pem", also))
+        ca_files: list[tuple[Path, Path]] = []
+
+        def sandbox_ca_files() -> tuple[Path, Path]:
+            if not ca_files:  # written once per host start, when the first sandbox needs them
+                ca_files.append((ca.certificates(settings.state_dir / "ca-extra.pem", also) if also else ca.cert_path,
+                                 ca.bundle(settings.state_dir / "ca-bundle.pem", also)))
+            return ca_files[0]
+
+        self.sessions.ca_files = sandbox_ca_files
         self._proxy_sockets: dict[str, Path] = {}
         # Where the sandbox's kernel does not share file locks with the host's (gVisor), the runner
         # reaches its session's databases through the host (protocol/link.py).
@@ -173,7 +186,7 @@ class Host:
         TaskOps(self.conn, self.scheduler).register(self.api)
         self.router.questions = self.questions
         self.questions.closed = self.cards.close
-        self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive)
+        self.gate = Gatekeeper(self.conn, self._send_card, self.router.receive, reads=self.router.reads)
         self.gate.closed = self.cards.close
         self.router.gate = self.gate
         self.new_chats = NewChats(self.conn, self._send_card, self.router.receive, self.gate.admin_route)
@@ -306,6 +319,11 @@ class Host:
             return None
         return await self.questions.answer(card_id, value, sender_id)
 
+    def _channel_connected(self, channel_type: str) -> None:
+        """What waited for a channel to connect goes out now: messages, then the closing of stale cards."""
+        self.delivery.channel_ready(channel_type)
+        self.notices.background(self.cards.channel_ready(channel_type))
+
     async def _say(self, route: Route, text: str) -> None:
         await self.delivery.say(OutgoingMessage(route=route, kind="system", text=text, id=f"host-{uuid.uuid4().hex}"))
 
@@ -313,11 +331,10 @@ class Host:
                          card_id: str, payload: dict[str, Any] | None = None) -> str | None:
         if card_id.startswith("oa-"):
             approvals_db.set_sent_to(self.conn, card_id, route.channel_type)
-        platform_id = await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text,
-                                                              id=f"card-{card_id}", title=title, buttons=buttons,
-                                                              card_id=card_id, payload=payload or {}))
-        self.cards.posted(card_id, route, platform_id, f"**{title}**\n{text}" if title else text)
-        return platform_id
+        # Delivery records the card's copy when it goes out (now, or once its channel connects).
+        return await self.delivery.say(OutgoingMessage(route=route, kind="card", text=text, id=f"card-{card_id}",
+                                                       title=title, buttons=buttons, card_id=card_id,
+                                                       payload=payload or {}))
 
     def channel_ready(self, channel_type: str) -> None:
         self.delivery.channel_ready(channel_type)
@@ -376,11 +393,9 @@ class Host:
         self.folders.ensure_group("main", is_admin=True)
         await self.api.start()
         self.web.bind()  # webhook URLs need the port while channels start
-        for channel in list(self.channels.values()):
-            await self._start_channel(channel)
+        await self.starter.start_local()  # the web chat registers its pages before the server opens
         await self.web.start()
-        for channel_type in host_outbox_db.channels(self.conn):  # what an earlier process could not send
-            await self.delivery.flush_host_outbox(channel_type)
+        self.starter.start_others()  # each connects on its own; what waits for one goes out when it is connected
         swept = await self.egress_approvals.sweep()  # their requests died with the earlier process
         if swept:
             log.info("startup.egress_approvals_closed", count=swept)
@@ -395,27 +410,11 @@ class Host:
         await self._resume()
         self.scheduler.start()
         self.pool.start()
+        await asyncio.sleep(0)  # channels whose start is instant are connected when this returns
         log.info(
             "host.started", home=self.settings.home, provider=self.settings.provider,
             runtime=self.settings.runtime, channels=",".join(self.channels),
         )
-
-    async def _start_channel(self, channel: Channel) -> None:
-        """A channel that cannot start is reported and left out; the others and the host keep running."""
-        try:
-            await channel.start()
-        except Exception as exc:
-            log.error("channel.start_failed", channel=channel.type, error=f"{type(exc).__name__}: {exc}")
-            self.channels.pop(channel.type, None)
-            if isinstance(exc, ConfigError):
-                self.channel_problems[channel.type] = Health.failed(exc.reason, exc.fix)
-            else:
-                self.channel_problems[channel.type] = Health.failed(
-                    f"{type(exc).__name__}: {exc}", "read why in the host's log (nanoclaw logs), fix it and restart")
-            return
-        self.channel_problems.pop(channel.type, None)
-        if channel.health.state == "connecting":  # a channel that says nothing more is up once started
-            channel.report(Health.connected())
 
     async def _resume(self) -> None:
         """Deliver what an earlier host left undelivered; wake sessions with unanswered messages."""
@@ -440,11 +439,7 @@ class Host:
         await self.supervisor.stop()
         await self.pool.stop()
         await self.notices.flush()  # what the owner was just told (a folder repaired meanwhile) still goes out
-        for channel in self.channels.values():
-            try:
-                await channel.stop()
-            except Exception as exc:
-                log.warning("channel.stop_failed", channel=channel.type, error=str(exc))
+        await self.starter.stop()
         await self.delivery.stop()
         await self.streams.stop()
         await self.credentials.stop()
@@ -507,6 +502,7 @@ class Host:
             "pid": os.getpid(), "home": str(self.settings.home), "uptime": round(time.time() - self.started_at, 1),
             "provider": self.settings.provider, "runtime": self.settings.runtime,
             "channels": sorted(self.channels), "channel_health": self.channel_health(),
+            "channel_states": dict(sorted(self.starter.state.items())),
             "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,

@@ -16,9 +16,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from typing import Any, Callable, Protocol
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from nanoclaw import envfile
 from nanoclaw.config import Settings
@@ -28,10 +26,13 @@ from nanoclaw.host.folders import MAX_MEMORY_BYTES, Folders
 from nanoclaw.host.gatekeeper import Gatekeeper
 from nanoclaw.host.scheduler import Scheduler
 from nanoclaw.host.scheduler import public as public_task
-from nanoclaw.host.web import WebServer, json_body
+from nanoclaw.host.web import WebServer, json_body, json_error, read_json
 from nanoclaw.logs import get_logger
 from nanoclaw.safefs import UnsafePath
 from nanoclaw.vault.backend import SecretBackend
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = get_logger("nanoclaw.host.dashboard")
 KEY_NAMES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")
@@ -128,6 +129,8 @@ class Dashboard:
     # -- reading ---------------------------------------------------------------------
 
     async def _overview(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         return web.json_response(self.overview())
 
     def overview(self) -> dict[str, Any]:
@@ -157,33 +160,39 @@ class Dashboard:
         }
 
     async def _read_memory(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         group = self._memory_group(request.match_info["group"])
         try:
             text = self.host.folders.read_memory(group)
         except UnsafePath as exc:  # the agent made its memory a link, a FIFO or a huge file: say so, read nothing
-            return _error(409, f"the memory file cannot be shown: {exc}")
+            return json_error(409, f"the memory file cannot be shown: {exc}")
         return web.json_response({"group": group, "text": text})
 
     # -- levers ----------------------------------------------------------------------
 
     async def _write_memory(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         group = self._memory_group(request.match_info["group"])
-        body = json_body(await _json(request))
+        body = json_body(await read_json(request))
         text = body.get("text")
         if not isinstance(text, str) or len(text.encode()) > MAX_MEMORY_BYTES:
-            return _error(400, f"text must be a string under {MAX_MEMORY_BYTES // 1024} KB")
+            return json_error(400, f"text must be a string under {MAX_MEMORY_BYTES // 1024} KB")
         try:
             self.host.folders.write_memory(group, text)  # whole, by rename: never through a planted link
         except (UnsafePath, OSError) as exc:
-            return _error(409, f"the memory file was not saved: {exc}")
+            return json_error(409, f"the memory file was not saved: {exc}")
         log.info("dashboard.memory_saved", group=group, bytes=len(text.encode()))
         return web.json_response({"ok": True})
 
     async def _edit_wiring(self, request: web.Request) -> web.StreamResponse:
-        body = json_body(await _json(request))
+        from aiohttp import web
+
+        body = json_body(await read_json(request))
         row = self.host.conn.execute("SELECT * FROM wirings WHERE id = ?", (request.match_info["id"],)).fetchone()
         if row is None:
-            return _error(404, "no such wiring")
+            return json_error(404, "no such wiring")
         current = wirings.Wiring.from_row(row)
         try:
             updated = wirings.wire(
@@ -194,47 +203,53 @@ class Dashboard:
                 priority=current.priority, allow_bots=bool(body.get("allow_bots", current.allow_bots)),
             )
         except NanoClawError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         log.info("dashboard.wiring_changed", wiring=updated.id, trigger=updated.trigger)
         return web.json_response({"wiring": _wiring(updated)})
 
     async def _task(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         action = request.match_info["action"]
         statuses = {"pause": "paused", "resume": "active", "cancel": "cancelled"}
         if action not in statuses:
-            return _error(404, f"unknown task action {action!r} (pause, resume, cancel)")
+            return json_error(404, f"unknown task action {action!r} (pause, resume, cancel)")
         try:
             task = self.host.scheduler.set_status(request.match_info["id"], statuses[action])
         except NanoClawError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         log.info("dashboard.task_changed", task=task.id, status=task.status)
         return web.json_response({"task": public_task(task)})
 
     async def _approval(self, request: web.Request) -> web.StreamResponse:
-        body = json_body(await _json(request))
+        from aiohttp import web
+
+        body = json_body(await read_json(request))
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
-            return _error(400, "decision must be approve or deny")
+            return json_error(400, "decision must be approve or deny")
         outcome = await self.host.gate.decide(request.match_info["id"], decision == "approve",
                                               "the owner on the dashboard")
         return web.json_response({"outcome": outcome})
 
     async def _onboard(self, request: web.Request) -> web.StreamResponse:
-        body = json_body(await _json(request))
+        from aiohttp import web
+
+        body = json_body(await read_json(request))
         config: dict[str, str | None] = {}
         secrets: dict[str, str | None] = {}
         name = body.get("assistant_name")
         if name is not None:
             if not isinstance(name, str) or not name.strip() or len(name) > 40 or not name.replace(" ", "").isalnum():
-                return _error(400, "the assistant's name is 1–40 letters, digits or spaces")
+                return json_error(400, "the assistant's name is 1–40 letters, digits or spaces")
             config["NANOCLAW_ASSISTANT_NAME"] = name.strip()
         key = body.get("anthropic_api_key")
         if key is not None:
             if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key.strip()):
-                return _error(400, "the key is one word without spaces")
+                return json_error(400, "the key is one word without spaces")
             secrets["ANTHROPIC_API_KEY"] = key.strip()
         if not config and not secrets:
-            return _error(400, "nothing to save")
+            return json_error(400, "nothing to save")
         if config:
             envfile.update(self.host.settings.config_file, config)
         if secrets:
@@ -243,6 +258,8 @@ class Dashboard:
         return web.json_response({"ok": True, "restart_needed": True})
 
     def _memory_group(self, group: str) -> str:
+        from aiohttp import web
+
         if group != "global" and agent_groups.get(self.host.conn, group) is None:
             raise web.HTTPNotFound(text='{"error": "no such agent group"}', content_type="application/json")
         return group
@@ -251,14 +268,3 @@ class Dashboard:
 def _wiring(w: wirings.Wiring) -> dict[str, Any]:
     return {"id": w.id, "group": w.agent_group_id, "trigger": w.trigger, "trigger_value": w.trigger_value,
             "session_mode": w.session_mode, "allow_bots": w.allow_bots}
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
-
-
-def _error(status: int, text: str) -> web.Response:
-    return web.json_response({"error": text}, status=status)

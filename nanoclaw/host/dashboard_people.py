@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Awaitable, Callable
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from nanoclaw.db import agent_groups, approvals, channel_settings, held_messages, owner_links
 from nanoclaw.errors import ConfigError
 from nanoclaw.host.owners import identities, unlink
 from nanoclaw.host.pairing import find_code
-from nanoclaw.host.web import json_body
+from nanoclaw.host.web import json_body, json_error, read_json
 from nanoclaw.logs import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = get_logger("nanoclaw.host.dashboard_people")
 LOCAL = ("terminal", "web")
 BY = "web:owner"
 
-AddPage = Callable[[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]], None]
+AddPage = Callable[[str, str, Callable[["web.Request"], Awaitable["web.StreamResponse"]]], None]
 
 
 class PeoplePanel:
@@ -40,6 +41,8 @@ class PeoplePanel:
         add_page("POST", "/api/dashboard/people/channels/{channel}", self._channel_default)
 
     async def _overview(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         health = self.channel_health()
         channels = [{"name": name, **state, "new_chats": None if name in LOCAL else
                      channel_settings.new_chats(self.conn, name)} for name, state in health.items()]
@@ -58,59 +61,58 @@ class PeoplePanel:
 
     async def _new_chat(self, request: web.Request) -> web.StreamResponse:
         """{"choice": "main" | an agent group | "ignore" | "block"}"""
-        choice = str(json_body(await _json(request)).get("choice") or "")
+        from aiohttp import web
+
+        choice = str(json_body(await read_json(request)).get("choice") or "")
         if not choice:
-            return _error(400, "choice is an agent group, ignore or block")
+            return json_error(400, "choice is an agent group, ignore or block")
         outcome = await self.decide(request.match_info["id"], choice not in ("ignore", "block"), BY, choice=choice)
         return web.json_response({"outcome": outcome})
 
     async def _pairing(self, request: web.Request) -> web.StreamResponse:
         """{"decision": "approve" | "deny", "group": "main"}"""
-        body = json_body(await _json(request))
+        from aiohttp import web
+
+        body = json_body(await read_json(request))
         decision = body.get("decision")
         if decision not in ("approve", "deny"):
-            return _error(400, "decision must be approve or deny")
+            return json_error(400, "decision must be approve or deny")
         found = find_code(self.conn, request.match_info["code"])
         if found is None:
-            return _error(404, "no open pairing request with that code (expired, decided or mistyped)")
+            return json_error(404, "no open pairing request with that code (expired, decided or mistyped)")
         choice = str(body.get("group") or "main") if decision == "approve" else "deny"
         return web.json_response({"outcome": await self.decide(found.id, decision == "approve", BY, choice=choice)})
 
     async def _owner_link(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         code = owner_links.create(self.conn)
         log.info("dashboard.owner_link_created")
         return web.json_response({"code": f"{code[:4]}-{code[4:]}", "expires_in": owner_links.TTL,
                                   "expires_at": time.time() + owner_links.TTL})
 
     async def _unlink(self, request: web.Request) -> web.StreamResponse:
-        identity = str(json_body(await _json(request)).get("identity") or "")
+        from aiohttp import web
+
+        identity = str(json_body(await read_json(request)).get("identity") or "")
         channel, _, user_id = identity.partition(":")
         if (channel, user_id) == ("web", "owner"):
-            return _error(400, "the web chat's owner stays an owner (it is you, logged in here)")
+            return json_error(400, "the web chat's owner stays an owner (it is you, logged in here)")
         if unlink(self.conn, channel, user_id) is None:
-            return _error(404, f"{identity} is not an owner or admin identity")
+            return json_error(404, f"{identity} is not an owner or admin identity")
         return web.json_response({"ok": True})
 
     async def _channel_default(self, request: web.Request) -> web.StreamResponse:
-        policy = str(json_body(await _json(request)).get("new_chats") or "")
+        from aiohttp import web
+
+        policy = str(json_body(await read_json(request)).get("new_chats") or "")
         try:
             channel_settings.set_new_chats(self.conn, request.match_info["channel"], policy)
         except ConfigError as exc:
-            return _error(400, str(exc))
+            return json_error(400, str(exc))
         return web.json_response({"ok": True})
 
     def _chat_name(self, chat_id: int) -> str:
         row = self.conn.execute("SELECT channel_type, platform_id, name FROM messaging_groups WHERE id = ?",
                                 (chat_id,)).fetchone()
         return f"{row['channel_type']}:{row['platform_id']}" if row else "?"
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
-
-
-def _error(status: int, text: str) -> web.Response:
-    return web.json_response({"error": text}, status=status)

@@ -18,21 +18,26 @@ from nanoclaw.host.actions import DEFERRED, Actions
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.host_end import HostEnd
-from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route
+from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Route, delivery_id, turn_of
 
 log = get_logger("nanoclaw.host.delivery")
 
 RETRY_FIRST, RETRY_MAX = 0.5, 300.0
+REPEATABLE = frozenset({"chat", "file", "card"})  # what a re-run turn may say again
 
 
 class Delivery:
     def __init__(
-        self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel], actions: Actions
+        self, conn: sqlite3.Connection, sessions: SessionManager, channels: Mapping[str, Channel], actions: Actions,
+        connecting: Callable[[str], bool] = lambda _name: False,
     ) -> None:
         self.conn = conn
         self.sessions = sessions
-        self.channels = channels
+        self.channels = channels  # the connected ones
+        self.connecting = connecting  # configured, not connected yet: its messages wait for it
         self.actions = actions
+        # Called when a host card went out (its copy is closed when it is decided): (card, platform id).
+        self.card_posted: Callable[[OutgoingMessage, str | None], None] | None = None
         # Called when a scheduled task's message is finished: (session, seq, status, reply text).
         self.task_finished: Callable[[str, int, str, str | None], None] | None = None
         # Called when a session's runner takes a turn (True) or finishes one (False): the turn time limit.
@@ -138,11 +143,20 @@ class Delivery:
             route, target_agent = acl.resolve(self.conn, session, row)
             if route is not None:
                 channel_type = route.channel_type
-            confirmed = await self._sent_before_a_crash(end, row, route)
-            if confirmed is not None:
-                end.record_delivery(row.seq, "sent", confirmed)
+            original = self._repeat_of(end, row)
+            if original is not None:
+                log.info("delivery.repeat_suppressed", session=session_id, seq=row.seq, kind=row.kind)
+                end.record_delivery(row.seq, "repeat", original)
                 return True
-            end.record_delivery(row.seq, "sending")  # the intent, so a crash right after the send is noticed
+            channel = self.channels.get(route.channel_type) if route is not None else None
+            if channel is not None and channel.confirms_sends:
+                # The intent, so a crash right after the send is noticed and the channel asked whether it went
+                # out. Where the channel cannot tell, the row is sent again either way: no commit for nothing.
+                confirmed = await self._sent_before_a_crash(end, row, route, channel, session_id)
+                if confirmed is not None:
+                    end.record_delivery(row.seq, "sent", confirmed)
+                    return True
+                end.record_delivery(row.seq, "sending")
             outcome = await self.actions.perform(session, end, row, route, target_agent)
         except DestinationRefused as exc:
             log.warning("delivery.refused", session=session_id, seq=row.seq, kind=row.kind, reason=str(exc))
@@ -164,14 +178,26 @@ class Delivery:
         log.debug("delivery.sent", session=session_id, seq=row.seq, kind=row.kind)
         return True
 
-    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None) -> str | None:
+    @staticmethod
+    def _repeat_of(end: HostEnd, row: OutboundMessage) -> str | None:
+        """A turn run again after a crash that says again what an earlier run of it said (same text, same
+        place): the person has it already. Returns the platform id it went out as (edits aim there)."""
+        run = turn_of(row.id)
+        if run is None or run[1] == 0 or row.kind not in REPEATABLE:
+            return None  # a first run repeats nothing (most rows: no query)
+        if row.payload.get("stream"):
+            return None  # shown while it was written: the text is out again, and its stream needs finishing
+        for earlier, sent_as in end.sent_earlier_in_turn(row, run[0]):
+            if turn_of(earlier.id) != run and _same_message(earlier, row):
+                return sent_as or ""
+        return None
+
+    async def _sent_before_a_crash(self, end: HostEnd, row: OutboundMessage, route: Route | None,
+                                   channel: Channel, session_id: str) -> str | None:
         prior = end.delivery(row.seq)
         if prior is None or prior["status"] != "sending" or route is None:
             return None
-        channel = self.channels.get(route.channel_type)
-        if channel is None:
-            return None
-        found = await channel.already_sent(route, row.id)
+        found = await channel.already_sent(route, delivery_id(session_id, row.id))
         log.info("delivery.crash_recovery", seq=row.seq, confirmed=found is not None)
         return found
 
@@ -214,8 +240,13 @@ class Delivery:
         Returns its platform message id when it went out now (to edit it later)."""
         channel = self.channels.get(message.route.channel_type)
         if channel is None:
-            log.warning("host_message.no_channel", channel=message.route.channel_type)
+            if self.connecting(message.route.channel_type):  # sent by channel_ready once it is connected
+                host_outbox.keep(self.conn, message)
+                log.info("host_message.deferred", channel=message.route.channel_type)
+            else:
+                log.warning("host_message.no_channel", channel=message.route.channel_type)
             return None
+        card = message
         if not channel.capabilities.cards and message.buttons:
             message = OutgoingMessage(route=message.route, kind="system", text=render_text(message), id=message.id)
         try:
@@ -228,6 +259,8 @@ class Delivery:
             log.warning("host_message.failed", channel=message.route.channel_type, error=str(exc))
             return None
         host_outbox.sent(self.conn, message.id)
+        if card.card_id and self.card_posted is not None:  # now, or later from the host outbox: closed the same
+            self.card_posted(card, result)
         return result
 
     async def edit_host_message(self, route: Route, platform_message_id: str, text: str) -> None:
@@ -259,9 +292,10 @@ class Delivery:
         """Tell the person the host gave up on their messages (not through the runner: it is failing)."""
         for route, group in _by_route(messages).items():
             channel = self.channels.get(route.channel_type)
-            if channel is None:
-                continue
             text = f"⚠️ Sorry, I could not process your message after {group[-1].attempts} attempts: {reason}."
+            if channel is None:  # still connecting: the notice waits for it
+                await self.say(OutgoingMessage(route=route, kind="system", text=text, id=f"fail-{group[-1].id}"))
+                continue
             try:
                 await channel.set_typing(route, False)
                 await channel.send(OutgoingMessage(route=route, kind="system", text=text, id=f"fail-{group[-1].id}"))
@@ -275,6 +309,17 @@ class Delivery:
         tasks = list(self._running.values())
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+
+
+def _same_message(a: OutboundMessage, b: OutboundMessage) -> bool:
+    """The same text (and card, or file name) to the same place; a file's folder differs between runs."""
+    def content(row: OutboundMessage) -> tuple[object, ...]:
+        payload = dict(row.payload)
+        if isinstance(payload.get("file"), str):
+            payload["file"] = payload["file"].rsplit("/", 1)[-1]
+        return row.kind, row.to_name, row.route, row.text, payload
+
+    return content(a) == content(b)
 
 
 def _by_route(messages: list[InboundMessage]) -> dict[Route, list[InboundMessage]]:

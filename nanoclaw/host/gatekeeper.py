@@ -15,6 +15,7 @@ from nanoclaw.channels.base import InboundEvent
 from nanoclaw.db import approvals, held_messages, messaging_groups, users, wirings
 from nanoclaw.db.approvals import Approval
 from nanoclaw.db.messaging_groups import MessagingGroup
+from nanoclaw.db.readcache import ReadCache
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
 
@@ -25,8 +26,11 @@ Card = Callable[[Route, str, str, tuple[str, ...], str], Awaitable[None]]  # rou
 
 
 class Gatekeeper:
-    def __init__(self, conn: sqlite3.Connection, send_card: Card, reroute: Callable[[InboundEvent], Awaitable[object]]) -> None:
+    def __init__(self, conn: sqlite3.Connection, send_card: Card, reroute: Callable[[InboundEvent], Awaitable[object]],
+                 reads: ReadCache | None = None) -> None:
         self.conn = conn
+        # The router's cache of central-DB reads (looked at once per message): who a sender is, on every message.
+        self.reads = reads
         self.send_card = send_card
         # What an approval of each kind does; other components add theirs (e.g. install_packages).
         self.deciders: dict[str, Callable[[Approval, bool], Awaitable[str]]] = {"sender": self._decide_sender}
@@ -38,7 +42,10 @@ class Gatekeeper:
     async def admit(self, chat: MessagingGroup, event: InboundEvent) -> str:
         """'pass', 'held' (waiting for the owner) or 'dropped'. A blocked person is dropped in every chat."""
         if chat.sender_policy == "open":
-            known = users.find(self.conn, event.channel_type, event.sender_id)
+            def find() -> users.User | None:
+                return users.find(self.conn, event.channel_type, event.sender_id)
+
+            known = self.reads.get(("sender", event.channel_type, event.sender_id), find) if self.reads else find()
             if known is not None and known.role == "blocked":
                 log.info("sender.dropped", chat=chat.id, user=known.id, policy="open", standing="blocked")
                 return "dropped"

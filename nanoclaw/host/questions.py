@@ -44,10 +44,9 @@ class QuestionDesk:
         await self.wake(question.session_id)
         return None
 
-    def open_question(self, messaging_group_id: int) -> Question | None:
-        """The newest open question in a chat, which a plain reply answers."""
-        found = questions.open_for_chat(self.conn, messaging_group_id)
-        return found[0] if found else None
+    def open_questions(self, messaging_group_id: int) -> list[Question]:
+        """A chat's open, unexpired questions, newest first (a plain reply answers the first)."""
+        return questions.open_for_chat(self.conn, messaging_group_id)
 
     @staticmethod
     def interpret(question: Question, text: str) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from typing import Awaitable, Callable, Mapping
 
 from nanoclaw.channels.base import Capabilities, InboundEvent, IngestResult
 from nanoclaw.config import Settings
 from nanoclaw.db import held_messages, messaging_groups, sessions, users, wirings
-from nanoclaw.db.messaging_groups import MessagingGroup
+from nanoclaw.db.messaging_groups import LAST_SEEN_RESOLUTION, MessagingGroup
+from nanoclaw.db.readcache import ReadCache
 from nanoclaw.db.wirings import Wiring
 from nanoclaw.host import commands
 from nanoclaw.host.attachments import save_attachments
@@ -65,6 +67,7 @@ class Router:
     ) -> None:
         self.settings = settings
         self.conn = conn
+        self.reads = ReadCache(conn)  # the chat, its wirings, questions and sessions: read on every message
         self.sessions = sessions
         self.wake = wake
         self.capabilities = capabilities
@@ -101,8 +104,15 @@ class Router:
             log.warning("message.rejected", channel=event.channel_type, chat=event.platform_id, reason=problem)
             return IngestResult(False, error=problem)
         text = clean_text(event.text)
-        group = messaging_groups.upsert(
-            self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
+        self.reads.look()
+        now = time.time()
+        # Looked up again (and last_seen refreshed) at least once per LAST_SEEN_RESOLUTION.
+        group = self.reads.get(
+            ("chat", event.channel_type, event.platform_id, event.chat_name, event.is_dm,
+             int(now // LAST_SEEN_RESOLUTION)),
+            lambda: messaging_groups.upsert(
+                self.conn, event.channel_type, event.platform_id, name=event.chat_name, is_dm=event.is_dm
+            ),
         )
         if (group.is_dm or event.is_dm) and group.dm_user_id is None:  # who this direct chat is with
             person = users.upsert(self.conn, event.channel_type, event.sender_id, event.sender_name)
@@ -110,7 +120,10 @@ class Router:
         if self.owners is not None and await self.owners.redeem(group, event):
             return IngestResult(True)
         if self.questions is not None:
-            open_question = self.questions.open_question(group.id)
+            questions = self.questions
+            open_question = next((q for q in self.reads.get(("questions", group.id),
+                                                            lambda: questions.open_questions(group.id))
+                                  if q.expires_at > now), None)
             same_thread = open_question is not None and (open_question.thread_id or None) == (
                 event.thread_id if self.capabilities.get(event.channel_type, Capabilities()).threads else None
             )
@@ -119,13 +132,14 @@ class Router:
                     open_question.id, self.questions.interpret(open_question, text), event.sender_id
                 )
                 return IngestResult(error is None, (open_question.session_id,), triggered=True, error=error)
-        wired = wirings.for_messaging_group(self.conn, group.id)
+        wired = self.reads.get(("wirings", group.id), lambda: wirings.for_messaging_group(self.conn, group.id))
         if not wired:
             if self.new_chats is not None:
                 return await self.new_chats.arrive(group, event)
             log.info("chat.unwired", channel=event.channel_type, chat=event.platform_id)
             return IngestResult(True)
-        if self.new_chats is not None and held_messages.count(self.conn, group.id):
+        if self.new_chats is not None and self.reads.get(("held", group.id),
+                                                         lambda: held_messages.count(self.conn, group.id)):
             await self.new_chats.release(group.id)  # wired since (e.g. `nanoclaw groups wire`): the older first
         if self.gate is not None:
             verdict = await self.gate.admit(group, event)
@@ -145,7 +159,10 @@ class Router:
         to_wake: list[str] = []
         for wiring in wired:
             fired = triggers(wiring, event, group, self.settings.assistant_name)
-            session = self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode)
+            session = self.reads.get(
+                ("session", wiring.agent_group_id, group.id, thread, wiring.session_mode),
+                lambda: self.sessions.resolve(wiring.agent_group_id, group.id, thread, wiring.session_mode),
+            )
             end = self.sessions.end(session.id)
             if session.id in self.sessions.quarantined and self.respond is not None:
                 self.sessions.quarantined.discard(session.id)
@@ -156,23 +173,25 @@ class Router:
                 payload["attachments"] = save_attachments(end.tree, event.message_id, event.files)
             if as_command and command:
                 payload["command"] = command.name
-            seq = end.append(
-                id=inbound_id(event.channel_type, event.platform_id, event.message_id),
-                kind="system" if as_command else "chat",
-                text=text,
-                trigger=fired,
-                route=Route(event.channel_type, event.platform_id, thread),
-                sender_id=event.sender_id,
-                sender_name=event.sender_name,
-                payload=payload or None,
-            )
+            with end.transaction():  # the row and the reply address: one commit
+                seq = end.append(
+                    id=inbound_id(event.channel_type, event.platform_id, event.message_id),
+                    kind="system" if as_command else "chat",
+                    text=text,
+                    trigger=fired,
+                    route=Route(event.channel_type, event.platform_id, thread),
+                    sender_id=event.sender_id,
+                    sender_name=event.sender_name,
+                    payload=payload or None,
+                )
+                if seq is not None and fired:
+                    reply_thread = thread if wiring.response_scope == "thread" else None
+                    end.set_routing(Route(event.channel_type, event.platform_id, reply_thread))
             if seq is None:  # the platform delivered this message before
                 continue
             touched.append(session.id)
             if fired:
-                reply_thread = thread if wiring.response_scope == "thread" else None
-                end.set_routing(Route(event.channel_type, event.platform_id, reply_thread))
-                sessions.touch(self.conn, session.id)
+                sessions.touch(self.conn, session)
                 to_wake.append(session.id)
             log.debug("message.stored", session=session.id, seq=seq, trigger=fired)
         for session_id in to_wake:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 
 from nanoclaw.db import agent_groups, messaging_groups, tasks
 from nanoclaw.db.sessions import Session
@@ -71,6 +70,8 @@ def _zone(name: str, strict: bool = True) -> ZoneInfo | None:
 def validate(kind: str, spec: str, timezone: str) -> None:
     _zone(timezone)
     if kind == "cron":
+        from croniter import croniter  # (and dateutil) only once a cron schedule exists
+
         if not croniter.is_valid(spec):
             raise ConfigError(f"{spec!r} is not a cron expression (e.g. '0 9 * * 1' = Mondays at 09:00)")
     elif kind == "interval":
@@ -107,6 +108,8 @@ def next_run(kind: str, spec: str, timezone: str, after: float) -> float | None:
     if kind == "interval":
         return after + float(spec)
     if kind == "cron":
+        from croniter import croniter
+
         start = datetime.fromtimestamp(after, _zone(timezone))
         return float(croniter(spec, start).get_next(float))
     return None

@@ -53,7 +53,8 @@ class SessionManager:
         self.proxy_token: Callable[[str], str | None] = lambda _session: None
         self.link_socket: Callable[[str], Path | None] = lambda _session: None  # protocol/link.py, where used
         self.image_for: Callable[[str], str | None] = lambda _group: None  # the group's own image, if any
-        self.ca_files: tuple[Path, Path] | None = None  # the vault CA's certificate, and the bundle with it
+        # The vault CA's certificate, and the bundle with it: files made when the first sandbox needs them.
+        self.ca_files: Callable[[], tuple[Path, Path]] | None = None
         self._sessions: dict[str, Session] = {}
         self._blanks: dict[str, list[tuple[str, HostEnd]]] = {}  # group → empty session folders made ahead
         self._closed = False
@@ -351,7 +352,8 @@ class SessionManager:
             mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
         trust: dict[str, str] = {}
         if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
-            mounts += [Mount(self.ca_files[0], SANDBOX_CA_CERT), Mount(self.ca_files[1], SANDBOX_CA_BUNDLE)]
+            ca_cert, ca_bundle = self.ca_files()
+            mounts += [Mount(ca_cert, SANDBOX_CA_CERT), Mount(ca_bundle, SANDBOX_CA_BUNDLE)]
             trust = {"SSL_CERT_FILE": SANDBOX_CA_BUNDLE, "REQUESTS_CA_BUNDLE": SANDBOX_CA_BUNDLE,
                      "CURL_CA_BUNDLE": SANDBOX_CA_BUNDLE, "NODE_EXTRA_CA_CERTS": SANDBOX_CA_CERT}
         env = {

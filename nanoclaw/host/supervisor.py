@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -288,6 +289,10 @@ class Supervisor:
             await asyncio.sleep(interval)
             for session_id in list(self.live):
                 self.on_activity(session_id)
+                try:
+                    self.sessions.end(session_id).checkpoint()
+                except sqlite3.Error as exc:  # one damaged session must not stop the heartbeat checks
+                    log.warning("session.checkpoint_failed", session=session_id, error=str(exc))
             self._check_heartbeats()
             since = time.monotonic() - self._sampled_at
             # Sampling walks /proc: not while someone waits for a reply, unless it is long overdue.

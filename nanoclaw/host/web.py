@@ -6,10 +6,16 @@ token kept in the home (0600); opening it sets a cookie derived from the token.
 State-changing requests also need the CSRF header the page was served with, and
 a same-origin `Origin`. Credential forms carry their own one-time tokens, and
 webhooks their platform's signature, so those two need no login.
+
+The port is bound when the host starts, but aiohttp (about 12 MB of the host's
+memory) is imported only when the first connection arrives: until someone
+opens a page or a platform posts a webhook, the waiting connection sits in the
+socket's backlog and the host stays small.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -17,17 +23,18 @@ import secrets
 import socket
 import weakref
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import urlsplit
-
-from aiohttp import WSCloseCode, web
 
 from nanoclaw.config import Settings
 from nanoclaw.logs import get_logger
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 log = get_logger("nanoclaw.host.web")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 COOKIE = "nanoclaw_session"
 CSRF_COOKIE = "nanoclaw_csrf"  # readable by the page's script, which echoes it in the header (double submit)
 CSRF_HEADER = "X-CSRF-Token"
@@ -78,12 +85,17 @@ class WebServer:
         self._webhooks: dict[str, Handler] = {}
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
+        self._listening = False  # start() was called: serve from the first connection on
+        self._serving: asyncio.Task[None] | None = None
         self._websockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     # -- what components register ------------------------------------------------
 
     def add_page(self, method: str, path: str, handler: Handler) -> None:
         """An owner-only route: login cookie, and for unsafe methods the CSRF header and same origin."""
+        if self._runner is not None:  # aiohttp's routes are fixed once it serves: say so rather than 404 later
+            raise RuntimeError(f"{method} {path}: pages are registered before the web server starts "
+                               "(a channel that serves pages declares local = True)")
         self._routes.append((method, path, handler, True))
 
     def add_public(self, method: str, path: str, handler: Handler) -> None:
@@ -100,7 +112,8 @@ class WebServer:
 
     @property
     def running(self) -> bool:
-        return self._runner is not None
+        """The port is ours and is being served (at once, or from its first connection)."""
+        return self._listening and self._sock is not None
 
     @property
     def url(self) -> str:
@@ -133,10 +146,29 @@ class WebServer:
         return True
 
     async def start(self) -> None:
-        """Serve what was registered (after `bind`, which this calls if needed)."""
-        if not self.bind():
+        """Serve what was registered (after `bind`, which this calls if needed), from the first connection."""
+        if self._listening or not self.bind():
             return
-        app = web.Application(client_max_size=60 * 2**20, middlewares=[self._guard])
+        assert self._sock is not None
+        self._listening = True
+        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._first_connection)
+        log.info("web.started", url=self.url)
+
+    def _first_connection(self) -> None:
+        """A connection waits in the backlog: load aiohttp and let it accept that one and the rest."""
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._sock.fileno())
+        self._serving = loop.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        @web.middleware
+        async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+            return await self._guard(request, handler)
+
+        app = web.Application(client_max_size=60 * 2**20, middlewares=[guard])
         app.on_response_prepare.append(_secure_headers)
         app.on_response_prepare.append(self._track_websocket)
         app.on_shutdown.append(self._close_websockets)  # else stopping waits for open pages to go away
@@ -149,9 +181,18 @@ class WebServer:
         await runner.setup()
         await web.SockSite(runner, self._sock).start()
         self._runner = runner
-        log.info("web.started", url=self.url)
+        log.debug("web.serving", routes=len(self._routes))
 
     async def stop(self) -> None:
+        if self._sock is not None and self._listening and self._serving is None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        self._listening = False
+        if self._serving is not None:
+            try:
+                await self._serving
+            except Exception as exc:  # noqa: BLE001 - a server that failed to start has nothing to clean up
+                log.error("web.failed", error=str(exc))
+            self._serving = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -160,10 +201,14 @@ class WebServer:
             self._sock = None
 
     async def _track_websocket(self, request: web.Request, response: web.StreamResponse) -> None:
+        from aiohttp import web
+
         if isinstance(response, web.WebSocketResponse):
             self._websockets.add(response)
 
     async def _close_websockets(self, app: web.Application) -> None:
+        from aiohttp import WSCloseCode
+
         for ws in list(self._websockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
 
@@ -182,7 +227,6 @@ class WebServer:
             return origin is None  # scripts with the bearer token send none; sandboxed frames send "null"
         return urlsplit(origin).netloc == request.host
 
-    @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route_auth = self._needs_login(request)
         if route_auth:
@@ -211,6 +255,8 @@ class WebServer:
         return False  # /login, /hooks/…, and 404s
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         given = request.query.get("token", "")
         if not (given and hmac.compare_digest(given, self._token)):
             log.warning("web.bad_login")
@@ -225,6 +271,8 @@ class WebServer:
     async def _hook(self, request: web.Request) -> web.StreamResponse:
         handler = self._webhooks.get(request.match_info["name"])
         if handler is None:
+            from aiohttp import web
+
             raise web.HTTPNotFound()
         return await handler(request)
 
@@ -243,6 +291,8 @@ def _derive(token: str, purpose: str) -> str:
 
 
 def _refuse(request: web.Request, status: int, text: str) -> web.StreamResponse:
+    from aiohttp import web
+
     if request.path.startswith("/api/") or request.headers.get("Accept", "").startswith("application/json"):
         return web.json_response({"error": text}, status=status)
     body = f"<!doctype html><meta charset='utf-8'><title>NanoClaw</title><p>{text}</p>"
@@ -255,6 +305,8 @@ def static_file(path: Path) -> Handler:
              ".ico": "image/x-icon"}
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         return web.Response(body=path.read_bytes(), content_type=kinds.get(path.suffix, "application/octet-stream"))
 
     return handler
@@ -263,5 +315,23 @@ def static_file(path: Path) -> Handler:
 def json_body(data: Any) -> dict[str, Any]:
     """A JSON object from a request body, or a 400 the client can read."""
     if not isinstance(data, dict):
+        from aiohttp import web
+
         raise web.HTTPBadRequest(text='{"error": "expected a JSON object"}', content_type="application/json")
     return data
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, or a 400 the client can read."""
+    from aiohttp import web
+
+    try:
+        return await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "expected a JSON body"}', content_type="application/json") from None
+
+
+def json_error(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
+    return web.json_response({"error": text}, status=status)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape as _escape
+from xml.sax.saxutils import quoteattr as _quoteattr
 
-from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage
 
 _INTERNAL = re.compile(r"<internal>.*?(?:</internal>|\Z)", re.DOTALL | re.IGNORECASE)
+_SPECIAL_TEXT = re.compile(r"[&<>]")
+_SPECIAL_ATTR = re.compile(r"[&<>\"'\n\r\t]")
+
+
+def escape(text: str) -> str:
+    """saxutils.escape, skipped for text that has nothing to escape (most messages: it runs every turn)."""
+    return _escape(text) if _SPECIAL_TEXT.search(text) else text
+
+
+def quoteattr(value: str) -> str:
+    return _quoteattr(value) if _SPECIAL_ATTR.search(value) else f'"{value}"'
 
 
 def format_messages(messages: list[InboundMessage]) -> str:
@@ -26,6 +38,23 @@ def format_messages(messages: list[InboundMessage]) -> str:
             attrs.append('context="true"')
         parts.append(f"<message {' '.join(attrs)}>{escape(m.text)}{_attachments(m)}</message>")
     parts.append("</messages>")
+    return "\n".join(parts)
+
+
+def format_already_sent(rows: list[OutboundMessage]) -> str:
+    """For a turn that runs again after a crash: what it had sent, so the model carries on instead of repeating."""
+    parts = ['<already_sent note="Your work on the messages below was interrupted (the assistant restarted) and '
+             'resumes now. You had already sent these; the person has them. Do not send them again: continue '
+             'from where you stopped.">']
+    for row in rows:
+        attrs = [f"kind={quoteattr(row.kind)}"]
+        if row.to_name:
+            attrs.append(f"to={quoteattr(row.to_name)}")
+        file = row.payload.get("file")
+        if isinstance(file, str):
+            attrs.append(f"file={quoteattr(file.rsplit('/', 1)[-1])}")
+        parts.append(f"<sent {' '.join(attrs)}>{escape(row.text or '')}</sent>")
+    parts.append("</already_sent>")
     return "\n".join(parts)
 
 

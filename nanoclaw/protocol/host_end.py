@@ -6,13 +6,14 @@ import json
 import sqlite3
 import stat
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.messages import Ack, InboundMessage, OutboundMessage, Partial, Route
-from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, next_seq, tune
+from nanoclaw.protocol.schema import INBOUND_SCHEMA, OUTBOUND_SCHEMA, checkpoint, next_seq, tune
 from nanoclaw.safefs import Tree, UnsafePath
 
 
@@ -61,6 +62,7 @@ class HostEnd:
             raise
         self.ack_cursor = 0
         self.out_cursor = 0
+        self._routing: Route | None = self.routing()
         self._last_seq = self._max_seq()
         # Partials written before this host opened the folder belong to an earlier life: never shown again.
         self.partial_cursor = self._max_partial_rev()
@@ -87,8 +89,10 @@ class HostEnd:
                 if base == "outbound.db":
                     self._writer = _init_outbound(tree)
         self.check_files()
-        if self._writer is None and (st := tree.lstat("outbound.db")) is not None and st.st_size == 0:
-            self._writer = _init_outbound(tree)  # made empty by an earlier start that stopped here
+        if self._writer is None and (st := tree.lstat("outbound.db")) is not None and (
+                st.st_size == 0 or _without_schema(tree)):
+            # made empty, or half made (WAL set, no tables), by an earlier start killed here
+            self._writer = _init_outbound(tree)
 
     def check_files(self) -> None:
         """Each database file (and its -wal/-shm) is a plain file with one name, or absent (the journals)."""
@@ -119,12 +123,29 @@ class HostEnd:
         self.conn.close()
         self.tree.close()
 
+    def checkpoint(self) -> None:
+        """Fold inbound.db's WAL into the file (from the host's slow timer, not on a message's path)."""
+        checkpoint(self.conn)
+
     def heartbeat_mtime(self) -> float | None:
         """When the runner last touched .heartbeat (None if it is missing)."""
         st = self.tree.lstat(".heartbeat")
         return st.st_mtime if st is not None else None
 
     # -- writing inbound -------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """`with end.transaction(): ...` commits the block at once (one WAL commit for several rows)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._routing = self.routing()  # what set_routing noted did not happen
+            raise
 
     def append(
         self,
@@ -160,12 +181,16 @@ class HostEnd:
         return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM o.messages_out").fetchone()[0])
 
     def set_routing(self, route: Route) -> None:
+        """Where replies go; written only when it changed (this is inbound.db's only writer)."""
+        if self._routing == route:
+            return
         self.conn.execute(
             "INSERT INTO session_routing (id, channel_type, platform_id, thread_id, updated_at) VALUES (1,?,?,?,?)"
             " ON CONFLICT(id) DO UPDATE SET channel_type=excluded.channel_type, platform_id=excluded.platform_id,"
             " thread_id=excluded.thread_id, updated_at=excluded.updated_at",
             (route.channel_type, route.platform_id, route.thread_id, time.time()),
         )
+        self._routing = route
 
     def routing(self) -> Route | None:
         row = self.conn.execute("SELECT * FROM session_routing WHERE id = 1").fetchone()
@@ -248,11 +273,27 @@ class HostEnd:
     def delivery(self, out_seq: int) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM delivered WHERE out_seq = ?", (out_seq,)).fetchone()
 
+    def sent_earlier_in_turn(self, row: OutboundMessage, turn: int) -> list[tuple[OutboundMessage, str | None]]:
+        """Rows of `row`'s kind that went out before it from the turn starting at inbound row `turn`.
+
+        The turn's rows carry its id prefix; rows answering the same message count too (after a crash
+        a turn's later messages may run as turns of their own). With the platform id each went out as.
+        Only the last REPEAT_WINDOW rows are looked at: the ids are the runner's to choose, and no
+        row may make the host scan the whole session.
+        """
+        rows = self.conn.execute(
+            "SELECT m.*, d.platform_message_id AS sent_as FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
+            " WHERE m.seq > ? AND m.seq < ? AND m.kind = ? AND d.status IN ('sent', 'repeat')"
+            " AND (m.id LIKE ? OR m.in_reply_to = ?) ORDER BY m.seq",
+            (max(turn, row.seq - 2 * REPEAT_WINDOW), row.seq, row.kind, f"t{turn}.%", row.in_reply_to),
+        ).fetchall()
+        return [(OutboundMessage.from_row(r), r["sent_as"]) for r in rows]
+
     def platform_id_of(self, out_id: str) -> str | None:
         """The platform's id for an outbound row, by the row id the agent knows."""
         row = self.conn.execute(
             "SELECT d.platform_message_id FROM o.messages_out m JOIN delivered d ON d.out_seq = m.seq"
-            " WHERE m.id = ? AND d.status = 'sent'",
+            " WHERE m.id = ? AND d.status IN ('sent', 'repeat')",
             (out_id,),
         ).fetchone()
         return row[0] if row else None
@@ -321,6 +362,21 @@ def open_host_end(root: Path, doorbell: bool = True) -> HostEnd:
 
 
 HOST_FILES = ("inbound.db", "inbound.db-wal", "inbound.db-shm")
+REPEAT_WINDOW = 500  # outbound rows back that a re-run turn's repeat is looked for in (seqs step by 2 at least)
+
+
+def _without_schema(tree: Tree) -> bool:
+    """Whether outbound.db lacks its tables: a host SIGKILLed between setting WAL and creating them left it so,
+    and every later start failed on it (found by the chaos run). No runner exists yet (see __init__)."""
+    try:
+        conn = sqlite3.connect(f"file:{tree.proc_path('outbound.db')}?mode=rw", uri=True)
+        try:
+            row = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'processing_ack'")
+            return int(row.fetchone()[0]) == 0
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False  # not a database: left as it is, refused where it is used
 
 
 def _init_outbound(tree: Tree) -> sqlite3.Connection:

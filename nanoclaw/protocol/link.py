@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 from nanoclaw.protocol.doorbell import Doorbell
 from nanoclaw.protocol.folder import SessionFolder
-from nanoclaw.protocol.messages import InboundMessage, Route
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, Route
 from nanoclaw.protocol.runner_end import RunnerEnd
 
 MAX_LINE = 8 << 20  # one request or answer; a reply text, a payload
@@ -53,6 +53,12 @@ def _route(value: Any) -> Route | None:
 def _seqs(value: Any) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise TypeError("seqs are a list of integers")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("expected an integer")
     return value
 
 
@@ -149,8 +155,7 @@ async def _serve_connection(served: _Session, reader: asyncio.StreamReader, writ
     except (ConnectionError, asyncio.CancelledError):
         pass
     finally:
-        if end.out.in_transaction:
-            end.out.execute("ROLLBACK")  # a runner that died mid-turn: nothing of the turn was committed
+        end.rollback()  # a runner that died mid-turn: nothing of the turn was committed
         served.busy = False
         writer.close()
 
@@ -168,26 +173,26 @@ def _answer(end: RunnerEnd, line: bytes) -> dict[str, Any]:
 
 
 def _begin(end: RunnerEnd) -> None:
-    end.transaction()
+    end.begin()
 
 
 def _commit(end: RunnerEnd) -> None:
-    if end.out.in_transaction:
-        end.out.execute("COMMIT")
+    end.commit()
 
 
 def _rollback(end: RunnerEnd) -> None:
-    if end.out.in_transaction:
-        end.out.execute("ROLLBACK")
+    end.rollback()
 
 
-def _write(end: RunnerEnd, kind: Any, text: Any, route: Any, to_name: Any, in_reply_to: Any, payload: Any) -> int:
+def _write(end: RunnerEnd, kind: Any, text: Any, route: Any, to_name: Any, in_reply_to: Any, payload: Any,
+           out_id: Any = None) -> int:
     if in_reply_to is not None and (not isinstance(in_reply_to, int) or isinstance(in_reply_to, bool)):
         raise TypeError("in_reply_to is an integer")
     if payload is not None and not isinstance(payload, dict):
         raise TypeError("a payload is an object")
     return end.write(kind=_str(kind), text=_str(text, optional=True), route=_route(route),
-                     to_name=_str(to_name, optional=True), in_reply_to=in_reply_to, payload=payload)
+                     to_name=_str(to_name, optional=True), in_reply_to=in_reply_to, payload=payload,
+                     id=_str(out_id, optional=True))
 
 
 OPERATIONS: dict[str, Callable[..., Any]] = {
@@ -198,6 +203,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "take_interrupt": lambda end: end.take_interrupt(),
     "get_state": lambda end, key: end.get_state(_str(key)),
     "set_state": lambda end, key, value: end.set_state(_str(key), _str(value, optional=True)),
+    "checkpoint": lambda end: end.checkpoint(),
     "begin": _begin,
     "commit": _commit,
     "rollback": _rollback,
@@ -208,6 +214,8 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
         _str(stream_id), in_reply_to if isinstance(in_reply_to, int) and not isinstance(in_reply_to, bool) else None,
         _str(text)),
     "drop_partials": lambda end: end.drop_partials(),
+    "runs_of": lambda end, turn: end.runs_of(_int(turn)),
+    "said_before": lambda end, turn, seqs: [dataclasses.asdict(m) for m in end.said_before(_int(turn), _seqs(seqs))],
 }
 
 
@@ -260,8 +268,8 @@ class LinkedRunnerEnd:
     def stop_requested(self) -> bool:
         return bool(self._call("stop_requested"))
 
-    def take_interrupt(self) -> bool:
-        return bool(self._call("take_interrupt"))
+    def take_interrupt(self, fresh: bool = True) -> bool:
+        return bool(self._call("take_interrupt"))  # the host's end asks its database every time
 
     def get_state(self, key: str) -> str | None:
         value = self._call("get_state", key)
@@ -285,12 +293,21 @@ class LinkedRunnerEnd:
         self._call("ack", seqs, status, error)
 
     def write(self, *, kind: str, text: str | None, route: Route | None = None, to_name: str | None = None,
-              in_reply_to: int | None = None, payload: dict[str, Any] | None = None) -> int:
+              in_reply_to: int | None = None, payload: dict[str, Any] | None = None, id: str | None = None) -> int:
         return int(self._call("write", kind, text, dataclasses.asdict(route) if route else None, to_name,
-                              in_reply_to, payload))
+                              in_reply_to, payload, id))
+
+    def runs_of(self, turn: int) -> int:
+        return int(self._call("runs_of", turn))
+
+    def said_before(self, turn: int, seqs: list[int]) -> list[OutboundMessage]:
+        return [OutboundMessage(**{**m, "route": _route(m["route"])}) for m in self._call("said_before", turn, seqs)]
 
     def message_id(self, seq: int) -> str:
         return str(self._call("message_id", seq))
+
+    def checkpoint(self) -> None:
+        self._call("checkpoint")
 
     def write_partial(self, stream_id: str, in_reply_to: int | None, text: str) -> None:
         self._call("write_partial", stream_id, in_reply_to, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,34 @@ class Route:
 def inbound_id(channel_type: str, platform_id: str, message_id: str) -> str:
     """Row id of a platform message: unique per chat, so a redelivered message is stored once."""
     return f"{channel_type}:{platform_id}:{message_id}"
+
+
+def outbound_id(turn: int, run: int, position: int) -> str:
+    """Id of the `position`-th row the `run`-th run of a turn wrote; `turn` is the seq of the turn's first row.
+
+    A turn interrupted by a crash runs again with the same first row (nothing after the last finished
+    turn has moved), so its rows are recognisable across runs: see `turn_of`.
+    """
+    return f"t{turn}.{run}.{position}"
+
+
+def delivery_id(session_id: str, out_id: str) -> str:
+    """The id a channel (or another agent's session) sees for an outbound row, stable across retries.
+
+    Row ids are unique within their session only (and chosen by the runner): channels use this id as
+    an idempotency key (Matrix transaction ids, the web chat's store, lookups after a crash), so the
+    session is part of it.
+    """
+    return f"{session_id}.{out_id}"
+
+
+_OUTBOUND_ID = re.compile(r"t(\d{1,18})\.(\d{1,9})\.(\d{1,9})")
+
+
+def turn_of(out_id: str) -> tuple[int, int] | None:
+    """(turn, run) of an outbound id made by `outbound_id`; None for other ids (written outside a turn)."""
+    match = _OUTBOUND_ID.fullmatch(out_id)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS messages_in (
 CREATE TABLE IF NOT EXISTS delivered (
     out_seq             INTEGER PRIMARY KEY,
     status              TEXT NOT NULL,           -- sending (intent, before the platform call) | sent | refused | failed
+                                                 -- | repeat (a re-run of an interrupted turn said it again: not sent)
     platform_message_id TEXT,
     error               TEXT,
     at                  REAL NOT NULL
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS session_routing (
 OUTBOUND_SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages_out (
     seq          INTEGER PRIMARY KEY,            -- odd numbers
-    id           TEXT NOT NULL UNIQUE,
+    id           TEXT NOT NULL UNIQUE,           -- t<turn>.<run>.<position> (messages.outbound_id) within a turn
     kind         TEXT NOT NULL,                  -- chat | file | edit | reaction | card | question | system
     in_reply_to  INTEGER,                        -- inbound seq that caused it
     to_name      TEXT,                           -- a destination name; NULL = the session's route
@@ -69,9 +70,10 @@ CREATE TABLE IF NOT EXISTS messages_out (
     created_at   REAL NOT NULL
 );
 -- Append-only: the latest row per in_seq is its state. Append-only lets the
--- host follow acks with a cursor instead of rescanning.
+-- host follow acks with a cursor instead of rescanning. No AUTOINCREMENT: rows are
+-- never deleted, so the rowid grows anyway, without a sqlite_sequence page in every commit.
 CREATE TABLE IF NOT EXISTS processing_ack (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      INTEGER PRIMARY KEY,
     in_seq  INTEGER NOT NULL,
     status  TEXT NOT NULL,                       -- taken | done | failed | consumed (an answer a tool took)
     error   TEXT,
@@ -96,11 +98,27 @@ CREATE TABLE IF NOT EXISTS partials (
 """
 
 
+WAL_SAFETY_PAGES = 4096  # 16 MB of 4 KiB pages: far above what the timers let a WAL reach
+
+
 def tune(conn: sqlite3.Connection) -> None:
-    """WAL with synchronous=NORMAL: a process crash loses nothing committed."""
+    """WAL with synchronous=NORMAL: a process crash loses nothing committed.
+
+    Automatic checkpoints only as a safety net: one runs inside whichever commit
+    crosses the WAL's size limit and fsyncs the database, a pause of milliseconds
+    on the path of a reply. Each writer calls `checkpoint` from its slow timer
+    (host: live sessions; runner: heartbeat); the high limit only catches a WAL
+    nobody checkpoints, e.g. a chat's context rows while it has no runner.
+    """
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_SAFETY_PAGES}")
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database file of the connection's own (main) database, without waiting."""
+    conn.execute("PRAGMA main.wal_checkpoint(PASSIVE)").fetchone()
 
 
 def next_seq(last: int, parity: int) -> int:

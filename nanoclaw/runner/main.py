@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import cast
 
 from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
-from nanoclaw.protocol.formatting import format_messages, strip_internal
-from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
 from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, outbound_id
 from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
@@ -28,6 +28,7 @@ from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import TOOLS, Tool, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
+TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken` and follows up
 STOPPED = "⏹ Stopped."
 INTERRUPT_GRACE = 5.0  # seconds a provider gets to end an interrupted turn itself before it is cancelled
 
@@ -60,8 +61,11 @@ class Runner:
         self.end = end
         self.wakeup = asyncio.Event()
         self.in_turn: list[int] = []  # seqs of the running turn, follow-ups included
+        self._running: tuple[int, int] | None = None  # (turn, run) of the running turn: its rows' ids
+        self._position = 0
         self.interrupted_at: float | None = None  # when the person asked to stop the running turn
-        self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None)
+        self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None,
+                                        self._message_id)
         self.answer = AnswerStream(end.write_partial, end.ring)
         context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context,
                                   self.answer)
@@ -73,6 +77,20 @@ class Runner:
 
     def _set_state(self, key: str, value: str | None) -> None:
         self.end.set_state(key, value)
+
+    def _message_id(self, last: bool = False) -> str | None:
+        """The id of the running turn's next outbound row: its turn, its run and its position.
+
+        Called inside the transaction that writes the row. A run that writes before its end is counted in
+        that commit, so a re-run after a crash numbers its rows past it (and learns what it said); the
+        turn's `last` row commits with its `done` ack, so no re-run follows it.
+        """
+        if self._running is None:
+            return None
+        if not last:
+            self._take()
+        self._position += 1
+        return outbound_id(*self._running, self._position - 1)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -92,15 +110,25 @@ class Runner:
         self.wakeup.set()
 
     async def _heartbeat(self) -> None:
+        failing = False
         while True:
             self.end.beat()
+            try:
+                self.end.checkpoint()
+                failing = False
+            except Exception as exc:  # a damaged or refused database must not stop the beat (or the runner)
+                if not failing:
+                    log.warning("checkpoint failed: %s", exc)
+                failing = True
             await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _wait(self, timeout: float) -> None:
+        """Until a bell or `timeout` (a timer on the same event, not wait_for's task per wait)."""
+        timer = asyncio.get_running_loop().call_later(timeout, self.wakeup.set)
         try:
-            await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
-            pass
+            await self.wakeup.wait()
+        finally:
+            timer.cancel()
         self.wakeup.clear()
 
     def _new_rows(self) -> list[InboundMessage]:
@@ -142,12 +170,27 @@ class Runner:
         last = triggers[0] if any(batch[i].attempts for i in triggers) else triggers[-1]
         batch = batch[: last + 1]
         self.in_turn = [m.seq for m in batch]
-        self._ack(self.in_turn, "taken")
-        self.end.take_interrupt()  # a stop asked for before this turn began was meant for an earlier one
+        # A turn interrupted by a crash starts at the same row: it learns what its earlier runs sent.
+        turn = batch[0].seq
+        self._running, self._position = (turn, self.end.runs_of(turn)), 0
+        said = self.end.said_before(turn, self.in_turn) if self._running[1] else []
+        self.end.take_interrupt(fresh=False)  # a stop asked for before this turn began was meant for an earlier one
         self.interrupted_at = None
         self.answer.begin(self.in_turn[-1])
-        work = asyncio.create_task(self._run(batch))
-        watcher = asyncio.create_task(self._feed_follow_ups(work))
+        work = asyncio.create_task(self._answer(batch, said))
+        # A turn that ends within TAKEN_AFTER is acked `done` alone; a longer one tells the host it took the
+        # messages (typing indicator, the turn's time limit) and starts following up answers, new messages
+        # and stop requests (what arrived meanwhile rang the bell, so the watcher sees it at once). Doing
+        # both for every turn cost a commit, a host wake and a task on the path of every quick reply.
+        watcher: list[asyncio.Task[None]] = []
+
+        def long_turn() -> None:
+            with self.end.transaction():
+                self._take()
+            self.end.ring()
+            watcher.append(asyncio.create_task(self._feed_follow_ups(work)))
+
+        taken = asyncio.get_running_loop().call_later(TAKEN_AFTER, long_turn)
         try:
             text = await work
         except asyncio.CancelledError:
@@ -159,15 +202,16 @@ class Runner:
             text = f"⚠️ {exc}"
         except Exception as exc:  # a provider bug fails the turn, not the runner
             log.exception("turn failed")
-            watcher.cancel()
             with self.end.transaction():
                 self.end.ack(self.in_turn, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
                 self.end.drop_partials()
             self.end.ring()
-            self.in_turn = []
+            self.in_turn, self._running = [], None
             return
         finally:
-            watcher.cancel()
+            taken.cancel()
+            for task in watcher:
+                task.cancel()
         if self.interrupted_at is not None:  # the agent says it stopped, after what it had written
             text = f"{self.answer.text}\n\n{STOPPED}" if self.answer.text else STOPPED
         reply = strip_internal(text or "")
@@ -175,20 +219,23 @@ class Runner:
         with self.end.transaction():
             if reply:
                 self.end.write(kind="chat", text=reply, route=self.end.routing(), in_reply_to=self.in_turn[-1],
-                               payload={"stream": stream} if stream else None)
+                               payload={"stream": stream} if stream else None, id=self._message_id(last=True))
             self.end.ack(self.in_turn, "done")
             self.end.drop_partials()
         self.end.ring()
-        self.in_turn = []
+        self.in_turn, self._running = [], None
 
-    async def _run(self, batch: list[InboundMessage]) -> str | None:
+    async def _answer(self, batch: list[InboundMessage], said: list[OutboundMessage]) -> str | None:
         commands = [m for m in batch if m.kind == "system" and m.payload.get("command")]
         if commands and len(commands) == len([m for m in batch if m.trigger]):
             results = [await self.provider.command(str(m.payload["command"])) for m in commands]
             return "\n".join(results)
-        return await self.provider.run_turn(Turn(batch, format_messages(batch)))
+        prompt = format_messages(batch)
+        if said:
+            prompt = format_already_sent(said) + "\n" + prompt
+        return await self.provider.run_turn(Turn(batch, prompt, already_sent=tuple(said)))
 
-    async def _feed_follow_ups(self, work: asyncio.Task[str | None]) -> None:
+    async def _feed_follow_ups(self, work: asyncio.Future[str | None]) -> None:
         """While a turn runs: resolve answers, stream new triggering messages into it, and stop it on request."""
         while True:
             await self._wait(min(self.config.poll_interval, 1.0))
@@ -209,6 +256,11 @@ class Runner:
             self.in_turn += [m.seq for m in rows]
             self._ack([m.seq for m in rows], "taken")
             await self.provider.follow_up(Turn(rows, format_messages(rows)))
+
+    def _take(self) -> None:
+        """Ack `taken` for the running turn, once per run: how `runs_of` counts this run."""
+        if self._running is not None and self.end.runs_of(self._running[0]) <= self._running[1]:
+            self.end.ack(self.in_turn, "taken")
 
     def _ack(self, seqs: list[int], status: str) -> None:
         with self.end.transaction():

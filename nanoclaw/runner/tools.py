@@ -35,6 +35,7 @@ class ToolContext:
     end: AnyRunnerEnd
     ring: Callable[[], None]
     current_seq: Callable[[], int | None]  # the inbound seq being answered
+    message_id: Callable[[], str | None] = lambda: None  # the next outbound row's id in the running turn
     questions: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     replies: dict[str, asyncio.Future[str]] = field(default_factory=dict)  # host answers to call_host
 
@@ -56,7 +57,7 @@ class ToolContext:
         with self.end.transaction():
             seq = self.end.write(
                 kind=kind, text=text, route=None if to else self.end.routing(), to_name=to,
-                in_reply_to=self.current_seq(), payload=payload,
+                in_reply_to=self.current_seq(), payload=payload, id=self.message_id(),
             )
         self.ring()
         return self.end.message_id(seq)

@@ -3,6 +3,11 @@
 The CA key stays in `~/.config/nanoclaw` (0600, outside every mount); only the
 certificate goes into sandboxes, as part of their CA bundle. Leaf certificates
 for intercepted hosts are made on first use and kept under the home's state.
+
+The CA is made when something first needs it (the first sandbox's CA bundle),
+and `cryptography` is imported only then, or to make a leaf certificate (the
+first interception of a host): a host that has not yet started a sandbox since
+the CA exists never holds the library in memory.
 """
 
 from __future__ import annotations
@@ -12,12 +17,10 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from cryptography import x509
 
 from nanoclaw.config import private_dir
 
@@ -38,16 +41,39 @@ class CertificateAuthority:
         self.config_dir = config_dir
         self.cert_dir = cert_dir
         self._contexts: dict[str, ssl.SSLContext] = {}
-        if not (config_dir / CA_KEY).exists() or not (config_dir / CA_CERT).exists():
-            self._create()
-        self.key = serialization.load_pem_private_key((config_dir / CA_KEY).read_bytes(), password=None)
-        self.cert = x509.load_pem_x509_certificate((config_dir / CA_CERT).read_bytes())
+        self._loaded: tuple[Any, x509.Certificate] | None = None
+        self._cert_pem: bytes | None = None
+
+    @property
+    def cert_pem(self) -> bytes:
+        """The CA's certificate (PEM), made with its key on first use."""
+        if self._cert_pem is None:
+            if not (self.config_dir / CA_KEY).exists() or not (self.config_dir / CA_CERT).exists():
+                self._create()
+            self._cert_pem = (self.config_dir / CA_CERT).read_bytes()
+        return self._cert_pem
+
+    def _key_and_cert(self) -> tuple[Any, x509.Certificate]:
+        if self._loaded is None:
+            from cryptography import x509
+            from cryptography.hazmat.primitives import serialization
+
+            pem = self.cert_pem  # made first if missing
+            key = serialization.load_pem_private_key((self.config_dir / CA_KEY).read_bytes(), password=None)
+            self._loaded = (key, x509.load_pem_x509_certificate(pem))
+        return self._loaded
 
     @property
     def cert_path(self) -> Path:
+        self.cert_pem  # noqa: B018 - made if missing
         return self.config_dir / CA_CERT
 
     def _create(self) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NanoClaw vault CA"),
                           x509.NameAttribute(NameOID.ORGANIZATION_NAME, "NanoClaw (this machine only)")])
@@ -81,6 +107,12 @@ class CertificateAuthority:
         cert_file, key_file = self.cert_dir / f"{safe}.pem", self.cert_dir / f"{safe}.key"
         if cert_file.exists() and key_file.exists():
             return cert_file, key_file
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        ca_key, ca_cert = self._key_and_cert()
         key = ec.generate_private_key(ec.SECP256R1())
         try:
             san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
@@ -89,15 +121,15 @@ class CertificateAuthority:
         now = dt.datetime.now(dt.timezone.utc)
         cert = (
             x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
-            .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
             .add_extension(x509.SubjectAlternativeName([san]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self.key, hashes.SHA256())  # type: ignore[arg-type]
+            .sign(ca_key, hashes.SHA256())
         )
         _write_private(key_file, key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM))
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.cert_pem)
         return cert_file, key_file
 
     def bundle(self, path: Path, also: Sequence[Path] = ()) -> Path:
@@ -110,7 +142,7 @@ class CertificateAuthority:
 
     def certificates(self, path: Path, also: Sequence[Path] = (), base: bytes = b"") -> Path:
         """This CA's certificate and those in `also`, in one file (NODE_EXTRA_CA_CERTS takes a single file)."""
-        pems = [self.cert.public_bytes(serialization.Encoding.PEM), *(extra.read_bytes() for extra in also)]
+        pems = [self.cert_pem, *(extra.read_bytes() for extra in also)]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"\n".join([base, *pems]) if base else b"\n".join(pems))
         return path

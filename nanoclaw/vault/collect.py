@@ -16,9 +16,7 @@ import html
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import DestinationRefused, NanoClawError
@@ -28,6 +26,9 @@ from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import Route
 from nanoclaw.vault.backend import SecretBackend
 from nanoclaw.vault.store import SecretRule, VaultError, validate
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = get_logger("nanoclaw.vault.collect")
 
@@ -197,6 +198,8 @@ class CredentialDesk:
 
 def _page(status: int, body: str) -> web.Response:
     # Framed only by the host's own web chat (its credential modal).
+    from aiohttp import web
+
     return web.Response(status=status, content_type="text/html", charset="utf-8",
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "SAMEORIGIN",
                                  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "

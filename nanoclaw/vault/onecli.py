@@ -30,15 +30,15 @@ import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import TYPE_CHECKING, ClassVar, Mapping
 from urllib.parse import unquote, urlsplit
-
-import httpx
-from cryptography import x509
 
 from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger
 from nanoclaw.vault.store import SecretRule, VaultError, validate
+
+if TYPE_CHECKING:
+    import httpx
 
 log = get_logger("nanoclaw.vault.onecli")
 
@@ -156,6 +156,8 @@ class OneCliVault:
     def http_client(self) -> httpx.AsyncClient:
         """An HTTP client whose requests go through the gateway, trusting OneCLI's CA (for requests the proxy
         itself sends: the model API, and HTTPS it intercepts to judge by path)."""
+        import httpx  # only a host configured for OneCLI loads it
+
         context = ssl.create_default_context()
         if self.ca_cert is not None:
             context.load_verify_locations(self.ca_cert)
@@ -313,6 +315,8 @@ def _check_ca(path: Path | None) -> None:
     if path is None:
         raise ConfigError("NANOCLAW_VAULT_BACKEND=onecli needs ONECLI_CA_CERT: the path of OneCLI's CA certificate "
                           "(PEM), which sandboxes must trust for the hosts OneCLI injects secrets into")
+    from cryptography import x509  # only a host configured for OneCLI loads it
+
     try:
         x509.load_pem_x509_certificate(path.read_bytes())
     except OSError as exc:

@@ -29,11 +29,10 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import h11
-import httpx
 
 from nanoclaw.errors import ConfigError
 from nanoclaw.logs import get_logger, quiet_http_clients
@@ -43,6 +42,9 @@ from nanoclaw.vault.onecli import Gateway, OneCliVault
 from nanoclaw.vault.policy import Decision, Policy
 from nanoclaw.vault.redact import Redactor
 from nanoclaw.vault.store import SecretStore
+
+if TYPE_CHECKING:
+    import httpx
 
 log = get_logger("nanoclaw.vault.proxy")
 quiet_http_clients()  # also for hosts whose logging someone else configured (tests, embedding)
@@ -85,8 +87,9 @@ class EgressProxy:
         self._tokens: dict[str, str] = {}
         self._unbound: set[str] = set()  # pooled sandboxes' sockets, refused until adoption names their session
         self._bound: dict[str, str] = {}  # pooled sandbox → the session it serves
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
-        self._onecli_client = onecli.http_client() if onecli is not None else None
+        # httpx (and OneCLI's client) are loaded at the first request that needs them, not with the host.
+        self._client: httpx.AsyncClient | None = None
+        self._onecli_client: httpx.AsyncClient | None = None
 
     async def open_session(self, session_id: str, agent_group_id: str, upstream: Upstream | None = None) -> Path:
         """Serve a socket for this session (idempotent); returns its path. `upstream` overrides the model API."""
@@ -143,9 +146,18 @@ class EgressProxy:
     async def stop(self) -> None:
         for session_id in list(self._servers):
             await self.close_session(session_id)
-        await self._client.aclose()
-        if self._onecli_client is not None:
-            await self._onecli_client.aclose()
+        for client in (self._client, self._onecli_client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._onecli_client = None
+
+    def client(self) -> httpx.AsyncClient:
+        """The client for requests NanoClaw sends itself (the model API, plain HTTP, intercepted HTTPS)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=600.0), follow_redirects=False)
+        return self._client
 
     def policy(self) -> Policy:
         """The egress policy, reloaded when its file changed; raises ConfigError while the file is invalid."""
@@ -191,6 +203,8 @@ class EgressProxy:
         parts = urlsplit(url)
         if self.onecli is None or parts.scheme != "https" or not await self.onecli.routes(parts.hostname or ""):
             return None
+        if self._onecli_client is None:
+            self._onecli_client = self.onecli.http_client()
         return self._onecli_client
 
 
@@ -283,6 +297,8 @@ class _Connection:
             pass
 
     async def _forward(self, request: h11.Request, body: bytes) -> None:
+        import httpx  # loaded with the first forwarded request, not with the host
+
         started = time.monotonic()
         target = request.target.decode("latin-1")
         method = request.method.decode("latin-1")
@@ -335,7 +351,7 @@ class _Connection:
                     extensions = {"sni_hostname": host}
                     headers.append(("connection", "close"))
                 url = parts._replace(netloc=netloc).geturl()
-            client = client or self.proxy._client
+            client = client or self.proxy.client()
             upstream = client.build_request(method, url, headers=headers, content=body, extensions=extensions)
             response = await client.send(upstream, stream=True)
         except httpx.HTTPError as exc:

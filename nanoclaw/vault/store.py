@@ -15,12 +15,13 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, ClassVar
 
 from nanoclaw.config import private_dir
 from nanoclaw.errors import NanoClawError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 STORE_FILE = "vault.json"
 KEY_FILE = "vault.key"
@@ -131,6 +132,8 @@ class SecretStore:
         return entry
 
     def _fernet(self) -> Fernet:
+        from cryptography.fernet import Fernet  # loaded when a secret is stored or injected, not with the host
+
         path = self.folder / KEY_FILE
         if not path.exists():
             private_dir(self.folder)
@@ -143,6 +146,8 @@ class SecretStore:
             raise VaultError(f"the vault key {path} is unreadable or damaged: {exc}") from exc
 
     def _decrypt(self, entry: _Entry) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet().decrypt(entry.token.encode()).decode()
         except InvalidToken as exc:

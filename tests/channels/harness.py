@@ -52,6 +52,11 @@ class Platform(ABC):
     has_groups: ClassVar[bool] = True  # False: every chat is a DM (WhatsApp Cloud API); group_chat is a DM then
     has_dms: ClassVar[bool] = True  # False: no direct messages (GitHub)
     can_be_down: ClassVar[bool] = True  # False: the platform is the host itself (web chat): no outage to test
+    # How a person's messages reach the channel: over a "connection" the channel holds (gateway, socket,
+    # long poll, IMAP) or as a "webhook" the platform posts to the host (then only sends use a connection).
+    inbound: ClassVar[str] = "connection"
+    mention_markup: ClassVar[bool] = True  # False: a mention is plain text (nothing for the channel to read)
+    other_bots: ClassVar[bool] = True  # False: no other bot can write in its chats (the web chat)
     webhook_base: str = ""  # set before the channel starts: http://127.0.0.1:PORT/hooks (push platforms post here)
 
     @abstractmethod
@@ -173,6 +178,16 @@ class RecordingHost:
 
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[InboundEvent]:
         return await self._wait(lambda: len(self.events) >= count, timeout, lambda: f"{count} events, got {self.events}")
+
+    async def wait_text(self, fragment: str, timeout: float = 10.0) -> InboundEvent:
+        """The first event whose text holds `fragment` (other events may come in between)."""
+        def found() -> InboundEvent | None:
+            return next((e for e in self.events if fragment in e.text), None)
+
+        await self._wait(lambda: found() is not None, timeout, lambda: f"an event with {fragment!r}, got {self.events}")
+        event = found()
+        assert event is not None
+        return event
 
     async def wait_credentials(self, count: int, timeout: float = 10.0) -> list[tuple[str, str | None]]:
         await self._wait(lambda: len(self.credentials) >= count, timeout, lambda: f"{count} credentials")

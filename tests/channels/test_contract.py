@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,9 @@ from nanoclaw.channels.base import FileAttachment, OutgoingMessage
 from nanoclaw.errors import ChannelUnavailable
 from nanoclaw.host.router import mention_pattern
 from nanoclaw.protocol.messages import Route
-from tests.channels.conftest import PLATFORMS, Running, with_capability, without_capability
+from tests.channels.conftest import (
+    PLATFORMS, Running, channel_on, free_port, with_capability, without_capability,
+)
 
 ALL = list(PLATFORMS)
 
@@ -54,7 +58,7 @@ async def test_direct_message_is_marked(running: Running) -> None:
     assert event.platform_id == running.platform.dm_chat
 
 
-@each(ALL)
+@each([p for p in ALL if PLATFORMS[p].mention_markup])
 async def test_mention_of_the_bot_is_recognised(running: Running) -> None:
     await running.platform.user_says("what time is it?", mention=True)
     [event] = await running.host.wait_events(1)
@@ -62,7 +66,7 @@ async def test_mention_of_the_bot_is_recognised(running: Running) -> None:
     assert event.mentions_assistant or mention_pattern(name).search(event.text), event
 
 
-@each(ALL)
+@each([p for p in ALL if PLATFORMS[p].other_bots])
 async def test_messages_of_bots_are_flagged(running: Running) -> None:
     """Another bot's message never reaches the host as a person's (two bots cannot loop)."""
     await running.platform.user_says("I am a bot", from_bot=True, sender="b7", sender_name="OtherBot")
@@ -190,7 +194,7 @@ async def test_malformed_payloads_are_rejected_without_harm(running: Running) ->
     assert "still alive" in event.text
 
 
-@each(ALL)
+@each([p for p in ALL if PLATFORMS[p].inbound == "connection"])
 async def test_reconnects_after_the_server_drops_the_connection(running: Running) -> None:
     await running.platform.user_says("before")
     await running.host.wait_events(1)
@@ -198,6 +202,17 @@ async def test_reconnects_after_the_server_drops_the_connection(running: Running
     await running.platform.user_says("after")
     events = await running.host.wait_events(2, timeout=20)
     assert "after" in events[-1].text
+
+
+@each([p for p in ALL if PLATFORMS[p].inbound == "webhook"])
+async def test_sends_go_out_after_the_server_drops_the_connection(running: Running) -> None:
+    """Messages arrive as webhooks here: the connection the channel holds is its client's, for sends."""
+    await running.channel.send(out(running, "before the drop", id="o1"))
+    await running.platform.wait_bot_messages(1)
+    await running.platform.drop_connections()
+    await running.channel.send(out(running, "after the drop", id="o2"))
+    sent = await running.platform.wait_bot_messages(2, timeout=20)
+    assert "before the drop" in sent[-2].text and "after the drop" in sent[-1].text, sent
 
 
 @each([p for p in ALL if PLATFORMS[p].can_be_down])
@@ -235,6 +250,61 @@ async def test_credential_card_opens_a_modal_whose_value_goes_to_the_host(runnin
     assert await running.host.wait_credentials(1) == [("tok-abc123", "sk-modal-canary")]
     sent = await running.platform.bot_messages()
     assert all("sk-modal-canary" not in m.text for m in sent)  # never echoed into the chat
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the host learns from one message: the things a restart must not change."""
+
+    chat: str
+    chat_name: str | None
+    is_dm: bool
+    sender_name: str | None
+    mentioned: bool
+    thread: str | None
+
+
+async def _sample(r: Running, tag: str) -> dict[str, Seen]:
+    """A person writes in the group (mentioning the bot, then naming it), in private and in a thread."""
+    p, name = r.platform, r.host.settings.assistant_name
+    said: list[tuple[str, dict[str, object]]] = [
+        ("mention", dict(mention=True)), ("by-name", dict(text=f"{name}, {tag} by name")),
+    ]
+    if p.has_dms:
+        said.append(("private", dict(dm=True)))
+    if p.thread_root is not None:
+        said.append(("thread", dict(thread=p.thread_root)))
+    seen: dict[str, Seen] = {}
+    for kind, options in said:
+        text = str(options.pop("text", f"{tag} {kind}"))
+        await p.user_says(text, **options)  # type: ignore[arg-type]
+        event = await r.host.wait_text(text.split(", ")[-1])  # a mention may be rewritten; the rest stays
+        # Top-level messages start threads of their own on some platforms: only the thread's presence counts.
+        thread = event.thread_id if kind == "thread" else str(event.thread_id is not None)
+        seen[kind] = Seen(event.platform_id, event.chat_name, event.is_dm, event.sender_name,
+                          event.mentions_assistant or bool(mention_pattern(name).search(event.text)), thread)
+    return seen
+
+
+@pytest.mark.parametrize("name", ALL)
+async def test_a_restart_keeps_chat_names_dms_mentions_and_threads(name: str, tmp_path: Path) -> None:
+    """After a restart the channel knows its chats as before, answers nothing twice and makes nothing wait
+    (its start returns promptly: channel_on gives it a deadline)."""
+    port = free_port()  # the host's address stays the same across the restart, as the platform knows it
+    platform = PLATFORMS[name]()
+    platform.webhook_base = f"http://127.0.0.1:{port}/hooks"
+    env = await platform.start(tmp_path)
+    try:
+        async with channel_on(platform, tmp_path, env=env, web_port=port) as first:
+            before = await _sample(first, "before")
+            earlier = {e.message_id for e in first.host.events}
+        async with channel_on(platform, tmp_path, env=env, web_port=port) as second:
+            after = await _sample(second, "after")
+            again = [e for e in second.host.events if e.message_id in earlier]
+            assert again == [], "messages from before the restart came again"
+        assert after == before
+    finally:
+        await platform.stop()
 
 
 # The web chat's cards: tests/web/test_cards.py.

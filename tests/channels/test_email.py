@@ -222,6 +222,9 @@ async def test_email_reconnect_backs_off(tmp_path: Path, caplog: pytest.LogCaptu
     caplog.set_level(logging.WARNING, logger="nanoclaw.channels.email")
     async with started(tmp_path) as (platform, host, channel):
         await platform.imap.stop()  # the server is gone: refused connections until it returns
-        await asyncio.sleep(1.7)
+        deadline = asyncio.get_running_loop().time() + 15
+        while sum("channel.reconnect" in r.getMessage() for r in caplog.records) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "no second reconnect attempt within 15 s"
+            await asyncio.sleep(0.05)
     delays = [r.getMessage() for r in caplog.records if "channel.reconnect" in r.getMessage()]
     assert [d.split("delay=")[1].split()[0] for d in delays][:2] == ["0.5", "1.0"]  # doubling from 0.5 s

@@ -26,7 +26,8 @@ async def test_answer_comes_back_through_the_platform(name: str, tmp_path: Path)
     try:
         await host.start()
         channel = platform.channel_type
-        assert channel in host.channels, f"{channel} did not start with {sorted(env)}"
+        assert await host.starter.wait(30), f"{channel} was still connecting after 30 s"
+        assert host.starter.state.get(channel) == "connected", f"{channel} did not start: {host.starter.errors}"
         group = messaging_groups.upsert(host.conn, channel, platform.group_chat)
         wirings.wire(host.conn, group.id, "main", trigger="mention", session_mode="shared")
         await platform.user_says("[mock:reply=pong from the sandbox]", mention=True)

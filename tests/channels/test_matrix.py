@@ -194,7 +194,10 @@ async def test_matrix_sync_reconnects_with_backoff_and_reports_ready(
 ) -> None:
     caplog.set_level(logging.INFO, logger="nanoclaw.channels.matrix")
     await running.platform.set_down(True)  # refuses connections and cuts the live long-poll
-    await asyncio.sleep(2.0)
+    deadline = asyncio.get_running_loop().time() + 15
+    while sum(r.getMessage().startswith("channel.reconnect ") for r in caplog.records) < 2:  # two refused
+        assert asyncio.get_running_loop().time() < deadline, "no second reconnect attempt within 15 s"
+        await asyncio.sleep(0.05)
     await running.platform.set_down(False)
     await running.platform.user_says("back again")
     [event] = await running.host.wait_events(1, timeout=15)
@@ -221,3 +224,36 @@ async def test_matrix_channel_starts_while_the_homeserver_is_down(
         assert event.text == "you are up"
     finally:
         await channel.stop()
+
+
+async def test_matrix_a_restart_keeps_room_names_members_and_two_person_rooms_as_dms(
+    platform: tuple[MatrixPlatform, dict[str, str]], tmp_path: Path,
+) -> None:
+    """After a restart the channel resumes from its sync token, whose syncs carry no room state: the rooms'
+    names and members come back from a full-state sync, and the rooms invited to as direct from its file."""
+    p, env = platform
+    assert p.bot is not None
+    alice = p.people["u1"]
+    pair = await alice.create_room([p.bot.user_id], preset="private_chat")  # two people, not marked direct
+    for stage in ("before", "after"):
+        host = RecordingHost(make_settings(tmp_path, extra=env))
+        channel = MatrixChannel(host)
+        await channel.start()
+        try:
+            await p.user_says(f"{stage}: just us", chat=pair)
+            await p.user_says(f"Andy, {stage}: in the team")  # the bot by its display name, no m.mentions
+            await p.user_says(f"{stage}: privately", dm=True)
+            pair_event, team_event, dm_event = await host.wait_events(3)
+            assert (pair_event.is_dm, pair_event.sender_name, pair_event.chat_name) == (True, "Alice", "Alice")
+            assert (team_event.is_dm, team_event.chat_name, team_event.mentions_assistant) == (False, "Team", True)
+            assert dm_event.is_dm and dm_event.sender_name == "Alice", stage
+        finally:
+            await channel.stop()
+
+
+@matrix
+async def test_matrix_quotes_are_blockquotes(running: Running) -> None:
+    await running.channel.send(OutgoingMessage(route(running), "chat", "> the plan\n> is set\n\nagreed", "q-1"))
+    [msg] = await running.platform.wait_bot_messages(1)
+    assert msg.raw["formatted_body"] == "<blockquote>the plan<br>is set</blockquote>agreed"
+    assert msg.raw["body"].startswith("> the plan")  # clients without HTML show the Markdown

@@ -220,11 +220,16 @@ async def test_telegram_typing_is_renewed_until_turned_off(tmp_path: Path, monke
     try:
         await channel.start()
         await channel.set_typing(Route("telegram", GROUP), True)
-        await asyncio.sleep(0.3)
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(platform.fake.actions) < 3:  # the first action and two renewals
+            assert asyncio.get_running_loop().time() < deadline, platform.fake.actions
+            await asyncio.sleep(0.01)
+        renewing = channel._typing[GROUP]  # type: ignore[attr-defined]
         await channel.set_typing(Route("telegram", GROUP), False)
         count = len(platform.fake.actions)
-        await asyncio.sleep(0.2)
-        assert count >= 3 and len(platform.fake.actions) == count
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(renewing, 5)  # cancelled: nothing can send another action
+        assert len(platform.fake.actions) == count and GROUP not in channel._typing  # type: ignore[attr-defined]
     finally:
         await channel.stop()
         await platform.stop()

@@ -151,13 +151,16 @@ async def test_whatsapp_reconnects_with_backoff_and_tells_the_host(
     await p.fake.stop()  # connections refused
     with pytest.raises(ChannelUnavailable):
         await running.channel.send(out)
-    await asyncio.sleep(1.0)  # probes at 0.5 s, then waits 1 s: both refused
+    deadline = asyncio.get_running_loop().time() + 15
+    while sum(r.getMessage().startswith("channel.reconnect ") for r in caplog.records) < 2:  # both refused
+        assert asyncio.get_running_loop().time() < deadline, "no second reconnect probe within 15 s"
+        await asyncio.sleep(0.05)
     assert running.host.ready == []
     await p.fake.start()
-    for _ in range(60):
-        if running.host.ready:
-            break
-        await asyncio.sleep(0.1)
+    deadline = asyncio.get_running_loop().time() + 15
+    while not running.host.ready:
+        assert asyncio.get_running_loop().time() < deadline, "the host was not told within 15 s"
+        await asyncio.sleep(0.05)
     assert running.host.ready == ["whatsapp"]
     delays = [r.getMessage() for r in caplog.records if r.getMessage().startswith("channel.reconnect ")]
     assert "delay=0.5" in delays[0] and "delay=1.0" in delays[1]

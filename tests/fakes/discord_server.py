@@ -378,6 +378,9 @@ class DiscordFake:
         })
 
     async def _get_channel(self, request: web.Request) -> web.Response:
+        failed = self._refuse(request)
+        if failed is not None:
+            return failed
         channel = self.channels.get(request.match_info["cid"])
         return _json(channel) if channel else _error(404, 10003, "Unknown Channel")
 
@@ -485,6 +488,9 @@ class DiscordFake:
 
     async def _interaction_callback(self, request: web.Request) -> web.Response:
         interaction_id = request.match_info["iid"]
+        # No bot token here: the interaction's own token in the path is the credential (Discord checks it).
+        if request.match_info["token"] != f"itoken-{interaction_id}":
+            return _error(401, 50027, "Invalid Webhook Token")
         body = await request.json()
         kind = self._interaction_types.pop(interaction_id, None)
         if kind is None:

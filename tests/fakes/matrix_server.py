@@ -251,13 +251,31 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.down = False
+        self._open = asyncio.Event()
+        self._open.set()
+        self._release: asyncio.TimerHandle | None = None
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
+    def stall(self, seconds: float) -> None:
+        """Hold every request (a server that accepts and does not answer) for `seconds` or until `release()`."""
+        self._open.clear()
+        self._release = asyncio.get_running_loop().call_later(seconds, self.release)
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release.cancel()
+        self._open.set()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._open.wait()
+        except asyncio.CancelledError:  # stopped while holding it
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

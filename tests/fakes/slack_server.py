@@ -93,6 +93,7 @@ class FakeSlack:
         self.views: list[OpenView] = []
         self.ack_payloads: dict[str, Any] = {}  # Socket Mode envelope id → the payload its ack carried
         self._acked = asyncio.Condition()
+        self._tickets: set[str] = set()  # issued by apps.connections.open, each good for one connection
         self._triggers: dict[str, tuple[float, str]] = {}  # trigger_id → (issued at, user)
         self._used_triggers: set[str] = set()
         self._trigger_numbers = itertools.count(100000)
@@ -174,7 +175,9 @@ class FakeSlack:
                 "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
 
     async def m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4()}&app_id={APP_ID}"}
+        ticket = str(uuid.uuid4())
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={APP_ID}"}
 
     async def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel"))
@@ -349,6 +352,10 @@ class FakeSlack:
     # -- Socket Mode -------------------------------------------------------------------
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:  # Slack only accepts a URL apps.connections.open just issued, once
+            return web.Response(status=401, text="invalid ticket")
+        self._tickets.discard(ticket)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_str(json.dumps({"type": "hello", "num_connections": len(self._sockets) + 1,

@@ -17,8 +17,8 @@ from tests.conftest import fake, wire
 pytestmark = pytest.mark.sandbox
 
 
-def tool(name: str, **args: object) -> str:
-    return f"[mock:tool={name}:{json.dumps(args)}]"
+def tool(tool_name: str, **args: object) -> str:
+    return f"[mock:tool={tool_name}:{json.dumps(args)}]"
 
 
 async def test_admin_joins_a_chat_from_its_own_chat(host: Host) -> None:
@@ -172,6 +172,18 @@ async def test_admin_gives_a_group_a_folder_from_chat_within_the_allow_list(
     assert "a day at the beach" in (await ch.wait_sent(6))[5].text
     await ch.say(tool("add_mount", agent_group="family", path=str(tmp_path / "owner")), chat="fam")
     assert (await ch.wait_sent(7))[6].text == "Error: no tool add_mount"
+    await ch.say(tool("remove_mount", agent_group="family", name="photos"), chat="fam")
+    assert (await ch.wait_sent(8))[7].text == "Error: no tool remove_mount"
+
+    await ch.say(tool("remove_mount", agent_group="family", name="photos"), chat="admin-dm", is_dm=True)
+    assert (await ch.wait_sent(9))[8].text == "Removed /workspace/extra/photos from family (from its next start)."
+    await ch.say(tool("remove_mount", agent_group="family", name="photos"), chat="admin-dm", is_dm=True)
+    assert (await ch.wait_sent(10))[9].text == "Refused: family has no mount named 'photos'"
+    family = host.conn.execute("SELECT id FROM sessions WHERE agent_group_id = 'family'").fetchone()[0]
+    host.supervisor.retire_group("family")  # the runner exits when idle; its next start has no extra/photos
+    await wait_until(lambda: family not in host.supervisor.live)
+    await ch.say("[mock:read=/workspace/extra/photos/beach.txt]", chat="fam")
+    assert (await ch.wait_sent(11))[10].text == "Error: No such file or directory"
 
 
 async def test_mount_refusals_tell_the_agent_no_file_names(host: Host, tmp_path: Path,

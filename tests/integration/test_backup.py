@@ -86,3 +86,23 @@ def test_a_crafted_archive_cannot_write_outside_the_home(tmp_path: Path) -> None
     result = cli(env, "restore", str(archive))
     assert result.returncode == 1 and "outside the destination" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_an_archive_cannot_plant_a_link_where_a_named_homes_keys_go(tmp_path: Path) -> None:
+    """HOME/config holds a named home's keys: a link there from the archive would send the vault elsewhere."""
+    from nanoclaw.backup import restore
+    from nanoclaw.errors import NanoClawError
+
+    archive = tmp_path / "crafted.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("nanoclaw-home/nanoclaw.db", b""), ("nanoclaw-home/vault.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("nanoclaw-home/config")
+        link.type, link.linkname = tarfile.SYMTYPE, "groups"
+        tar.addfile(link)
+    home = tmp_path / "home"
+    with pytest.raises(NanoClawError, match="link where the home's keys go"):
+        restore(archive, home, config_dir=home / "config")
+    assert not (tmp_path / "home" / "groups").exists()

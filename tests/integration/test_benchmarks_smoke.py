@@ -11,14 +11,17 @@ from benchmarks import cold_start, latency, load, streaming, throughput
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
-async def test_latency_reports_warm_cold_and_baseline() -> None:
-    result = await latency.run(argparse.Namespace(samples=20, baseline_samples=2, cold_samples=2))
-    assert {"warm_p50_ms", "warm_p99_ms", "baseline_warm_p50_ms", "cold_p50_ms", "speedup_p50"} <= set(result)
+async def test_latency_reports_warm_cold_baseline_and_the_protocol_limit() -> None:
+    result = await latency.run(argparse.Namespace(samples=20, limit_samples=50, baseline_samples=2, cold_samples=2))
+    assert {"warm_p50_ms", "warm_p99_ms", "baseline_warm_p50_ms", "cold_p50_ms", "speedup_p50",
+            "protocol_limit_p50_ms", "warm_over_limit_p50"} <= set(result)
+    assert result["protocol_limit_n"] == 50 and 0 < result["protocol_limit_p50_ms"] < result["warm_p50_ms"]
 
 
 async def test_throughput_and_load_report() -> None:
     tp = await throughput.run(argparse.Namespace(messages=200, triggers=50))
-    assert tp["context_messages"] == 200 and tp["messages_per_s"] > 0
+    assert tp["context_messages"] == 200 and tp["context_accepted_per_s"] > 0
+    assert 0 < tp["trigger_answered_per_s"] <= tp["trigger_accepted_per_s"] and tp["trigger_messages"] == 50
     result = await load.run(argparse.Namespace(chats_per_channel=1, seconds=1.0))
     assert result["messages"] > 0 and result["status_p99_ms"] is not None
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pathlib import Path
 
 import pytest
 
 from nanoclaw.channels.base import OutgoingMessage
 from nanoclaw.host.app import Host
+from nanoclaw.protocol.messages import delivery_id
 from nanoclaw.protocol.runner_end import RunnerEnd
 from tests.conftest import fake, make_settings, wire
 from tests.fakes.channel import FakeChannel
@@ -29,7 +32,7 @@ async def crashed_mid_send(host: Host, ch, text: str) -> tuple[str, int]:
     runner.close()
     end = host.sessions.end(session_id)
     end.record_delivery(seq, "sending")
-    await ch.send(OutgoingMessage(route=end.routing(), kind="chat", text=text, id=row_id))
+    await ch.send(OutgoingMessage(route=end.routing(), kind="chat", text=text, id=delivery_id(session_id, row_id)))
     return session_id, seq
 
 
@@ -66,14 +69,19 @@ async def test_a_host_card_waiting_for_its_channel_survives_a_host_restart(tmp_p
     again = Host(settings, channels=[FakeChannel])
     await again.start()
     try:
-        sent = fake(again).sent
+        sent = await fake(again).wait_sent(1)  # once the channel is connected (channels connect in the background)
         assert len(sent) == 1 and "approve bob? /approve oa-ab12cd34" in sent[0].text
+        for _ in range(200):
+            if again.conn.execute("SELECT count(*) FROM host_outbox").fetchone()[0] == 0:
+                break
+            await asyncio.sleep(0.01)
         assert again.conn.execute("SELECT count(*) FROM host_outbox").fetchone()[0] == 0
     finally:
         await again.stop()
     third = Host(settings, channels=[FakeChannel])
     await third.start()
     try:
+        await third.delivery.flush_host_outbox("fake")  # whatever it would flush once connected, now
         assert fake(third).sent == []  # sent once, not again
     finally:
         await third.stop()

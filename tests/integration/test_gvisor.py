@@ -3,6 +3,7 @@ session link (its kernel does not share file locks), doorbells or polling, and t
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -23,8 +24,10 @@ def containers(label: str) -> list[str]:
 
 
 async def test_a_conversation_on_gvisor(tmp_path: Path, podman_image: str, doorbell: bool) -> None:
+    # A cold gVisor start under a loaded CI machine can take longer than the suite's 3 s heartbeat limit
+    # before its first beat; the beat itself is checked below, not by whether the host lost patience.
     settings = make_settings(tmp_path / "home", doorbell=doorbell, runtime="gvisor", sandbox_image=podman_image,
-                             idle_timeout=60)
+                             idle_timeout=60, heartbeat_timeout=30)
     host = Host(settings, channels=[FakeChannel])
     await host.start()
     try:
@@ -36,7 +39,15 @@ async def test_a_conversation_on_gvisor(tmp_path: Path, podman_image: str, doorb
         await ch.say("and again, warm", chat="chat1")
         assert "and again, warm" in (await ch.wait_sent(2, timeout=30))[1].text
         (session,) = host.supervisor.live
-        assert host.supervisor.starts == 1  # the heartbeat crossed the boundary: the runner was never stale
+        assert host.supervisor.starts == 1
+        end = host.sessions.end(session)
+        first = end.heartbeat_mtime()
+        assert first is not None
+        for _ in range(100):  # the runner beats every 0.2 s, through the session link
+            if (end.heartbeat_mtime() or 0) > first:
+                break
+            await asyncio.sleep(0.1)
+        assert (end.heartbeat_mtime() or 0) > first
         spec = host.sessions.sandbox_spec(host.sessions.get(session), host.label)
         assert spec.env["NANOCLAW_RUNNER_LINK"] == SANDBOX_LINK_SOCKET
         assert any(m.target == SANDBOX_LINK_SOCKET for m in spec.mounts)
@@ -51,7 +62,8 @@ async def test_a_streamed_reply_and_a_stop_cross_the_session_link(tmp_path: Path
     from tests.fakes.channel import StreamingFakeChannel
     from nanoclaw.runner.main import STOPPED
 
-    settings = make_settings(tmp_path / "home", runtime="gvisor", sandbox_image=podman_image, idle_timeout=60)
+    settings = make_settings(tmp_path / "home", runtime="gvisor", sandbox_image=podman_image, idle_timeout=60,
+                             heartbeat_timeout=30)
     host = Host(settings, channels=[StreamingFakeChannel])
     await host.start()
     try:
@@ -64,5 +76,23 @@ async def test_a_streamed_reply_and_a_stop_cross_the_session_link(tmp_path: Path
         await ch.say("/stop")
         await ch.wait_for(lambda: ch.text_of(sent.platform_id).endswith(STOPPED), timeout=20)
         assert "word400" not in ch.text_of(sent.platform_id) and len(ch.sent) == 1
+    finally:
+        await host.stop()
+
+
+async def test_a_turn_a_crash_interrupted_says_nothing_twice_over_the_link(tmp_path: Path, podman_image: str) -> None:
+    """Issue 20 on gVisor: the re-run learns through the session link what its killed run had sent."""
+    settings = make_settings(tmp_path / "home", runtime="gvisor", sandbox_image=podman_image, idle_timeout=60,
+                             heartbeat_timeout=30)
+    host = Host(settings, channels=[FakeChannel])
+    await host.start()
+    try:
+        wire(host, "chat1", trigger="always")
+        ch = fake(host)
+        await ch.say("[mock:say=progress update][mock:crash-once] the job", message_id="job")
+        assert await ch.wait_processed("job", timeout=120) == "done"
+        texts = [s.text for s in ch.sent]
+        assert texts.count("progress update") == 1 and len(texts) == 2 and "the job" in texts[-1], texts
+        assert host.supervisor.starts == 2  # the crash really happened: the turn ran twice
     finally:
         await host.stop()

@@ -61,6 +61,26 @@ async def test_agents_schedule_pause_and_cancel_their_tasks(host: Host) -> None:
     assert "not a cron expression" in (await ch.wait_sent(5))[4].text
 
 
+async def test_agents_update_and_resume_their_tasks(host: Host) -> None:
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("schedule_task", prompt="water the plants", interval_seconds=3600))
+    task_id = (await ch.wait_sent(1))[0].text.split()[1]
+    await ch.say(tool("update_task", task_id=task_id, prompt="water the cactus", cron="30 7 * * *", timezone="UTC"))
+    assert (await ch.wait_sent(2))[1].text.startswith(f"Updated {task_id}; next run ")
+    task = tasks.get(host.conn, task_id)
+    assert (task.prompt, task.kind, task.spec, task.timezone) == ("water the cactus", "cron", "30 7 * * *", "UTC")
+    await ch.say(tool("pause_task", task_id=task_id))
+    await ch.wait_sent(3)
+    assert tasks.get(host.conn, task_id).status == "paused"
+    await ch.say(tool("resume_task", task_id=task_id))
+    assert (await ch.wait_sent(4))[3].text.startswith(f"Resumed {task_id}; next run ")
+    assert tasks.get(host.conn, task_id).status == "active"
+    await ch.say(tool("update_task", task_id=task_id, cron="whenever"))
+    assert "not a cron expression" in (await ch.wait_sent(5))[4].text
+    assert tasks.get(host.conn, task_id).spec == "30 7 * * *"
+
+
 async def test_groups_cannot_touch_each_others_tasks_but_the_admin_can(host: Host) -> None:
     agent_groups.create(host.conn, "family")
     host.folders.ensure_group("family")

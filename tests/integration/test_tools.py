@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from nanoclaw.db import agent_groups
 from nanoclaw.host.app import Host
-from nanoclaw.protocol.runner_end import RunnerEnd
 from tests.conftest import fake, wire
 
 pytestmark = pytest.mark.sandbox
@@ -70,26 +70,48 @@ async def test_bad_tool_arguments_are_reported_to_the_model(host: Host) -> None:
     assert sent[0].text.startswith("Error: missing required argument(s): text")
 
 
-async def test_edit_and_reaction_reach_the_platform(host: Host) -> None:
+async def test_edit_message_and_add_reaction_reach_the_platform(host: Host) -> None:
+    """The agent's own tools write the rows: send_message gives an id, edit_message and add_reaction use it."""
     wire(host, "room", channel="fakerich", trigger="always")
     ch = fake(host, "fakerich")
-    await ch.say("hello", chat="room", message_id="in-1")
-    await ch.wait_sent(1)
-    session_id = host.conn.execute("SELECT id FROM sessions").fetchone()[0]
-    folder = host.sessions.folder(host.sessions.get(session_id))
-    runner = RunnerEnd(folder, doorbell=False)  # what the runner's tools write
-    with runner.transaction():
-        route = runner.routing()
-        runner.write(kind="edit", text="hello (edited)", route=route, payload={"message_id": _first_out_id(runner)})
-        runner.write(kind="reaction", text=None, route=route, payload={"message_id": "in-1", "emoji": "👍"})
-    runner.close()
-    await host.delivery.drain(session_id)
-    assert ch.edits == [(ch.sent[0].platform_id, "hello (edited)")]
+    await ch.say(tool("send_message", text="draft"), chat="room", message_id="in-1")
+    sent = await ch.wait_sent(2)
+    assert sent[0].text == "draft"
+    draft_id = re.search(r"message_id (\S+)\)", sent[1].text).group(1)  # type: ignore[union-attr]
+    await ch.say(tool("edit_message", message_id=draft_id, text="final") +
+                 tool("add_reaction", message_id="in-1", emoji="👍"), chat="room", message_id="in-2")
+    assert (await ch.wait_sent(3))[2].text == "Reaction queued."  # delivered after the edit and the reaction
+    assert ch.edits == [(sent[0].platform_id, "final")]
     assert ch.reactions == [("in-1", "👍")]
+    await ch.say(tool("edit_message", message_id="o-nosuchmsg", text="x"), chat="room")
+    assert (await ch.wait_sent(4))[3].text == "Edit queued."  # the row is refused by the host, not sent
+    assert ch.edits == [(sent[0].platform_id, "final")]
 
 
-def _first_out_id(runner: RunnerEnd) -> str:
-    return runner.out.execute("SELECT id FROM messages_out ORDER BY seq LIMIT 1").fetchone()[0]
+async def test_send_card_has_buttons_where_the_chat_has_them_and_a_list_elsewhere(host: Host) -> None:
+    wire(host, "room", channel="fakerich", trigger="always")
+    wire(host, "chat1", trigger="always")
+    rich, plain = fake(host, "fakerich"), fake(host)
+    card = tool("send_card", text="Ship the release?", title="Release", buttons=["Ship", "Wait"])
+    await rich.say(card + "[mock:silent]", chat="room")
+    [sent] = await rich.wait_sent(1)
+    assert (sent.kind, sent.text, sent.title, sent.buttons) == ("card", "Ship the release?", "Release", ("Ship", "Wait"))
+    await plain.say(card + "[mock:silent]", chat="chat1")
+    [text] = await plain.wait_sent(1)
+    assert text.kind == "chat" and "Ship the release?" in text.text and "1) Ship\n2) Wait" in text.text
+
+
+async def test_list_destinations_names_the_conversation_and_the_declared_destinations(host: Host) -> None:
+    from nanoclaw.db import destinations, messaging_groups
+
+    family = messaging_groups.upsert(host.conn, "fake", "family-chat")
+    destinations.add_chat(host.conn, "main", "family", family.id)
+    destinations.add_agent(host.conn, "main", "researcher", "main")
+    wire(host, "chat1", trigger="always")
+    ch = fake(host)
+    await ch.say(tool("list_destinations"), message_id="ask")
+    [sent] = await ch.wait_sent(1, timeout=20)
+    assert json.loads(sent.text) == {"current_conversation": "fake:chat1", "destinations": ["family", "researcher"]}
 
 
 async def test_agents_created_from_chat_answer_each_other(host: Host) -> None:

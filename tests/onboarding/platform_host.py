@@ -27,6 +27,8 @@ async def host_with(platform: Platform, tmp: Path, **env: str) -> AsyncIterator[
     host = Host(make_settings(tmp / "home", extra=settings_env, web_port=port))
     try:
         await host.start()
+        # Channels connect in the background: these flows start once the platform's channel is up (or failed).
+        assert await host.starter.wait(30), "the channel did not finish starting"
         yield host
     finally:
         await host.stop()

@@ -52,6 +52,7 @@ async def test_setup_from_token_to_first_answer_links_the_owner(user_env: dict[s
         host = Host(settings)
         await host.start()
         try:
+            assert await host.starter.wait(30)  # channels connect in the background
             assert host.channel_health()["telegram"]["state"] == "connected"
             await platform.user_says(code, dm=True)  # the owner, from their own Telegram account
             await wait_until(lambda: any("Linked" in m.text for m in platform.fake.sent if m.chat == platform.dm_chat),

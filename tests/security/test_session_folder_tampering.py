@@ -69,3 +69,50 @@ async def test_tampering_by_a_live_runner_does_not_reach_the_host(host: Host, tm
     await ch.say("still answering?")
     await host.delivery.drain(session_id)
     assert target.read_text() == "precious" and target.stat().st_mtime_ns == before
+
+
+LINKED = ("inbound.db", "inbound.db-wal", "inbound.db-shm", "outbound.db", "outbound.db-wal", "outbound.db-shm",
+          "bell.in", "bell.out")
+
+
+async def test_links_left_by_a_runner_are_refused_when_a_restarted_host_reopens_the_folder(tmp_path: Path) -> None:
+    """The host opens the folder by name again after a restart: every file a runner swapped for a link to a
+    host file is refused there, the folder is set aside (quarantined) and the conversation goes on."""
+    from nanoclaw.host.router import QUARANTINE_NOTICE
+    from tests.conftest import make_settings
+    from tests.fakes.channel import FakeChannel
+
+    settings = make_settings(tmp_path / "home")
+    first = Host(settings, channels=[FakeChannel])
+    await first.start()
+    try:
+        wire(first, "chat1", trigger="always")
+        await fake(first).say("hello", message_id="m1")
+        await fake(first).wait_sent(1)
+        session_id = next(iter(first.supervisor.live))
+        folder = first.sessions.folder(first.sessions.get(session_id))
+    finally:
+        await first.stop()
+    target = tmp_path / "host-file"
+    target.write_text("precious")
+    before = target.stat()
+    for name in LINKED:  # what the runner could leave behind, replaced while the host was down
+        (folder.root / name).unlink(missing_ok=True)
+        (folder.root / name).symlink_to(target)
+    second = Host(settings, channels=[FakeChannel])
+    await second.start()
+    try:
+        ch = fake(second)
+        await ch.say("after the restart", message_id="m2")
+        assert await ch.wait_processed("m2", timeout=30) == "done"
+        texts = [s.text for s in ch.sent]
+        assert QUARANTINE_NOTICE in texts and any("after the restart" in t for t in texts), texts
+        aside = [p for p in folder.root.parent.iterdir() if p.name.startswith(f"{session_id}.quarantined-")
+                 or "quarantined" in p.name]
+        assert aside, list(folder.root.parent.iterdir())  # set aside for the owner, links and all
+        assert all(not (folder.root / name).is_symlink() for name in LINKED)  # the new folder is the host's own
+    finally:
+        await second.stop()
+    after = target.stat()
+    assert target.read_text() == "precious" and (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns,
+                                                                                       before.st_size)

@@ -84,6 +84,66 @@ def test_consumed_answers_do_not_finish_the_turn_that_asked(ends) -> None:
     assert [m.seq for m in host.unfinished()] == [asking]
 
 
+def test_the_runner_sees_each_host_commit_through_its_read_cache(ends) -> None:
+    host, runner = ends
+    first = host.append(id="1", kind="chat", text="one")
+    assert [m.seq for m in runner.pending()] == [first]
+    assert [m.seq for m in runner.pending()] == [first]  # nothing new: the cached read
+    host.set_routing(ROUTE)
+    second = host.append(id="2", kind="chat", text="two")
+    assert [m.seq for m in runner.pending()] == [first, second] and runner.routing() == ROUTE
+    host.give_up([first])
+    assert [m.seq for m in runner.pending()] == [second]
+    host.request_stop()
+    assert runner.stop_requested()
+
+
+def test_a_rolled_back_ack_is_forgotten(ends) -> None:
+    host, runner = ends
+    seq = host.append(id="1", kind="chat", text="one")
+    with pytest.raises(RuntimeError):
+        with runner.transaction():
+            runner.ack([seq], "done")
+            assert runner.pending() == []  # followed in memory within the transaction
+            raise RuntimeError("the turn broke before its commit")
+    assert [m.seq for m in runner.pending()] == [seq] and runner.finished_cursor() == 0
+    assert host.new_acks() == []
+
+
+def test_a_host_transaction_commits_row_and_routing_together(ends) -> None:
+    host, runner = ends
+    with pytest.raises(RuntimeError):
+        with host.transaction():
+            host.append(id="1", kind="chat", text="one")
+            host.set_routing(ROUTE)
+            raise RuntimeError("stop before the commit")
+    assert runner.pending() == [] and runner.routing() is None
+    with host.transaction():
+        seq = host.append(id="1", kind="chat", text="one")
+        host.set_routing(ROUTE)
+    assert [m.seq for m in runner.pending()] == [seq] and runner.routing() == ROUTE
+
+
+def test_checkpoint_folds_the_wal_into_the_database_file(ends, tmp_path: Path) -> None:
+    _, runner = ends
+    with runner.transaction():
+        runner.write(kind="chat", text="kept", route=ROUTE)
+
+    def rows_in_file_alone() -> int:  # the database file without its WAL
+        copy = tmp_path / "copy.db"
+        copy.write_bytes((tmp_path / "s" / "outbound.db").read_bytes())
+        conn = sqlite3.connect(copy)
+        try:
+            return int(conn.execute("SELECT count(*) FROM messages_out").fetchone()[0])
+        finally:
+            conn.close()
+            copy.unlink()
+
+    assert rows_in_file_alone() == 0
+    runner.checkpoint()
+    assert rows_in_file_alone() == 1
+
+
 def test_deliveries_are_recorded_once(ends) -> None:
     host, runner = ends
     with runner.transaction():

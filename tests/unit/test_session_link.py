@@ -18,7 +18,7 @@ import pytest
 from nanoclaw.protocol.folder import SessionFolder
 from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.protocol.link import LinkError, LinkedRunnerEnd, LinkServer, MAX_LINE
-from nanoclaw.protocol.messages import Route
+from nanoclaw.protocol.messages import Route, outbound_id
 from nanoclaw.safefs import UnsafePath
 
 ROUTE = Route("fake", "chat1", "t1")
@@ -59,6 +59,33 @@ async def test_a_turn_through_the_link_is_what_the_host_reads(served) -> None:
     rows = host.undelivered()
     assert [(r.text, r.route, r.id) for r in rows] == [("hi Ann", ROUTE, out_id)]
     assert host.unfinished() == []
+
+
+async def test_a_turn_run_again_learns_through_the_link_what_it_sent(served) -> None:
+    """Issue 20 on a linked runtime: the ids of a turn's rows, its run count and what earlier runs said."""
+    host, _, path, folder = served
+    host.set_routing(ROUTE)
+    seq = host.append(id="m1", kind="chat", text="hello", route=ROUTE)
+
+    def two_runs() -> tuple[int, int, list[tuple[str, str | None, Route | None]]]:
+        end = LinkedRunnerEnd(folder, str(path), doorbell=False)
+        try:
+            first = end.runs_of(seq)
+            with end.transaction():
+                end.ack([seq], "taken")
+            with end.transaction():  # the progress message, then the runner is killed
+                end.write(kind="chat", text="working on it", route=end.routing(), in_reply_to=seq,
+                          id=outbound_id(seq, first, 0))
+            second = end.runs_of(seq)
+            said = end.said_before(seq, [seq])
+            return first, second, [(m.id, m.text, m.route) for m in said]
+        finally:
+            end.close()
+
+    first, second, said = await asyncio.to_thread(two_runs)
+    assert (first, second) == (0, 1)
+    assert said == [(outbound_id(seq, 0, 0), "working on it", ROUTE)]
+    assert [r.id for r in host.undelivered()] == [outbound_id(seq, 0, 0)]
 
 
 async def test_a_failed_block_and_a_dead_runner_commit_nothing(served) -> None:
@@ -105,6 +132,9 @@ def _raw(path: Path, *lines: bytes) -> list[dict[str, object]]:
     b'{"op": "write", "args": ["chat", "x", null, null, "2", null]}',
     b'{"op": "write", "args": ["chat", "x", {"channel_type": "fake"}, null, null, null]}',
     b'{"op": "get_state", "args": [["key"]]}',
+    b'{"op": "write", "args": ["chat", "x", null, null, null, null, {"id": 1}]}',
+    b'{"op": "runs_of", "args": ["1 OR 1=1"]}',
+    b'{"op": "said_before", "args": [1, "1) OR (1=1"]}',
     b'{"op": "pending", "args": {"a": 1}}',
     b"not json at all",
 ])

@@ -52,3 +52,27 @@ def test_sessions_get_their_own_folder_with_both_databases(manager: SessionManag
     assert folder.root == manager.settings.sessions_dir / "main" / session.id
     assert folder.inbound_db.is_file() and folder.outbound_db.is_file()
     assert folder.bell_in.is_fifo() and folder.bell_out.is_fifo()
+
+
+def test_recency_stamps_are_written_at_most_once_a_minute(manager: SessionManager,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """last_seen / last_active: not a write to the central DB on every message's path."""
+    from nanoclaw.db import sessions
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    chat = messaging_groups.upsert(manager.conn, "fake", "c1", name="Chat")
+    session = manager.resolve("main", chat.id, None, "shared")
+    writes = manager.conn.total_changes
+    clock[0] += messaging_groups.LAST_SEEN_RESOLUTION - 1
+    messaging_groups.upsert(manager.conn, "fake", "c1")
+    sessions.touch(manager.conn, session)
+    assert manager.conn.total_changes == writes
+    messaging_groups.upsert(manager.conn, "fake", "c1", name="Renamed")  # a new name is written at once
+    assert messaging_groups.get(manager.conn, chat.id).name == "Renamed"
+    clock[0] += messaging_groups.LAST_SEEN_RESOLUTION  # (the rename stamped last_seen too)
+    messaging_groups.upsert(manager.conn, "fake", "c1")
+    seen = manager.conn.execute("SELECT last_seen FROM messaging_groups WHERE id = ?", (chat.id,)).fetchone()[0]
+    assert seen == clock[0]
+    sessions.touch(manager.conn, session)
+    assert sessions.get(manager.conn, session.id).last_active == clock[0]

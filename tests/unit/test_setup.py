@@ -80,12 +80,18 @@ def test_key_from_stdin_never_appears_in_argv_or_ps(user_env: dict[str, str]) ->
     while "[2/6] Model" not in (line := proc.stdout.readline()):  # now it waits for the key on stdin
         assert line, "".join(lines)
         lines.append(line)
-    time.sleep(0.2)
-    every_cmdline = b"\n".join(p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p))
-    assert b"--key-stdin" in every_cmdline and KEY.encode() not in every_cmdline
-    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=False).stdout
-    assert KEY not in ps
-    out, _ = proc.communicate(KEY + "\n", timeout=60)
+    def every_cmdline() -> bytes:
+        return b"\n".join(p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p))
+
+    assert b"--key-stdin" in every_cmdline()  # the scan sees the setup process itself
+    proc.stdin.write(KEY + "\n")  # from here on setup holds the key: no process may carry it in its argv
+    proc.stdin.close()
+    assert KEY not in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=False).stdout
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:  # every process's argv, again and again, until setup is done with the key
+        assert KEY.encode() not in every_cmdline()
+        assert time.monotonic() < deadline, "setup did not finish within 60 s"
+    out = "".join(lines) + proc.stdout.read()
     assert proc.returncode == 0, out
     assert KEY not in out and "sk-ant-…-END" in out  # shown masked
     config, credentials = saved(user_env)
@@ -319,8 +325,9 @@ class Tmux:
 
 @pytest.fixture
 def tmux(tmp_path: Path, user_env: dict[str, str]):  # type: ignore[no-untyped-def]
-    if shutil.which("tmux") is None:
-        pytest.xfail("tmux is not installed (apt-get install tmux): the wizard was not driven through a terminal")
+    if shutil.which("tmux") is None:  # ./scripts/test installs it
+        pytest.fail("tmux is not installed (./scripts/test installs it, or apt-get install tmux): the wizard "
+                    "cannot be driven through a real terminal")
     t = Tmux(tmp_path, full_env())
     yield t
     t.kill()

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
-from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.protocol.messages import InboundMessage, OutboundMessage
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.streaming import AnswerStream
 from nanoclaw.runner.tools import Tool, ToolContext
@@ -17,7 +17,10 @@ class Turn:
     """One batch of pending messages: context rows first, then the triggering ones."""
 
     messages: list[InboundMessage]
-    prompt: str  # the messages formatted as XML (protocol.formatting)
+    prompt: str  # the messages formatted as XML (protocol.formatting), after what was already sent
+    # A turn interrupted by a crash runs again: what its earlier runs sent (the person has it; the prompt
+    # says so too). A provider that can tell does not send these again.
+    already_sent: tuple[OutboundMessage, ...] = ()
 
 
 @dataclass

@@ -5,9 +5,9 @@ The NanoClaw tools are an in-process SDK MCP server; Claude Code's own tools
 bypassed, because the sandbox is the boundary. MCP servers the owner approved
 for the group (add_mcp_server, RunnerConfig.mcp_servers) are added beside it:
 stdio ones run inside the sandbox, remote ones go through the vault proxy. The
-SDK session id is kept in session_state so a restarted runner resumes the
-conversation. Text is shown as the model writes it (the SDK's partial
-messages), and a stop is the SDK's interrupt.
+SDK session id is kept in session_state from a turn's first message, so a restarted runner
+resumes the conversation, an interrupted turn's transcript included. Text is shown as the model
+writes it (the SDK's partial messages), and a stop is the SDK's interrupt.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class ClaudeProvider(Provider):
         super().__init__(context)
         self.client: Any = None
         self._pending_results = 0
+        self._session_id = context.get_state(STATE_KEY)
         self._interrupted = False
         self._text = ""  # the assistant message being written (a new message after a tool call starts over)
         self._global_memory: str | None = None  # what the live client's system prompt carries
@@ -164,10 +165,10 @@ class ClaudeProvider(Provider):
         try:
             await self.client.query(turn.prompt)
             async for message in self.client.receive_messages():
+                self._remember_session(message)
                 if isinstance(message, StreamEvent):
                     self._show(message)
                 elif isinstance(message, ResultMessage):
-                    self.context.set_state(STATE_KEY, message.session_id)
                     if self._interrupted:
                         return None  # the runner says it stopped
                     if message.is_error:
@@ -190,6 +191,15 @@ class ClaudeProvider(Provider):
         except Exception as exc:  # the CLI died or the stream broke: start a fresh client next turn
             await self._drop_client()
             raise ProviderError(f"the agent process failed: {type(exc).__name__}: {exc}") from exc
+
+    def _remember_session(self, message: Any) -> None:
+        """Keep the SDK session id from the turn's first message on, not only from its result: a runner killed
+        mid-turn then resumes the session with the turn's own transcript (prompt, tool calls and results)."""
+        data = getattr(message, "data", None)
+        session_id = getattr(message, "session_id", None) or (data.get("session_id") if isinstance(data, dict) else None)
+        if isinstance(session_id, str) and session_id and session_id != self._session_id:
+            self._session_id = session_id
+            self.context.set_state(STATE_KEY, session_id)
 
     def _show(self, message: Any) -> None:
         """A raw API stream event: the main agent's text deltas are the answer being written."""
@@ -230,6 +240,7 @@ class ClaudeProvider(Provider):
 
     async def command(self, name: str) -> str:
         if name == "clear":
+            self._session_id = None
             self.context.set_state(STATE_KEY, None)
             await self._drop_client()
             await self._connect(resume=None)

@@ -9,7 +9,11 @@ directives in the message text:
   [mock:crash-once]      exit abruptly the first time this message is seen
   [mock:silent]          answer nothing
   [mock:reply=TEXT]      answer exactly TEXT
-  [mock:say=TEXT]        send TEXT mid-turn, before the final answer
+  [mock:say=TEXT]        send TEXT mid-turn, before the final answer (not again when a run of this turn
+                         that a crash interrupted had sent it: the model reads what it already sent)
+  [mock:repeat=TEXT]     send TEXT mid-turn even when an interrupted run had sent it (a model that repeats)
+  [mock:card=TEXT]       send a card with TEXT and one button, mid-turn (not again, as say)
+  [mock:file=NAME]       write NAME in the agent folder and send it, mid-turn (not again, as say)
   [mock:stream=N/SECONDS] write the answer as N tokens over SECONDS (a model streaming); the answer is the
                          reply (or echo) when given, else N numbered words. Stop interrupts it.
   [mock:send=NAME|TEXT]  send TEXT to the destination NAME
@@ -26,10 +30,12 @@ import json
 import os
 import re
 import time
+from collections import Counter
 
 from nanoclaw.runner.providers.base import Provider, Turn
 from nanoclaw.runner.tools import ToolError
 
+_KINDS = {"say": "chat", "card": "card", "file": "file"}
 _DIRECTIVE = re.compile(r"\[mock:([a-z-]+)(?:=((?:[^\[\]]|\[[^\]]*\])*))?\]")
 
 
@@ -39,6 +45,8 @@ class MockProvider(Provider):
     async def run_turn(self, turn: Turn) -> str | None:
         reply: str | None = None
         silent = False
+        # What the interrupted runs of this turn sent, as a model reads it in its prompt.
+        sent = Counter((row.kind, row.text or "") for row in turn.already_sent)
         stream: tuple[int, float] | None = None
         for message in turn.messages:
             if not message.trigger:
@@ -59,11 +67,20 @@ class MockProvider(Provider):
                     silent = True
                 elif verb == "reply":
                     reply = arg
+                elif verb in ("say", "card", "file") and _take(sent, _KINDS[verb], arg):
+                    continue  # already sent before the interruption
                 elif verb == "stream":
                     count, _, seconds = arg.partition("/")
                     stream = (max(1, min(int(count), 100_000)), max(0.0, float(seconds or 0)))
-                elif verb == "say":
+                elif verb in ("say", "repeat"):
                     await self._tool("send_message", {"text": arg})
+                elif verb == "card":
+                    await self._tool("send_card", {"text": arg, "buttons": ["OK"]})
+                elif verb == "file":
+                    name = os.path.basename(arg) or "file.txt"
+                    with open(name, "w") as f:
+                        f.write(f"the file {name}\n")
+                    await self._tool("send_file", {"path": name, "caption": arg})
                 elif verb == "send":
                     name, _, text = arg.partition("|")
                     await self._tool("send_message", {"text": text, "to": name})
@@ -94,6 +111,7 @@ class MockProvider(Provider):
             proc.kill()
             return "exit timeout"
         return f"exit {proc.returncode}\n{out.decode(errors='replace')[-4000:]}"
+
     async def _stream(self, text: str | None, count: int, seconds: float) -> str:
         """Tokens at an even pace, each shown as it comes (cancelled at once by a stop)."""
         if text:
@@ -138,3 +156,11 @@ class MockProvider(Provider):
             for f in m.payload.get("attachments") or []:
                 lines.append(f"  attachment {f.get('name')} ({f.get('size')} bytes) at {f.get('path', f.get('error'))}")
         return "\n".join(lines)
+
+
+def _take(sent: Counter[tuple[str, str]], kind: str, text: str) -> bool:
+    """Whether `text` of `kind` was among what was already sent (each earlier message accounts for one)."""
+    if sent[(kind, text)] <= 0:
+        return False
+    sent[(kind, text)] -= 1
+    return True

@@ -21,6 +21,8 @@ class GitHubPlatform(Platform):
     dm_chat = "octo-org/dotfiles"  # unused: GitHub has no DMs
     thread_root = "7"
     has_dms = False
+    inbound = "webhook"
+    mention_markup = False  # "@login" in a comment is plain text
 
     def __init__(self) -> None:
         self.fake = GitHubFake(TOKEN, BOT_LOGIN, (self.group_chat, self.dm_chat))

@@ -21,6 +21,7 @@ class GoogleChatPlatform(Platform):
     group_chat = GROUP
     dm_chat = DM
     thread_root = f"{GROUP}/threads/root1"
+    inbound = "webhook"
 
     def __init__(self) -> None:
         self.fake = FakeGoogleChat()

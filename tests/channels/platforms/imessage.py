@@ -27,6 +27,7 @@ class IMessagePlatform(Platform):
     channel_type = "imessage"
     group_chat = GROUP
     dm_chat = DM
+    mention_markup = False  # Messages has no mention markup: people write the name
 
     def __init__(self) -> None:
         self.fake: FakeMessages | None = None

@@ -22,6 +22,8 @@ class LinearPlatform(Platform):
     dm_chat = OTHER_TEAM  # unused: Linear has no direct messages
     thread_root = THREAD
     has_dms = False
+    inbound = "webhook"
+    mention_markup = False  # "@name" in a comment is plain text
 
     def __init__(self) -> None:
         self.fake = LinearFake(API_KEY)

@@ -24,6 +24,8 @@ class ResendPlatform(Platform):
     group_chat = "alice@example.org"
     dm_chat = "alice@example.org"
     has_groups = False
+    inbound = "webhook"  # inbound mail arrives as a signed webhook
+    mention_markup = False
 
     def __init__(self) -> None:
         self.fake = ResendFake(API_KEY, SECRET)

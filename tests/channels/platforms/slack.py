@@ -90,6 +90,7 @@ class SlackEventsPlatform(SlackPlatform):
 
     variant = "events"
     socket_mode = False
+    inbound = "webhook"
 
 
 def _record(m: Message) -> PlatformMessage:

@@ -21,6 +21,7 @@ class TeamsPlatform(Platform):
     group_chat = CHANNEL
     dm_chat = DM
     thread_root = "1700000000001"
+    inbound = "webhook"  # the Bot Framework posts activities to the host
 
     def __init__(self) -> None:
         self.fake = FakeTeams()

@@ -25,6 +25,9 @@ class WebPlatform(Platform):
     dm_chat = WEB_CHAT
     has_groups = False  # the owner's one chat, a DM with the admin group
     can_be_down = False
+    inbound = "webhook"  # the page posts to the host; replies go out over the page's socket
+    mention_markup = False
+    other_bots = False
 
     def __init__(self) -> None:
         self.home: Path | None = None

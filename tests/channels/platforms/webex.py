@@ -26,6 +26,7 @@ class WebexPlatform(Platform):
     group_chat = GROUP
     dm_chat = DM
     thread_root = ROOT
+    inbound = "webhook"
 
     def __init__(self) -> None:
         self.fake = FakeWebex()

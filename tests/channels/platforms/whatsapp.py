@@ -21,6 +21,8 @@ class WhatsAppPlatform(Platform):
     group_chat = "15551234567"
     dm_chat = "15551234567"
     has_groups = False
+    inbound = "webhook"
+    mention_markup = False  # no mention markup in a 1:1 chat
 
     def __init__(self) -> None:
         self.fake = FakeWhatsApp()
