@@ -15,8 +15,9 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import cast
 
-from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
+from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
 from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, outbound_id
@@ -24,7 +25,7 @@ from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
 from nanoclaw.runner.streaming import AnswerStream
-from nanoclaw.runner.tools import TOOLS, ToolContext
+from nanoclaw.runner.tools import TOOLS, Tool, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
 TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken` and follows up
@@ -40,8 +41,22 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
     raise SystemExit(f"unknown provider {name!r}")
 
 
+def tools_for(config: RunnerConfig) -> list[Tool]:
+    return [t for t in TOOLS if config.is_admin or not t.admin_only]
+
+
+def _no_session(*_args: object) -> None:
+    raise RuntimeError("a pooled runner has no session until the host adopts it")
+
+
+def pooled_provider(config: RunnerConfig) -> Provider:
+    """The provider of a pooled runner, before its session exists: no state, no tools' session end."""
+    context = ProviderContext(config, _no_session, _no_session, tools_for(config), cast(ToolContext, None))
+    return load_provider(config.provider, context)
+
+
 class Runner:
-    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd, provider: Provider | None = None) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
@@ -52,9 +67,13 @@ class Runner:
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None,
                                         self._message_id)
         self.answer = AnswerStream(end.write_partial, end.ring)
-        tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
-        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context, self.answer)
-        self.provider = load_provider(config.provider, context)
+        context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context,
+                                  self.answer)
+        if provider is None:
+            provider = load_provider(config.provider, context)
+        else:  # prepared in a pool: from now on it works for this session
+            provider.context = context
+        self.provider = provider
 
     def _set_state(self, key: str, value: str | None) -> None:
         self.end.set_state(key, value)
@@ -94,6 +113,9 @@ class Runner:
         failing = False
         while True:
             self.end.beat()
+            # The checkpoint after the wait, not at once: a new runner's first loop round is its first turn's,
+            # and folding in the WAL the host made outbound.db in costs an fsync (~2 ms of a pooled first reply).
+            await asyncio.sleep(self.config.heartbeat_interval)
             try:
                 self.end.checkpoint()
                 failing = False
@@ -101,7 +123,6 @@ class Runner:
                 if not failing:
                     log.warning("checkpoint failed: %s", exc)
                 failing = True
-            await asyncio.sleep(self.config.heartbeat_interval)
 
     async def _wait(self, timeout: float) -> None:
         """Until a bell or `timeout` (a timer on the same event, not wait_for's task per wait)."""
@@ -249,12 +270,29 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
-    if os.path.exists(SANDBOX_PROXY_SOCKET):
-        # The sandbox has no network: the host's proxy is reached through this bridge.
-        from nanoclaw.runner.bridge import start_bridge
+async def _adoption() -> bool:
+    """A pooled runner: report readiness on stdout, then wait for the host's word on stdin (EOF: let go)."""
+    loop = asyncio.get_running_loop()
+    os.write(1, b"ready\n")
+    os.dup2(2, 1)  # nothing else goes to the host's pipe (stray prints land in the log)
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        return await reader.readline() == b"adopt\n"
+    finally:
+        transport.close()
 
-        _server, port = await start_bridge(SANDBOX_PROXY_SOCKET)
+
+async def _serve(config: RunnerConfig) -> int:
+    bridge = None
+    if os.path.exists(SANDBOX_PROXY_SOCKET):
+        # The sandbox has no network: the host's proxy is reached through this bridge. A pooled runner's
+        # answers its warm-up itself until adoption (runner/warmup.py).
+        from nanoclaw.runner.bridge import Bridge
+        from nanoclaw.runner.warmup import answer
+
+        bridge = Bridge(SANDBOX_PROXY_SOCKET, local=answer if config.pooled else None)
+        port = await bridge.start()
         url = f"http://127.0.0.1:{port}"
         # The session's token is the proxy's credential and, on the model gateway, the "API key".
         token = os.environ.get("NANOCLAW_PROXY_TOKEN", "")
@@ -264,16 +302,27 @@ async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
                            "no_proxy": "127.0.0.1,localhost"})
         if token:
             os.environ["ANTHROPIC_API_KEY"] = token
-    return await Runner(config, end).run()
-
-
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
-    config = RunnerConfig.from_env()
+    provider = None
+    if config.pooled:
+        # Everything that needs no session happens now; the session folder is mounted over /workspace at
+        # adoption, so the working directory is entered again to be on it.
+        provider = pooled_provider(config)
+        await provider.prepare()
+        if not await _adoption():
+            await provider.close()
+            return 0
+        if bridge is not None:
+            bridge.forward()
+        os.chdir(SANDBOX_AGENT)
     folder = SessionFolder(Path(config.workspace))
     end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
                          else RunnerEnd(folder, doorbell=config.doorbell))
     try:
-        return asyncio.run(_serve(config, end))
+        return await Runner(config, end, provider).run()
     finally:
         end.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
+    return asyncio.run(_serve(RunnerConfig.from_env()))
