@@ -66,7 +66,8 @@ class RunnerEnd:
         # What an earlier runner was writing is gone with it. `rev` counts microseconds (at least +1 a write),
         # so it keeps growing across runners for the host's cursor even though rows are deleted.
         self._partial_rev = int(self.out.execute("SELECT coalesce(max(rev), 0) FROM partials").fetchone()[0])
-        self.out.execute("DELETE FROM partials")
+        if self._partial_rev:  # every row has a rev above 0: none, no write at start
+            self.out.execute("DELETE FROM partials")
         self._partials_written = False  # drop_partials has nothing to delete (no statement on a quick turn)
 
     def _load_acks(self) -> None:
