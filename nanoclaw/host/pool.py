@@ -9,10 +9,13 @@ and its proxy socket acts for nobody. The runner imports its provider and
 does what needs no session (the claude provider starts Claude Code and
 connects to it), says it is ready, and waits.
 
+Once it is ready, the host mounts a blank session folder (made ahead for the
+group) and its nested mounts on the slot folder, from where they propagate into
+the sandbox (sandbox/attach.py), and the runner opens it (protocol/adoption.py).
 A session with no runner *adopts* a ready sandbox of its group and chat kind
-(`adopt`): the host mounts the session folder and its nested mounts onto the
-slot folder, from where they propagate into the sandbox (sandbox/attach.py),
-binds the proxy socket to the session, and tells the runner to go. Until then
+(`adopt`): a new session takes the held folder as its own (nothing to mount or
+open on its first message); an existing session's folder is mounted over it.
+The host binds the proxy socket to the session and tells the runner to go. Until then
 the sandbox holds no session data and its proxy token opens nothing. A
 sandbox is taken out of the pool before it is adopted, so it serves at most
 one session, and it ends with that session's runner.
@@ -39,7 +42,9 @@ from nanoclaw.config import Settings
 from nanoclaw.errors import SandboxUnavailable
 from nanoclaw.db import sessions as session_rows
 from nanoclaw.host.memory import MemoryBudget, meminfo_mb
+from nanoclaw.db.sessions import Session
 from nanoclaw.host.sessions import SessionManager
+from nanoclaw.protocol.host_end import HostEnd
 from nanoclaw.logs import get_logger
 from nanoclaw.sandbox import attach, processes
 from nanoclaw.sandbox.attach import SlotPoint
@@ -68,6 +73,8 @@ class Slot:
     rss_mb: float = 0.0
     killed: bool = False
     reaper: asyncio.Task[None] | None = field(default=None, repr=False)
+    held: tuple[str, HostEnd] | None = field(default=None, repr=False)  # a blank folder on its /workspace
+    claimed_by: str | None = None  # the new session that took the held folder (and is to adopt the sandbox)
 
 
 @dataclass
@@ -98,6 +105,7 @@ class Pool:
         self.adoptions = 0
         self.why_off = self._why_off()
         self._filler: asyncio.Task[None] | None = None
+        sessions.slot_blank = self._claim_blank
         self._reapers: set[asyncio.Task[None]] = set()
         self._resting: dict[Key, float] = {}
         self._closing = False
@@ -264,16 +272,48 @@ class Pool:
             self._resting[key] = time.monotonic() + RETRY_AFTER
             self._kill(slot)
             return
+        if not slot.killed and slot.adopted_by is None:
+            self._hold_blank(slot)
         slot.rss_mb = processes.tree_rss_mb(slot.process.pid)
         self.memory.observe(provider, slot.rss_mb)
         log.info("pool.ready", group=key[0], chat=key[1], pool=len(self.slots),
                  seconds=round(time.monotonic() - slot.started_at, 2), rss_mb=round(slot.rss_mb, 1))
+
+    def _hold_blank(self, slot: Slot) -> None:
+        """A blank session folder on the ready sandbox's /workspace, opened by its runner ahead: the new session
+        that takes it (SessionManager._take_blank) finds its folder made and the runner on it, nothing to mount."""
+        held = self.sessions.hold_blank(slot.key[0])
+        if held is None or slot.process is None:
+            return
+        slot.held = held  # from now on dropped with the sandbox, unless a session takes it
+        try:
+            self.sessions.attach_folder(slot.key[0], held[1], slot.point)
+            slot.process.hold_folder()
+        except Exception as exc:
+            log.error("pool.hold_failed", group=slot.key[0], chat=slot.key[1], error=f"{type(exc).__name__}: {exc}")
+            self._kill(slot)
+
+    def _claim_blank(self, session: Session) -> tuple[str, HostEnd] | None:
+        """For a new session's folder: the blank a ready sandbox of its group and chat kind holds (then that
+        sandbox is the one it adopts)."""
+        if not self.slots:
+            return None
+        key = (session.agent_group_id, self.sessions.channel_type(session.id))
+        slot = next((s for s in self.slots.values()
+                     if s.key == key and s.ready and s.held and s.claimed_by is None and s.process), None)
+        if slot is None:
+            return None
+        slot.claimed_by = session.id
+        return slot.held
 
     async def _reap(self, slot: Slot) -> None:
         assert slot.process is not None
         code = await slot.process.wait()
         self.slots.pop(slot.name, None)
         slot.point.release()
+        if slot.held is not None:  # mounted no more: removable (a no-op if a session took it)
+            self.sessions.drop_held(slot.key[0], *slot.held)
+            slot.held = None
         await self.proxy.close(slot.name)
         if slot.adopted_by is None and not self._closing:
             log.info("pool.sandbox_ended", group=slot.key[0], chat=slot.key[1], code=code)
@@ -287,8 +327,12 @@ class Pool:
     def _ready_for(self, session_id: str) -> Slot | None:
         if self.why_off is not None or not self.slots:
             return None
+        claimed = next((s for s in self.slots.values() if s.claimed_by == session_id and s.process), None)
+        if claimed is not None:
+            return claimed
         key = self._key_of(session_id)
-        return next((s for s in self.slots.values() if s.key == key and s.ready and s.process), None)
+        return next((s for s in self.slots.values()
+                     if s.key == key and s.ready and s.process and s.claimed_by is None), None)
 
     def has_ready(self, session_id: str) -> bool:
         return self._ready_for(session_id) is not None
@@ -302,10 +346,14 @@ class Pool:
         key = slot.key
         del self.slots[slot.name]  # out of the pool first: no second session can take it
         slot.adopted_by = session_id
+        # A new session took the folder this sandbox holds: nothing to mount, the runner has it open. Any other
+        # session's folder is mounted over /workspace, and the runner opens it.
+        fresh = slot.held is not None and slot.claimed_by == session_id and self.sessions.end(session_id) is slot.held[1]
         try:
-            self.sessions.attach_session(session, slot.point)
+            if not fresh:
+                self.sessions.attach_session(session, slot.point)
             self.proxy.bind(slot.name, session_id)
-            slot.process.adopt()
+            slot.process.adopt(remounted=not fresh)
         except Exception as exc:
             log.error("pool.adopt_failed", session=session_id, error=f"{type(exc).__name__}: {exc}")
             slot.process.kill()

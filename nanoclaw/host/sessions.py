@@ -57,6 +57,9 @@ class SessionManager:
         self.ca_files: Callable[[], tuple[Path, Path]] | None = None
         self._sessions: dict[str, Session] = {}
         self._blanks: dict[str, list[tuple[str, HostEnd]]] = {}  # group → empty session folders made ahead
+        # A pooled sandbox's blank folder for a new session (host/pool.py), claimed for it, if one is ready.
+        self.slot_blank: Callable[[Session], tuple[str, HostEnd] | None] = lambda _session: None
+        self._held: set[str] = set()  # names of blank folders pooled sandboxes hold (seen by a sandbox)
         self._closed = False
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
@@ -128,6 +131,7 @@ class SessionManager:
         return aside
 
     BLANK_PREFIX = ".blank-"
+    HELD_PREFIX = ".held-"
 
     def make_blank(self, group_id: str) -> None:
         """An empty session folder, opened, for the group's next new session (databases take a few fsyncs).
@@ -136,7 +140,11 @@ class SessionManager:
         thread (the host's end of it is used by the event loop only once it is taken).
         """
         with self.folders.sessions_of(group_id) as parent:
-            names = [e.name for e in parent.list() if e.name.startswith(self.BLANK_PREFIX) and e.kind == "dir"]
+            entries = parent.list()
+            names = [e.name for e in entries if e.name.startswith(self.BLANK_PREFIX) and e.kind == "dir"]
+            for e in entries:  # a pooled sandbox saw these: an earlier host's are removed, never reused
+                if e.name.startswith(self.HELD_PREFIX) and e.name not in self._held:
+                    parent.remove(e.name)
         blanks = self._blanks.setdefault(group_id, [])
         taken = {name for name, _ in blanks}
         fresh = [n for n in names if n not in taken][:1] or ([] if blanks else [f"{self.BLANK_PREFIX}{os.urandom(6).hex()}"])
@@ -148,22 +156,55 @@ class SessionManager:
         return bool(self._blanks.get(group_id))
 
     def _take_blank(self, session: Session) -> HostEnd | None:
-        """A new session's folder: a blank one renamed into place, already open (None: make one now)."""
-        blanks = self._blanks.get(session.agent_group_id)
-        if not blanks:
-            return None
+        """A new session's folder: a blank one renamed into place, already open (None: make one now).
+
+        A blank a ready pooled sandbox of the session's group and chat kind holds comes first: the runner
+        there has it open already.
+        """
         with self.folders.sessions_of(session.agent_group_id) as parent:
             if parent.kind(session.id) is not None:
                 return None
-            name, end = blanks.pop()
+            blanks = self._blanks.get(session.agent_group_id)
+            taken = self.slot_blank(session) or (blanks.pop() if blanks else None)
+            if taken is None:
+                return None
+            name, end = taken
             try:
                 parent.rename(name, session.id)
             except (OSError, UnsafePath) as exc:
                 log.warning("session.blank_unusable", group=session.agent_group_id, error=str(exc))
-                end.close()
+                if name not in self._held:
+                    end.close()
                 return None
+        self._held.discard(name)
         end.moved_to(self.folder(session))
         return end
+
+    def hold_blank(self, group_id: str) -> tuple[str, HostEnd] | None:
+        """A blank folder of the group for a pooled sandbox to hold (None: none made yet). Renamed first, so
+        that once a sandbox saw it, it is never taken as a blank again (a new session takes it by its name)."""
+        blanks = self._blanks.get(group_id)
+        if not blanks:
+            return None
+        name, end = blanks.pop()
+        held = f"{self.HELD_PREFIX}{os.urandom(6).hex()}"
+        with self.folders.sessions_of(group_id) as parent:
+            parent.rename(name, held)
+        self._held.add(held)
+        end.moved_to(SessionFolder(self.folders.session_path(group_id, held)))
+        return held, end
+
+    def drop_held(self, group_id: str, name: str, end: HostEnd) -> None:
+        """A held blank no session took (its sandbox ended): closed and removed (links inside never followed)."""
+        if name not in self._held:
+            return  # a session took it: its folder and its end now
+        self._held.discard(name)
+        end.close()
+        try:
+            with self.folders.sessions_of(group_id) as parent:
+                parent.remove(name)
+        except (OSError, UnsafePath) as exc:
+            log.warning("session.held_blank_left", group=group_id, name=name, error=str(exc))
 
     def has_folder(self, session: Session) -> bool:
         """Whether the session's folder holds an inbound.db (links are not looked through)."""
@@ -261,8 +302,9 @@ class SessionManager:
                   proxy: Path | None, token: str | None) -> SandboxSpec:
         """A pooled sandbox of a group for chats of one kind: a session's sandbox without the session.
 
-        `/workspace` is the slot's empty mount point (the session folder comes at adoption, attach_session);
-        the group folder and global memory are there already, for what the runner reads while it warms up.
+        `/workspace` is the slot's empty mount point (a held blank folder comes once it is ready, a session's at
+        adoption: attach_folder); the group folder and global memory are there already, for what the runner
+        reads while it warms up.
         """
         group = self._group(group_id)
         self.folders.hand_over(group.id, None, is_admin=group.is_admin)
@@ -274,13 +316,15 @@ class SessionManager:
         return replace(self._spec(group, label, name, config, mounts, proxy, token), pooled=True)
 
     def attach_session(self, session: Session, point: SlotPoint) -> None:
-        """Adoption: the session folder and what is mounted inside it, onto a waiting sandbox's `/workspace`.
+        """Adoption: the session folder and what is mounted inside it, onto a waiting sandbox's `/workspace`."""
+        self.attach_folder(session.agent_group_id, self.end(session.id), point)
 
-        The same mounts as sandbox_spec's below /workspace, each cloned from a descriptor and attached to a
-        name that is not followed if it is a link; read-only ones are read-only before they are attached.
-        """
-        group = self._group(session.agent_group_id)
-        end = self.end(session.id)
+    def attach_folder(self, group_id: str, end: HostEnd, point: SlotPoint) -> None:
+        """A session folder (or a held blank one) and what is mounted inside it, onto a pooled sandbox's
+        `/workspace`: the same mounts as sandbox_spec's below /workspace, each cloned from a descriptor and
+        attached to a name that is not followed if it is a link; read-only ones are read-only before they are
+        attached."""
+        group = self._group(group_id)
         self.folders.hand_over(group.id, end.tree, is_admin=group.is_admin, keep=frozenset(HOST_FILES))
         extras = self._extra_mounts(group.id)
         for name in ("agent", "global", *(["extra"] if extras else [])):

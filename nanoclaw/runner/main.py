@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import cast
 
+from nanoclaw.protocol import adoption
 from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
 from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
@@ -270,17 +271,33 @@ class Runner:
         self.end.ring()
 
 
-async def _adoption() -> bool:
-    """A pooled runner: report readiness on stdout, then wait for the host's word on stdin (EOF: let go)."""
-    loop = asyncio.get_running_loop()
-    os.write(1, b"ready\n")
-    os.dup2(2, 1)  # nothing else goes to the host's pipe (stray prints land in the log)
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    try:
-        return await reader.readline() == b"adopt\n"
-    finally:
-        transport.close()
+class _Adoption:
+    """A pooled runner's side of protocol/adoption.py: it reports readiness, then follows the host's lines."""
+
+    def __init__(self) -> None:
+        self.reader = asyncio.StreamReader()
+        self.transport: asyncio.BaseTransport | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        os.write(1, adoption.READY)
+        os.dup2(2, 1)  # nothing else goes to the host's pipe (stray prints land in the log)
+        self.transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.reader),
+                                                         sys.stdin)
+
+    async def line(self) -> bytes:
+        """The host's next line (b"" at EOF: the host let the sandbox go)."""
+        return await self.reader.readline()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _open_end(config: RunnerConfig) -> AnyRunnerEnd:
+    folder = SessionFolder(Path(config.workspace))
+    return (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+            else RunnerEnd(folder, doorbell=config.doorbell))
 
 
 async def _serve(config: RunnerConfig) -> int:
@@ -303,20 +320,37 @@ async def _serve(config: RunnerConfig) -> int:
         if token:
             os.environ["ANTHROPIC_API_KEY"] = token
     provider = None
+    end: AnyRunnerEnd | None = None
     if config.pooled:
-        # Everything that needs no session happens now; the session folder is mounted over /workspace at
-        # adoption, so the working directory is entered again to be on it.
+        # Everything that needs no session happens now. The host may mount a blank session folder on
+        # /workspace and say HOLD: it is opened ahead, and a new session that takes this sandbox takes that
+        # folder. An existing session's folder is mounted over it instead (ADOPT_REMOUNTED): opened then.
         provider = pooled_provider(config)
         await provider.prepare()
-        if not await _adoption():
+        host = _Adoption()
+        await host.open()
+        try:
+            line = await host.line()
+            if line == adoption.HOLD:
+                os.chdir(SANDBOX_AGENT)  # the working directory on the folder mounted since
+                end = _open_end(config)
+                line = await host.line()
+        finally:
+            host.close()
+        if line not in (adoption.ADOPT, adoption.ADOPT_REMOUNTED) or (line == adoption.ADOPT and end is None):
+            if end is not None:
+                end.close()
             await provider.close()
             return 0
+        if line == adoption.ADOPT_REMOUNTED:
+            if end is not None:
+                end.close()
+                end = None
+            os.chdir(SANDBOX_AGENT)
         if bridge is not None:
             bridge.forward()
-        os.chdir(SANDBOX_AGENT)
-    folder = SessionFolder(Path(config.workspace))
-    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
-                         else RunnerEnd(folder, doorbell=config.doorbell))
+    if end is None:
+        end = _open_end(config)
     try:
         return await Runner(config, end, provider).run()
     finally:

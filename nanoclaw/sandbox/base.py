@@ -79,8 +79,13 @@ class SandboxProcess(ABC):
         """A pooled sandbox: wait until its runner has done all that needs no session (False: it died)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
 
-    def adopt(self) -> None:
-        """A pooled sandbox: its session is mounted; the runner may open it, at normal CPU priority."""
+    def hold_folder(self) -> None:
+        """A pooled sandbox: a blank session folder is mounted on /workspace; the runner opens it now."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
+
+    def adopt(self, remounted: bool = True) -> None:
+        """A pooled sandbox: it serves a session now, at normal CPU priority. `remounted`: the session's folder
+        was mounted over /workspace (the runner opens it again); else the folder it holds became the session's."""
         raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
 
     @abstractmethod

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from nanoclaw.errors import SandboxUnavailable
+from nanoclaw.protocol import adoption
 from nanoclaw.sandbox import limits, processes, seccomp
 from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
 from nanoclaw.sandbox.identity import SANDBOX_UID
@@ -30,7 +31,6 @@ _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC = ("ld.so.cache", "ssl", "ca-certificates", "localtime", "alternatives", "nsswitch.conf", "mime.types")
 
 
-READY_LINE = b"ready\n"  # what a pooled runner writes on stdout once it has done all that needs no session
 
 
 class BwrapProcess(SandboxProcess):
@@ -56,7 +56,7 @@ class BwrapProcess(SandboxProcess):
         fd, loop, line = self.ready_fd, asyncio.get_running_loop(), b""
         try:
             # One short line; the runner then points its stdout elsewhere, so the pipe is closed after it.
-            while not line.endswith(b"\n") and len(line) <= len(READY_LINE):
+            while not line.endswith(b"\n") and len(line) <= len(adoption.READY):
                 readable = loop.create_future()
                 loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
                 try:
@@ -69,18 +69,23 @@ class BwrapProcess(SandboxProcess):
                 line += chunk
         finally:
             self._close_ready()
-        return line == READY_LINE
+        return line == adoption.READY
 
     def _close_ready(self) -> None:
         if self.ready_fd is not None:
             os.close(self.ready_fd)
             self.ready_fd = None
 
-    def adopt(self) -> None:
+    def hold_folder(self) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("not a pooled sandbox")
+        self.proc.stdin.write(adoption.HOLD)
+
+    def adopt(self, remounted: bool = True) -> None:
         if self.proc.stdin is None:
             raise RuntimeError("not a pooled sandbox")
         processes.renice(self.pid, 0)
-        self.proc.stdin.write(b"adopt\n")
+        self.proc.stdin.write(adoption.ADOPT_REMOUNTED if remounted else adoption.ADOPT)
 
     def kill(self) -> None:
         # --die-with-parent and the PID namespace take everything inside down with bwrap.

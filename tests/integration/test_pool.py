@@ -20,6 +20,8 @@ import pytest
 from nanoclaw.db import agent_groups, messaging_groups, sessions
 from nanoclaw.host.app import Host
 from nanoclaw.host.pool import Slot
+from nanoclaw.host.sessions import SessionManager
+from nanoclaw.protocol.host_end import HOST_FILES
 from nanoclaw.sandbox import processes
 from tests.conftest import fake, make_settings, wire
 from tests.fakes.channel import FakeChannel
@@ -103,16 +105,23 @@ async def test_a_pooled_sandbox_holds_no_session_data_nor_credentials_before_ado
     slot = await ready_slot(pooled, "family")
     runner = runner_pid(slot)
     listing = in_sandbox(runner, "ls", "-a", "/workspace")
-    assert set(listing.split()) <= {".", "..", "agent", "global", "run"}, listing
-    assert "inbound.db" not in listing and "outbound.db" not in listing
-    # No session folder of any session is mounted, nor any other host path of the home.
+    # What it holds is a blank session folder, made for the next new session of the group: empty databases,
+    # nothing of any session's.
+    assert set(listing.split()) <= {".", "..", "agent", "global", "run", "inbox", "outbox", "bell.in", "bell.out",
+                                    *HOST_FILES, "outbound.db", "outbound.db-wal", "outbound.db-shm"}, listing
+    assert slot.held is not None and slot.held[0].startswith(SessionManager.HELD_PREFIX)
+    held = slot.held[1]
+    assert held.conn.execute("SELECT count(*) FROM messages_in").fetchone()[0] == 0
+    assert held.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()[0] == 0
+    # No session's folder is mounted, nor any other host path of the home.
     mountinfo = Path(f"/proc/{runner}/mountinfo").read_text()
     targets = [line.split()[4] for line in mountinfo.splitlines()]
     assert "/workspace" in targets and "/workspace/agent" in targets
-    assert not [t for t in targets if t.startswith("/workspace/") and t.split("/")[2] not in ("agent", "global")]
-    assert str(pooled.settings.sessions_dir) not in mountinfo
-    workspace = next(line for line in mountinfo.splitlines() if line.split()[4] == "/workspace")
-    assert str(pooled.settings.home) not in workspace, workspace  # the slot is on the pool's own tmpfs
+    assert not [t for t in targets if t.startswith("/workspace/")
+                and t.split("/")[2] not in ("agent", "global", *HOST_FILES)], targets
+    assert session_of(pooled, "fam") not in mountinfo
+    workspace = [line for line in mountinfo.splitlines() if line.split()[4] == "/workspace"][-1]
+    assert slot.held[0] in workspace, workspace  # the held blank, mounted over the slot's empty folder
     # No credential in any process of the sandbox: not the model key, not another session's token.
     session = session_of(pooled, "fam")
     session_token = pooled.proxy.token(session)
@@ -166,6 +175,76 @@ async def test_an_adopted_sandbox_serves_one_session_and_ends_with_it(pooled: Ho
     sent = await ch.wait_sent(3, timeout=30)
     assert "three" in sent[-1].text
     assert pooled.supervisor.live[session].process is not other.process
+
+
+async def test_a_new_session_takes_the_folder_its_sandbox_holds_an_older_one_is_mounted_over_it(pooled: Host) -> None:
+    ch = fake(pooled)
+    slot = await ready_slot(pooled, "family")
+    assert slot.held is not None
+    held_name, held_end = slot.held
+    sessions_dir = pooled.settings.sessions_dir / "family"
+    await ch.say("first words", chat="fam")
+    assert "first words" in (await ch.wait_sent(1, timeout=30))[0].text
+    session = session_of(pooled, "fam")
+    runner = pooled.supervisor.live[session]
+    assert runner.process is slot.process
+    # The held blank became the session's folder, with the end its runner had open: nothing was mounted.
+    assert pooled.sessions.end(session) is held_end
+    assert (sessions_dir / session).is_dir() and not (sessions_dir / held_name).exists()
+    # The runner exits; the session's next message is answered by another pooled sandbox, its folder mounted
+    # over the blank that one held, which goes when that sandbox ends.
+    pooled.supervisor.kill(session)
+    assert runner.watcher is not None
+    await asyncio.wait_for(asyncio.shield(runner.watcher), 30)
+    second = await ready_slot(pooled, "family", other_than={slot.name})
+    assert second.held is not None
+    second_held = second.held[0]
+    await ch.say("second words", chat="fam")
+    reply = (await ch.wait_sent(2, timeout=30))[-1].text
+    assert "second words" in reply  # read from the session's own folder, mounted over the blank
+    again = pooled.supervisor.live[session]
+    assert again.adopted and again.process is second.process
+    assert (sessions_dir / second_held).is_dir()  # still mounted below the session's folder
+    pooled.supervisor.kill(session)
+    assert again.watcher is not None
+    await asyncio.wait_for(asyncio.shield(again.watcher), 30)
+    for _ in range(100):
+        if not (sessions_dir / second_held).exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not (sessions_dir / second_held).exists()  # a sandbox saw it: removed, never a blank again
+
+
+async def test_a_held_blank_is_removed_without_following_what_was_planted_in_it(pooled: Host, tmp_path: Path) -> None:
+    """A sandbox saw the blank it held: when it ends unadopted the folder goes, links in it removed, not followed."""
+    slot = await ready_slot(pooled, "family")
+    assert slot.held is not None
+    folder = pooled.settings.sessions_dir / "family" / slot.held[0]
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "keep").write_text("keep me")
+    os.symlink(canary, folder / "outbox" / "evil-dir")  # what a sandbox writing there could plant
+    os.symlink(canary / "keep", folder / "inbox" / "evil-file")
+    os.mkfifo(folder / "inbox" / "evil-fifo")
+    pooled.pool.evict(len(pooled.pool.slots))
+    for _ in range(200):
+        if not folder.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not folder.exists()
+    assert (canary / "keep").read_text() == "keep me" and sorted(p.name for p in canary.iterdir()) == ["keep"]
+
+
+async def test_a_blank_an_earlier_host_let_a_sandbox_hold_is_removed_not_reused(pooled: Host) -> None:
+    slot = await ready_slot(pooled, "family")
+    assert slot.held is not None
+    parent = pooled.settings.sessions_dir / "family"
+    leftover = parent / ".held-0123456789ab"  # an earlier host was killed while a sandbox held it
+    (leftover / "inbox").mkdir(parents=True)
+    pooled.sessions.make_blank("family")
+    assert not leftover.exists()
+    assert (parent / slot.held[0]).is_dir()  # the one this host's sandbox holds stays
+    assert not any(name == leftover.name for name, _ in pooled.sessions._blanks.get("family", []))  # noqa: SLF001
 
 
 async def test_the_session_sees_its_folder_and_the_groups_after_adoption(pooled: Host) -> None:
