@@ -56,6 +56,9 @@ def private_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     # Hosts and commands of tests run without the disk quota (a loop mount per group) unless a test asks.
     monkeypatch.setenv("NANOCLAW_DISK_QUOTA_MB", "0")
+    # Nor with pre-warmed sandboxes (two per host by default, warming up in the background of every other
+    # test): the pool's own tests and the batteries' pooled runs ask for them.
+    monkeypatch.setenv("NANOCLAW_POOL_SIZE", "0")
     return config / "nanoclaw"
 
 
