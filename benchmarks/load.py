@@ -13,7 +13,7 @@ import threading
 import time
 
 from benchmarks._harness import TimingChannel, emit, percentile, progress, summary, temp_home
-from benchmarks.resources import rss_mb
+from benchmarks.resources import host_rss_mb
 from nanoclaw.client import LocalClient
 from nanoclaw.config import Settings
 from nanoclaw.db import messaging_groups, wirings
@@ -75,7 +75,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
         async def sample() -> None:
             while time.perf_counter() < deadline:
-                memory.append((round(time.perf_counter() - started, 1), round(rss_mb(), 1)))
+                memory.append((round(time.perf_counter() - started, 1), round(host_rss_mb(), 1)))
                 await asyncio.sleep(1.0)
 
         await asyncio.gather(sample(), *(worker(ch, chat) for ch, chat in workers))

@@ -1,5 +1,6 @@
 """Memory and idle CPU: host RSS empty and with 50 idle sessions, a live runner's RSS
-(every process in its sandbox, summed), host CPU while idle.
+(`nanoclaw.sandbox.processes.tree_rss_mb`: its launcher and every process below it, summed,
+the definition the status page and every benchmark use), host CPU while idle.
 
     python -m benchmarks.resources --json
 """
@@ -14,37 +15,11 @@ import shutil
 from pathlib import Path
 
 from benchmarks._harness import channel, emit, make_host, progress, temp_home, wire
+from nanoclaw.sandbox.processes import rss_mb, tree_rss_mb
 
 
-def rss_mb(pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def runner_pids(bwrap_pid: int) -> list[int]:
-    """Processes below the bwrap process (the runner and bwrap's init)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [bwrap_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def sandbox_rss_mb(bwrap_pid: int) -> float:
-    """A runner's RSS, the one definition every benchmark uses: the sum over every process in its
-    sandbox (bwrap's init, the runner, and what it started, e.g. the Claude Code CLI)."""
-    return sum(rss_mb(pid) for pid in runner_pids(bwrap_pid))
+def host_rss_mb() -> float:
+    return rss_mb(os.getpid())
 
 
 def cpu_seconds() -> float:
@@ -59,13 +34,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     try:
         ch = channel(host)
         progress(f"{args.sessions} sessions, each answered once, then idle…")
-        base_rss = rss_mb()
+        base_rss = host_rss_mb()
         for i in range(args.sessions):
             wire(host, f"s{i}")
             await ch.round_trip(f"s{i}")
         while host.supervisor.live:  # every runner exits after its 1 s idle timeout
             await asyncio.sleep(0.2)
-        host_rss = rss_mb()
+        host_rss = host_rss_mb()
 
         progress(f"host CPU over {args.idle_seconds} s idle…")
         before = cpu_seconds()
@@ -79,7 +54,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         live = next(iter(host.supervisor.live.values()))
-        runner_rss = sandbox_rss_mb(live.process.pid)
+        runner_rss = tree_rss_mb(live.process.pid)
         await busy
         return {
             "sessions": args.sessions,

@@ -28,8 +28,10 @@ from nanoclaw.safefs import Entry, Tree, UnsafePath, copy_tree
 
 log = get_logger("nanoclaw.backup")
 # The host's scratch and the quota images (their files are copied one by one, from the mounted trees).
+# `pool`: the slot folders of pooled sandboxes, where adopted sessions' folders are mounted (sandbox-written,
+# backed up through their own trees with the sessions).
 SKIP_STATE = {"proxy", "bwrap-etc", "vault-certs", "ca-bundle.pem", "seccomp.bpf", "seccomp-oci.json", "volumes",
-              "apple-env", "claude"}
+              "apple-env", "claude", "pool"}
 VAULT_FILE = "vault.json"  # the vault's encrypted secrets; its key (vault.key) is never in an archive
 # Agents write these trees: a sparse file of a terabyte or a FIFO there must not hang or bloat a backup.
 MAX_BACKUP_FILE = 1 << 30

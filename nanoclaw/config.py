@@ -75,6 +75,12 @@ class Settings:
     model: str = ""
     channels: str = ""  # extra channels to start even without their env vars, comma-separated
     max_sandboxes: int = 8
+    # Sandboxes started ahead, ready for a session's first message (host/pool.py): -1 sizes the pool from free
+    # memory, 0 turns it off. They count against max_sandboxes and the memory budget.
+    pool_size: int = -1
+    # Memory (MiB) live runners and the pool may take together; 0: half of the machine's (host/memory.py).
+    memory_budget_mb: int = 0
+    task_prewarm: float = 30.0  # seconds before a scheduled task is due that its sandbox is started
     # Limits of one sandbox (bwrap: rlimits; podman/docker: cgroup limits).
     sandbox_memory_mb: int = 2048
     sandbox_pids: int = 512

@@ -43,6 +43,7 @@ def make_settings(home: Path, doorbell: bool = True, **overrides: object) -> Set
         heartbeat_timeout=3.0, retry_backoff=0.2, host_poll_interval=0.2 if doorbell else 0.1,
         runner_poll_interval=0.1 if not doorbell else 0.5, max_attempts=3,
         disk_quota_mb=0,  # the quota's own tests turn it on (each image is a loop mount)
+        pool_size=0,  # the pool's own tests (and the batteries' pooled runs) turn it on
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -55,6 +56,9 @@ def private_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     # Hosts and commands of tests run without the disk quota (a loop mount per group) unless a test asks.
     monkeypatch.setenv("NANOCLAW_DISK_QUOTA_MB", "0")
+    # Nor with pre-warmed sandboxes (two per host by default, warming up in the background of every other
+    # test): the pool's own tests and the batteries' pooled runs ask for them.
+    monkeypatch.setenv("NANOCLAW_POOL_SIZE", "0")
     return config / "nanoclaw"
 
 

@@ -224,10 +224,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {'':<12} fix: {health['fix']}")
     click.echo(f"runners {data['live_runners']}/{data['max_sandboxes']} live · queue {len(data['queue'])}"
                f" · delivered {data['delivered']}")
+    memory, pool = data["memory"], data["pool"]
+    click.echo(f"memory: runners {memory['runners_mb']} MB · pool {memory['pool_mb']} MB · budget {memory['budget_mb']} MB")
+    ready = sum(1 for p in pool["sandboxes"] if p["ready"])
+    click.echo(f"pool: off ({pool['off']})" if pool["off"] else
+               f"pool: {ready} ready of {pool['target']} · {pool['adopted']} adopted since start")
     click.echo("agent groups: " + ", ".join(g["id"] + (" (admin)" if g["admin"] else "") for g in data["agent_groups"]))
     click.echo(f"sessions ({len(data['sessions'])}):")
     for s in data["sessions"]:
-        runner = f"runner pid {s['runner_pid']} up {s['runner_uptime']} s" if s["runner_pid"] else "no runner"
+        runner = (f"runner pid {s['runner_pid']} up {s['runner_uptime']} s, {s['runner_rss_mb']} MB"
+                  if s["runner_pid"] else "no runner")
         thread = f" thread {s['thread']}" if s["thread"] else ""
         click.echo(f"  session {s['id']}  {s['agent_group']} ← {s['chat']}{thread}  [{s['mode']}]  {runner}")
 

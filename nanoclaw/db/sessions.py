@@ -70,3 +70,19 @@ def touch(conn: sqlite3.Connection, session: Session) -> None:
 
 def set_status(conn: sqlite3.Connection, session_id: str, status: str) -> None:
     conn.execute("UPDATE sessions SET status = ? WHERE id = ?", (status, session_id))
+
+
+def chat_kinds(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(agent group, channel type) pairs that have sessions or wirings, most recently active first.
+
+    What the sandbox pool keeps warm: a runner depends on its group and the kind of chat only.
+    """
+    rows = conn.execute(
+        "SELECT agent_group_id, channel_type, max(at) FROM ("
+        " SELECT s.agent_group_id, coalesce(m.channel_type, '') AS channel_type, s.last_active AS at"
+        " FROM sessions s LEFT JOIN messaging_groups m ON m.id = s.messaging_group_id"
+        " UNION ALL SELECT w.agent_group_id, m.channel_type, 0 FROM wirings w"
+        " JOIN messaging_groups m ON m.id = w.messaging_group_id"
+        ") GROUP BY agent_group_id, channel_type ORDER BY max(at) DESC, agent_group_id, channel_type"
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]

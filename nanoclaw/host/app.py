@@ -48,6 +48,7 @@ from nanoclaw.host.onboarding_ops import OnboardingOps
 from nanoclaw.host.owners import Owners
 from nanoclaw.host.pairing import Pairing
 from nanoclaw.host.packages import PackageRequests
+from nanoclaw.host.pool import Pool, ProxySlots
 from nanoclaw.host.questions import QuestionDesk
 from nanoclaw.host.router import Router
 from nanoclaw.host.scheduler import TASK_ACTIONS, Clock, Scheduler
@@ -155,6 +156,14 @@ class Host:
         self.links = None if self.runtime.shares_file_locks else LinkServer(settings.state_dir / "links")
         self.supervisor.prepare = self._prepare_sandbox
         self.sessions.link_socket = lambda session_id: self.links.path(session_id) if self.links else None
+        self.pool = Pool(
+            settings, self.runtime, self.sessions,
+            ProxySlots(lambda slot, group: self.proxy.open_slot(slot, group, self._upstream_for(group)),
+                       self.proxy.token, self.proxy.bind, self.proxy.close_session),
+            self.label, self.supervisor.memory, occupied=self.supervisor.occupied, busy=self.supervisor.busy,
+            live_mb=self.supervisor.live_mb,
+        )
+        self.supervisor.pool = self.pool
         self.sessions.proxy_socket = lambda session_id, _group: self._proxy_sockets.get(session_id)
         self.sessions.proxy_token = self.proxy.token
         self.router = Router(
@@ -164,6 +173,7 @@ class Host:
         self.questions = QuestionDesk(self.conn, self.sessions, self.supervisor.wake)
         self.scheduler = Scheduler(self.conn, self.sessions, self.supervisor.wake, clock,
                                    default_timezone=settings.timezone or None)
+        self.scheduler.prewarm, self.scheduler.prewarm_lead = self.supervisor.prestart, settings.task_prewarm
         for action in TASK_ACTIONS:
             self.actions.register_system(action, self.scheduler.handle)
         self.notices = OwnerNotices(lambda: self.gate.admin_route(), self._say, self.folders.usage)
@@ -260,15 +270,17 @@ class Host:
 
     async def _open_proxy(self, session_id: str) -> None:
         group_id = self.sessions.get(session_id).agent_group_id
+        self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group_id,
+                                                                        self._upstream_for(group_id))
+
+    def _upstream_for(self, group_id: str) -> Upstream | None:
+        """The model API of a group's provider, when it is not the default (Anthropic's)."""
         group = agent_groups.get(self.conn, group_id)
-        upstream = None
-        if group is not None and (group.provider or self.settings.provider) == "openai":
-            extra = self.settings.extra
-            upstream = Upstream(
-                base_url=group.base_url or extra.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
-                auth_token=extra.get("OPENAI_API_KEY") or None,
-            )
-        self._proxy_sockets[session_id] = await self.proxy.open_session(session_id, group_id, upstream)
+        if group is None or (group.provider or self.settings.provider) != "openai":
+            return None
+        extra = self.settings.extra
+        return Upstream(base_url=group.base_url or extra.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
+                        auth_token=extra.get("OPENAI_API_KEY") or None)
 
     def _activity(self, session_id: str) -> None:
         """A session's runner wrote something: replies to deliver, answers being written to show."""
@@ -397,6 +409,7 @@ class Host:
             log.info("startup.held_released", count=released)
         await self._resume()
         self.scheduler.start()
+        self.pool.start()
         await asyncio.sleep(0)  # channels whose start is instant are connected when this returns
         log.info(
             "host.started", home=self.settings.home, provider=self.settings.provider,
@@ -424,6 +437,8 @@ class Host:
         self._closed = True
         await self.scheduler.stop()
         await self.supervisor.stop()
+        await self.pool.stop()
+        await self.notices.flush()  # what the owner was just told (a folder repaired meanwhile) still goes out
         await self.starter.stop()
         await self.delivery.stop()
         await self.streams.stop()
@@ -469,6 +484,7 @@ class Host:
         return {name: health[name].public() for name in sorted(health)}
 
     def status(self) -> dict[str, Any]:
+        self.supervisor.measure()
         live = self.supervisor.live
         sessions = []
         for s in session_rows.list_all(self.conn):
@@ -479,6 +495,7 @@ class Host:
                 "chat": f"{chat.channel_type}:{chat.platform_id}" if chat else "*", "thread": s.thread_id,
                 "runner_pid": runner.process.pid if runner else None,
                 "runner_uptime": round(time.monotonic() - runner.started_at, 1) if runner else None,
+                "runner_rss_mb": round(runner.rss_mb, 1) if runner else None,
                 "last_active": s.last_active,
             })
         return {
@@ -489,4 +506,8 @@ class Host:
             "agent_groups": [{"id": g.id, "name": g.name, "admin": g.is_admin} for g in agent_groups.list_all(self.conn)],
             "sessions": sessions, "live_runners": len(live), "max_sandboxes": self.settings.max_sandboxes,
             "queue": self.supervisor.queued, "delivered": self.delivery.delivered_count,
+            "memory": {"budget_mb": round(self.supervisor.memory.budget_mb),
+                       "runners_mb": round(self.supervisor.live_mb(), 1), "pool_mb": round(self.pool.memory_mb(), 1)},
+            "pool": {"target": self.pool.target(), "off": self.pool.why_off, "adopted": self.pool.adoptions,
+                     "sandboxes": self.pool.describe()},
         }

@@ -44,6 +44,11 @@ class OwnerNotices:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait (a little) for notices still being sent: the host is stopping."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
     def check_quota(self, group_id: str) -> None:
         """Tell the owner once when a group has filled its disk quota (again after it freed some)."""
         usage = self.usage(group_id)

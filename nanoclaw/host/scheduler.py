@@ -131,6 +131,11 @@ class Scheduler:
         self.wake = wake
         self.clock = clock or SystemClock()
         self.default_timezone = default_timezone or local_timezone()
+        # Starts a session's runner ahead of a task due within `prewarm_lead` seconds, so the task's turn
+        # does not wait for a sandbox and the agent to start (Supervisor.prestart).
+        self.prewarm: Callable[[str], Awaitable[None]] | None = None
+        self.prewarm_lead = 0.0
+        self._warmed: set[tuple[str, float]] = set()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -154,12 +159,41 @@ class Scheduler:
         while True:
             self._changed.clear()
             await self.fire_due(self.clock.now())
-            upcoming = tasks.next_due_time(self.conn)
-            timeout = None if upcoming is None else max(0.0, upcoming - self.clock.now())
+            await self.warm_due(self.clock.now())
+            timeout = self._until_next(self.clock.now())
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
+
+    def _until_next(self, now: float) -> float | None:
+        """Seconds until the next task is due, or until its sandbox should be warmed, whichever is first."""
+        moments = []
+        for task in tasks.due(self.conn, float("inf"))[:50]:
+            assert task.next_run is not None
+            moments.append(task.next_run)
+            if self.prewarm is not None and (task.id, task.next_run) not in self._warmed:
+                moments.append(task.next_run - self.prewarm_lead)
+        return max(0.0, min(moments) - now) if moments else None
+
+    async def warm_due(self, now: float) -> list[str]:
+        """Start the runners of tasks due within the lead time (once per due time); their session ids."""
+        if self.prewarm is None or self.prewarm_lead <= 0:
+            return []
+        warmed = []
+        for task in tasks.due(self.conn, now + self.prewarm_lead):
+            assert task.next_run is not None
+            if (task.id, task.next_run) in self._warmed or task.next_run <= now:
+                continue
+            self._warmed.add((task.id, task.next_run))
+            try:
+                session = self._session_for(task)
+                await self.prewarm(session.id)
+                warmed.append(session.id)
+            except Exception as exc:  # warming is an optimisation: the task still runs when due
+                log.warning("task.prewarm_failed", task=task.id, error=f"{type(exc).__name__}: {exc}")
+        self._warmed = {w for w in self._warmed if w[1] > now - 3600}
+        return warmed
 
     # -- running -------------------------------------------------------------
 

@@ -6,11 +6,13 @@ import os
 import sqlite3
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from nanoclaw.config import Settings
 from nanoclaw.db import agent_groups, destinations, group_mcp_servers, group_mounts, sessions
+from nanoclaw.db.agent_groups import AgentGroup
 from nanoclaw.db.sessions import Session
 from nanoclaw.errors import ConfigError, NanoClawError
 from nanoclaw.host.folders import Folders
@@ -29,7 +31,9 @@ from nanoclaw.protocol.host_end import HOST_FILES, OUTBOUND_FILES, HostEnd
 from nanoclaw.protocol.messages import Route
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.sandbox.base import Limits, Mount, SandboxSpec
-from nanoclaw.safefs import UnsafePath
+from nanoclaw.safefs import Tree, UnsafePath
+from nanoclaw.sandbox import attach
+from nanoclaw.sandbox.attach import SlotPoint
 from nanoclaw.sandbox.identity import SANDBOX_UID
 from nanoclaw.sandbox.mounts import MOUNT_ROOT, Allowlist, MountRefused
 
@@ -52,6 +56,10 @@ class SessionManager:
         # The vault CA's certificate, and the bundle with it: files made when the first sandbox needs them.
         self.ca_files: Callable[[], tuple[Path, Path]] | None = None
         self._sessions: dict[str, Session] = {}
+        self._blanks: dict[str, list[tuple[str, HostEnd]]] = {}  # group → empty session folders made ahead
+        # A pooled sandbox's blank folder for a new session (host/pool.py), claimed for it, if one is ready.
+        self.slot_blank: Callable[[Session], tuple[str, HostEnd] | None] = lambda _session: None
+        self._held: set[str] = set()  # names of blank folders pooled sandboxes hold (seen by a sandbox)
         self._closed = False
         self.quarantined: set[str] = set()  # sessions set aside since the person last heard about it
 
@@ -85,7 +93,7 @@ class SessionManager:
             owner = self.folders.owner_of(session.agent_group_id)
             self.folders.mount(session.agent_group_id)
             try:
-                end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
+                end = self._take_blank(session) or HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
             except (sqlite3.DatabaseError, PermissionError, OSError, UnsafePath) as exc:
                 self._set_aside(session, f"{type(exc).__name__}: {exc}")
                 end = HostEnd(folder, doorbell=self.settings.doorbell, owner=owner)
@@ -122,6 +130,82 @@ class SessionManager:
         self.quarantined.add(session.id)
         return aside
 
+    BLANK_PREFIX = ".blank-"
+    HELD_PREFIX = ".held-"
+
+    def make_blank(self, group_id: str) -> None:
+        """An empty session folder, opened, for the group's next new session (databases take a few fsyncs).
+
+        Blank folders an earlier host left are taken first: no sandbox ever saw them. Safe to run in a
+        thread (the host's end of it is used by the event loop only once it is taken).
+        """
+        with self.folders.sessions_of(group_id) as parent:
+            entries = parent.list()
+            names = [e.name for e in entries if e.name.startswith(self.BLANK_PREFIX) and e.kind == "dir"]
+            for e in entries:  # a pooled sandbox saw these: an earlier host's are removed, never reused
+                if e.name.startswith(self.HELD_PREFIX) and e.name not in self._held:
+                    parent.remove(e.name)
+        blanks = self._blanks.setdefault(group_id, [])
+        taken = {name for name, _ in blanks}
+        fresh = [n for n in names if n not in taken][:1] or ([] if blanks else [f"{self.BLANK_PREFIX}{os.urandom(6).hex()}"])
+        for name in fresh:
+            folder = SessionFolder(self.folders.session_path(group_id, name))
+            blanks.append((name, HostEnd(folder, doorbell=self.settings.doorbell, owner=self.folders.owner_of(group_id))))
+
+    def has_blank(self, group_id: str) -> bool:
+        return bool(self._blanks.get(group_id))
+
+    def _take_blank(self, session: Session) -> HostEnd | None:
+        """A new session's folder: a blank one renamed into place, already open (None: make one now).
+
+        A blank a ready pooled sandbox of the session's group and chat kind holds comes first: the runner
+        there has it open already.
+        """
+        with self.folders.sessions_of(session.agent_group_id) as parent:
+            if parent.kind(session.id) is not None:
+                return None
+            blanks = self._blanks.get(session.agent_group_id)
+            taken = self.slot_blank(session) or (blanks.pop() if blanks else None)
+            if taken is None:
+                return None
+            name, end = taken
+            try:
+                parent.rename(name, session.id)
+            except (OSError, UnsafePath) as exc:
+                log.warning("session.blank_unusable", group=session.agent_group_id, error=str(exc))
+                if name not in self._held:
+                    end.close()
+                return None
+        self._held.discard(name)
+        end.moved_to(self.folder(session))
+        return end
+
+    def hold_blank(self, group_id: str) -> tuple[str, HostEnd] | None:
+        """A blank folder of the group for a pooled sandbox to hold (None: none made yet). Renamed first, so
+        that once a sandbox saw it, it is never taken as a blank again (a new session takes it by its name)."""
+        blanks = self._blanks.get(group_id)
+        if not blanks:
+            return None
+        name, end = blanks.pop()
+        held = f"{self.HELD_PREFIX}{os.urandom(6).hex()}"
+        with self.folders.sessions_of(group_id) as parent:
+            parent.rename(name, held)
+        self._held.add(held)
+        end.moved_to(SessionFolder(self.folders.session_path(group_id, held)))
+        return held, end
+
+    def drop_held(self, group_id: str, name: str, end: HostEnd) -> None:
+        """A held blank no session took (its sandbox ended): closed and removed (links inside never followed)."""
+        if name not in self._held:
+            return  # a session took it: its folder and its end now
+        self._held.discard(name)
+        end.close()
+        try:
+            with self.folders.sessions_of(group_id) as parent:
+                parent.remove(name)
+        except (OSError, UnsafePath) as exc:
+            log.warning("session.held_blank_left", group=group_id, name=name, error=str(exc))
+
     def has_folder(self, session: Session) -> bool:
         """Whether the session's folder holds an inbound.db (links are not looked through)."""
         self.folders.mount(session.agent_group_id)
@@ -136,9 +220,10 @@ class SessionManager:
 
     def close(self) -> None:
         self._closed = True
-        for end in self._ends.values():
+        for end in [*self._ends.values(), *(e for blanks in self._blanks.values() for _, e in blanks)]:
             end.close()
         self._ends.clear()
+        self._blanks.clear()
         self.folders.close()
 
     def resolve(
@@ -198,39 +283,24 @@ class SessionManager:
 
     def sandbox_spec(self, session: Session, label: str) -> SandboxSpec:
         """Mounts and environment of DESIGN §5 for one runner."""
-        folder = self.folder(session)
-        group = agent_groups.get(self.conn, session.agent_group_id)
-        if group is None:
-            raise KeyError(f"agent group {session.agent_group_id} is gone")
+        group = self._group(session.agent_group_id)
         end = self.end(session.id)  # the folder exists, checked, before anything of it is mounted
         # Ownership first: what a restore or an older version left as root's becomes the group's before
         # the host writes there as the group's uid.
         self.folders.hand_over(group.id, end.tree, is_admin=group.is_admin, keep=frozenset(HOST_FILES))
-        self.folders.ensure_group(group.id, is_admin=group.is_admin)
-        self.folders.copy_skills(group.id)
-        for text in self.folders.notices:
-            self.notice(text)
-        self.folders.notices.clear()
-        mounts = [Mount(folder.root, SANDBOX_WORKSPACE, writable=True)]
+        self._group_ready(group)
+        mounts = [Mount(self.folder(session).root, SANDBOX_WORKSPACE, writable=True)]
         # The host's files in the session folder are read-only inside, and being
         # mount points they cannot be replaced by links.
         for name in HOST_FILES:
             if end.tree.is_file(name):
-                mounts.append(Mount(folder.root / name, f"{SANDBOX_WORKSPACE}/{name}"))
-        mounts += [
-            Mount(self.folders.group_path(group.id), SANDBOX_AGENT, writable=True),
-            Mount(self.folders.group_path("global"), SANDBOX_GLOBAL, writable=group.is_admin),
-            Mount(self.folders.claude_path(group.id), CLAUDE_CONFIG_DIR, writable=True),
-        ]
+                mounts.append(Mount(self.folder(session).root / name, f"{SANDBOX_WORKSPACE}/{name}"))
+        mounts += self._group_mounts(group)
         mounts += self._extra_mounts(group.id)
-        uid = self.folders.owner_of(group.id)
-        proxy = self.proxy_socket(session.id, group.id)
-        if proxy is not None:
-            if uid is not None:  # the sandbox user connects to it
-                os.chown(proxy, uid, uid, follow_symlinks=False)
-            mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
-        link = self.link_socket(session.id)
+        config = self.runner_config(group, self._channel_type(session))
+        link = self.link_socket(session.id)  # runtimes whose sandboxes do not share file locks (never pooled)
         if link is not None:
+            uid = self.folders.owner_of(group.id)
             if uid is not None:
                 os.chown(link, uid, uid, follow_symlinks=False)
             mounts.append(Mount(link, SANDBOX_LINK_SOCKET, writable=True))
@@ -240,19 +310,87 @@ class SessionManager:
             for name in OUTBOUND_FILES:
                 if end.tree.is_file(name):
                     mounts.append(Mount(self._empty_file(), f"{SANDBOX_WORKSPACE}/{name}"))
-        token = self.proxy_token(session.id)
-        trust: dict[str, str] = {}
-        if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
-            ca_cert, ca_bundle = self.ca_files()
-            mounts += [Mount(ca_cert, SANDBOX_CA_CERT), Mount(ca_bundle, SANDBOX_CA_BUNDLE)]
-            trust = {"SSL_CERT_FILE": SANDBOX_CA_BUNDLE, "REQUESTS_CA_BUNDLE": SANDBOX_CA_BUNDLE,
-                     "CURL_CA_BUNDLE": SANDBOX_CA_BUNDLE, "NODE_EXTRA_CA_CERTS": SANDBOX_CA_CERT}
-        config = RunnerConfig(
+            config = replace(config, link=SANDBOX_LINK_SOCKET)
+        return self._spec(group, label, session.id, config, mounts, self.proxy_socket(session.id, group.id),
+                          self.proxy_token(session.id))
+
+    def slot_spec(self, group_id: str, channel_type: str, label: str, name: str, point: Path,
+                  proxy: Path | None, token: str | None) -> SandboxSpec:
+        """A pooled sandbox of a group for chats of one kind: a session's sandbox without the session.
+
+        `/workspace` is the slot's empty mount point (a held blank folder comes once it is ready, a session's at
+        adoption: attach_folder); the group folder and global memory are there already, for what the runner
+        reads while it warms up.
+        """
+        group = self._group(group_id)
+        self.folders.hand_over(group.id, None, is_admin=group.is_admin)
+        self._group_ready(group)
+        for sub in ("agent", "global"):  # mount points in the read-only slot folder (the host's own)
+            (point / sub).mkdir(exist_ok=True)
+        mounts = [Mount(point, SANDBOX_WORKSPACE, writable=False), *self._group_mounts(group)]
+        config = replace(self.runner_config(group, channel_type), pooled=True)
+        return replace(self._spec(group, label, name, config, mounts, proxy, token), pooled=True)
+
+    def attach_session(self, session: Session, point: SlotPoint) -> None:
+        """Adoption: the session folder and what is mounted inside it, onto a waiting sandbox's `/workspace`."""
+        self.attach_folder(session.agent_group_id, self.end(session.id), point)
+
+    def attach_folder(self, group_id: str, end: HostEnd, point: SlotPoint) -> None:
+        """A session folder (or a held blank one) and what is mounted inside it, onto a pooled sandbox's
+        `/workspace`: the same mounts as sandbox_spec's below /workspace, each cloned from a descriptor and
+        attached to a name that is not followed if it is a link; read-only ones are read-only before they are
+        attached."""
+        group = self._group(group_id)
+        self.folders.hand_over(group.id, end.tree, is_admin=group.is_admin, keep=frozenset(HOST_FILES))
+        extras = self._extra_mounts(group.id)
+        for name in ("agent", "global", *(["extra"] if extras else [])):
+            end.tree.mkdir(name)
+        for m in extras:
+            end.tree.mkdir(m.target.removeprefix(SANDBOX_WORKSPACE + "/"))
+        attach.attach_at(attach.clone(end.tree.fd), point.path)
+        with Tree(point.open(), point.path, None) as workspace:
+            for name in HOST_FILES:
+                if end.tree.is_file(name):
+                    attach.attach(attach.clone(end.tree.fd, name, readonly=True), workspace.fd, name)
+            with self.folders.group(group.id) as tree:
+                attach.attach(attach.clone(tree.fd), workspace.fd, "agent")
+            with self.folders.global_tree() as tree:
+                attach.attach(attach.clone(tree.fd, readonly=not group.is_admin), workspace.fd, "global")
+            if extras:
+                with workspace.subtree("extra") as extra:
+                    for m in extras:
+                        source = os.open(m.source, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                        attach.attach(attach.clone(source, readonly=not m.writable, close_source=True), extra.fd,
+                                      m.target.rsplit("/", 1)[1])
+
+    def _group(self, group_id: str) -> AgentGroup:
+        group = agent_groups.get(self.conn, group_id)
+        if group is None:
+            raise KeyError(f"agent group {group_id} is gone")
+        return group
+
+    def _group_ready(self, group: AgentGroup) -> None:
+        self.folders.ensure_group(group.id, is_admin=group.is_admin)
+        self.folders.copy_skills(group.id)
+        for text in self.folders.notices:
+            self.notice(text)
+        self.folders.notices.clear()
+
+    def _group_mounts(self, group: AgentGroup) -> list[Mount]:
+        return [
+            Mount(self.folders.group_path(group.id), SANDBOX_AGENT, writable=True),
+            Mount(self.folders.group_path("global"), SANDBOX_GLOBAL, writable=group.is_admin),
+            Mount(self.folders.claude_path(group.id), CLAUDE_CONFIG_DIR, writable=True),
+        ]
+
+    def runner_config(self, group: AgentGroup, channel_type: str) -> RunnerConfig:
+        """Everything the runner is told depends on its group and the kind of chat only (what pools rely on)."""
+        return RunnerConfig(
             workspace=SANDBOX_WORKSPACE,
             provider=group.provider or self.settings.provider or "mock",
             model=group.model or self.settings.model,
             assistant_name=self.settings.assistant_name,
-            channel_type=self._channel_type(session),
+            channel_type=channel_type,
             doorbell=self.settings.doorbell,
             poll_interval=self.settings.runner_poll_interval,
             idle_timeout=self.settings.idle_timeout,
@@ -261,10 +399,23 @@ class SessionManager:
             max_turns=self.settings.max_agent_turns,
             model_max_retries=self.settings.model_max_retries,
             context_window=self.settings.context_window,
-            formatting=self.formatting.get(self._channel_type(session), ""),
+            formatting=self.formatting.get(channel_type, ""),
             mcp_servers=group_mcp_servers.runner_json(self.conn, group.id),
-            link=SANDBOX_LINK_SOCKET if link is not None else "",
         )
+
+    def _spec(self, group: AgentGroup, label: str, name: str, config: RunnerConfig, mounts: list[Mount],
+              proxy: Path | None, token: str | None) -> SandboxSpec:
+        uid = self.folders.owner_of(group.id)
+        if proxy is not None:
+            if uid is not None:  # the sandbox user connects to it
+                os.chown(proxy, uid, uid, follow_symlinks=False)
+            mounts.append(Mount(proxy, SANDBOX_PROXY_SOCKET, writable=True))
+        trust: dict[str, str] = {}
+        if self.ca_files is not None:  # HTTPS the vault intercepts is signed by its CA: trust it, with the usual roots
+            ca_cert, ca_bundle = self.ca_files()
+            mounts += [Mount(ca_cert, SANDBOX_CA_CERT), Mount(ca_bundle, SANDBOX_CA_BUNDLE)]
+            trust = {"SSL_CERT_FILE": SANDBOX_CA_BUNDLE, "REQUESTS_CA_BUNDLE": SANDBOX_CA_BUNDLE,
+                     "CURL_CA_BUNDLE": SANDBOX_CA_BUNDLE, "NODE_EXTRA_CA_CERTS": SANDBOX_CA_CERT}
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": "/home/agent",
@@ -278,7 +429,7 @@ class SessionManager:
         }
         return SandboxSpec(
             label=label,
-            name=session.id,
+            name=name,
             argv=[sys.executable, "-I", "-m", "nanoclaw.runner"],
             env=env,
             mounts=mounts,
@@ -291,6 +442,13 @@ class SessionManager:
             ),
             uid=uid if uid is not None else SANDBOX_UID,
         )
+
+    def provider_of(self, group_id: str) -> str:
+        group = agent_groups.get(self.conn, group_id)
+        return (group.provider if group else "") or self.settings.provider or "mock"
+
+    def channel_type(self, session_id: str) -> str:
+        return self._channel_type(self.get(session_id))
 
     def _channel_type(self, session: Session) -> str:
         if session.messaging_group_id is None:

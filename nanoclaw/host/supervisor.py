@@ -7,13 +7,18 @@ import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from nanoclaw.config import Settings
+from nanoclaw.host.memory import MemoryBudget
 from nanoclaw.host.sessions import SessionManager
 from nanoclaw.logs import get_logger
 from nanoclaw.protocol.messages import InboundMessage
+from nanoclaw.sandbox import processes
 from nanoclaw.sandbox.base import Runtime, SandboxProcess
+
+if TYPE_CHECKING:
+    from nanoclaw.host.pool import Pool
 
 log = get_logger("nanoclaw.host.supervisor")
 
@@ -33,6 +38,14 @@ class LiveRunner:
     last_activity: float = 0.0
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
     bell_fd: int | None = None  # its doorbell, watched by the event loop while it lives
+    provider: str = "mock"
+    adopted: bool = False  # a pooled sandbox took the session
+    rss_mb: float = 0.0  # its sandbox's resident memory, sampled
+    expecting: bool = False  # woken for new work it has not finished yet (its turn may not have begun)
+
+
+MEMORY_SAMPLE_INTERVAL = 5.0
+EXPECTING_FOR = 30.0  # seconds a runner woken for work counts as busy before the host sees it take a turn
 
 
 class Supervisor:
@@ -56,6 +69,9 @@ class Supervisor:
         self._clean_exits: dict[str, int] = {}
         self._timer: asyncio.Task[None] | None = None
         self._closing = False
+        self.memory = MemoryBudget(settings.memory_budget_mb)
+        self.pool: Pool | None = None  # pre-warmed sandboxes (host/pool.py), set by the host
+        self._sampled_at = 0.0
 
     @property
     def queued(self) -> list[str]:
@@ -64,7 +80,9 @@ class Supervisor:
     async def wake(self, session_id: str) -> None:
         """Make sure a runner will see the session's new rows: ring it, or start one."""
         if session_id in self.live:
-            self.live[session_id].last_activity = time.monotonic()
+            runner = self.live[session_id]
+            runner.last_activity = time.monotonic()
+            runner.expecting = True
             self.sessions.end(session_id).ring()
             return
         starting = self._starting.get(session_id)
@@ -73,24 +91,68 @@ class Supervisor:
             return
         if session_id in self._queue or session_id in self._retry_at or self._closing:
             return
-        if len(self.live) + len(self._starting) >= self.settings.max_sandboxes:
+        if not self._has_room(session_id):
             self._queue.append(session_id)
             log.info("runner.queued", session=session_id, queue=len(self._queue))
             self._make_room()
             return
         await self._start(session_id)
 
-    async def _start(self, session_id: str) -> None:
+    async def prestart(self, session_id: str) -> None:
+        """Start a session's runner ahead of its work (a scheduled task due soon), if there is room now."""
+        if (session_id in self.live or session_id in self._starting or session_id in self._queue
+                or session_id in self._retry_at or self._closing or not self._has_room(session_id)):
+            return
+        log.info("runner.prestart", session=session_id)
+        await self._start(session_id, expecting=False)
+
+    # -- room: the sandbox cap and the memory budget -----------------------------------------
+
+    def occupied(self) -> int:
+        return len(self.live) + len(self._starting)
+
+    def busy(self) -> bool:
+        """Whether someone waits for a runner: a turn runs, or work was handed to a runner not done with it yet."""
+        # Work handed over counts for a while only: a wake that brought no turn must not hold the pool forever.
+        recent = time.monotonic() - EXPECTING_FOR
+        return (any(r.turn_since is not None or (r.expecting and r.last_activity > recent) for r in self.live.values())
+                or bool(self._starting))
+
+    def live_mb(self) -> float:
+        # A runner not sampled yet counts at its provider's estimate, so starts between samples are not free.
+        return sum(r.rss_mb or self.memory.estimate(r.provider) for r in self.live.values())
+
+    def _has_room(self, session_id: str) -> bool:
+        """Room for one more runner: pooled sandboxes give way to it, idle runners are asked to go."""
+        if self.occupied() >= self.settings.max_sandboxes:
+            return False
+        pool = self.pool
+        if pool is not None and pool.has_ready(session_id):
+            return True  # adoption: no new sandbox, no more memory
+        if pool is not None and self.occupied() + pool.size >= self.settings.max_sandboxes:
+            pool.evict(1)
+        need = self.memory.estimate(self.sessions.provider_of(self.sessions.get(session_id).agent_group_id))
+        while self.memory.room(self.live_mb() + (pool.memory_mb() if pool else 0.0)) < need:
+            if pool is None or not pool.evict(1):
+                # Nothing pooled left to give: wait for an idle runner to go (never one mid-turn), unless
+                # none lives to wait for.
+                return not self.live
+        return True
+
+    async def _start(self, session_id: str, expecting: bool = True) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._starting[session_id] = done
         try:
             self.sessions.end(session_id)  # opened before the sandbox exists
-            if self.prepare is not None:
-                await self.prepare(session_id)
+            process = await self.pool.adopt(session_id) if self.pool is not None else None
+            adopted = process is not None
+            if process is None:
+                if self.prepare is not None:
+                    await self.prepare(session_id)
+                spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
+                process = await self.runtime.start(spec)
             end = self.sessions.end(session_id)  # (a folder found damaged while preparing was replaced)
-            spec = self.sessions.sandbox_spec(self.sessions.get(session_id), self.label)
-            process = await self.runtime.start(spec)
         except Exception as exc:
             log.error("runner.start_failed", session=session_id, error=f"{type(exc).__name__}: {exc}")
             del self._starting[session_id]
@@ -104,7 +166,9 @@ class Supervisor:
             done.set_result(None)
             return
         self.starts += 1
-        runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic())
+        provider = self.sessions.provider_of(self.sessions.get(session_id).agent_group_id)
+        runner = LiveRunner(session_id, process, time.monotonic(), last_activity=time.monotonic(),
+                            provider=provider, adopted=adopted, expecting=expecting)
         self.live[session_id] = runner
         if end.bell_out is not None:
             runner.bell_fd = end.bell_out.fileno()
@@ -113,7 +177,7 @@ class Supervisor:
         del self._starting[session_id]
         done.set_result(None)
         self._ensure_timers()
-        log.info("runner.started", session=session_id, pid=process.pid, live=len(self.live))
+        log.info("runner.started", session=session_id, pid=process.pid, live=len(self.live), adopted=adopted)
 
     def _on_bell(self, session_id: str) -> None:
         end = self.sessions.end(session_id)
@@ -167,18 +231,49 @@ class Supervisor:
         self._retry_at.pop(session_id, None)
         asyncio.ensure_future(self.wake(session_id))
 
-    def _make_room(self) -> None:
-        """Ask idle runners to exit while sessions wait for a slot, longest idle first."""
-        wanted = len(self._queue) - sum(1 for r in self.live.values() if r.stopping)
-        idle = [r for r in self.live.values() if not r.stopping and not self.sessions.end(r.session_id).unfinished()]
+    def _make_room(self, wanted: int | None = None) -> None:
+        """Ask idle runners to exit while sessions wait for a slot, longest idle first (never one mid-turn)."""
+        if wanted is None:
+            wanted = len(self._queue) - sum(1 for r in self.live.values() if r.stopping)
+        idle = [r for r in self.live.values() if not r.stopping and r.turn_since is None
+                and not self.sessions.end(r.session_id).unfinished()]
         for runner in sorted(idle, key=lambda r: r.last_activity)[: max(wanted, 0)]:
             runner.stopping = True
             self.sessions.end(runner.session_id).request_stop()
             log.info("runner.stop_requested", session=runner.session_id, queue=len(self._queue))
 
     async def _start_queued(self) -> None:
-        while self._queue and len(self.live) + len(self._starting) < self.settings.max_sandboxes:
+        while self._queue and self._has_room(self._queue[0]):
             await self._start(self._queue.popleft())
+        if self.pool is not None and not self._queue:
+            self.pool.kick()
+
+    def measure(self) -> None:
+        """The resident memory of each live runner's sandbox and of the pool's."""
+        self._sampled_at = time.monotonic()
+        for runner in self.live.values():
+            runner.rss_mb = processes.tree_rss_mb(runner.process.pid)
+            self.memory.observe(runner.provider, runner.rss_mb)
+        if self.pool is not None:
+            self.pool.sample()
+
+    def sample_memory(self) -> None:
+        """Measure; over the budget, the pool shrinks first, then the idle runners used least recently go."""
+        self.measure()
+        over = -self.memory.room(self.live_mb() + (self.pool.memory_mb() if self.pool else 0.0))
+        while over > 0 and self.pool is not None and self.pool.evict(1):
+            over = -self.memory.room(self.live_mb() + self.pool.memory_mb())
+        if over > 0:
+            ordered = sorted((r for r in self.live.values() if not r.stopping and r.turn_since is None),
+                             key=lambda r: r.last_activity)
+            count, freed = 0, 0.0
+            for runner in ordered:
+                if freed >= over:
+                    break
+                count += 1
+                freed += runner.rss_mb
+            log.warning("memory.over_budget", used_mb=round(self.live_mb()), budget_mb=round(self.memory.budget_mb))
+            self._make_room(count)
 
     def _ensure_timers(self) -> None:
         # The timer runs only while runners live: an idle host does no periodic work.
@@ -199,6 +294,10 @@ class Supervisor:
                 except sqlite3.Error as exc:  # one damaged session must not stop the heartbeat checks
                     log.warning("session.checkpoint_failed", session=session_id, error=str(exc))
             self._check_heartbeats()
+            since = time.monotonic() - self._sampled_at
+            # Sampling walks /proc: not while someone waits for a reply, unless it is long overdue.
+            if since >= MEMORY_SAMPLE_INTERVAL and (not self.busy() or since >= 6 * MEMORY_SAMPLE_INTERVAL):
+                self.sample_memory()
             if self._queue:
                 self._make_room()
 
@@ -230,11 +329,14 @@ class Supervisor:
             return
         if not working:
             runner.turn_since = None
+            runner.expecting = False
         elif runner.turn_since is None:
             runner.turn_since = time.monotonic()
 
     def retire_group(self, group_id: str) -> None:
         """Ask the group's live runners to exit when idle, so their next start picks up a new image."""
+        if self.pool is not None:
+            self.pool.retire_group(group_id)
         for runner in list(self.live.values()):
             if self.sessions.get(runner.session_id).agent_group_id == group_id and not runner.stopping:
                 runner.stopping = True

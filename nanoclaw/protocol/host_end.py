@@ -30,6 +30,7 @@ class HostEnd:
     def __init__(self, folder: SessionFolder, doorbell: bool = True, owner: int | None = None) -> None:
         folder.root.parent.mkdir(parents=True, exist_ok=True)
         self.tree = Tree.open(folder.root, owner=owner, create=True, mode=0o755)
+        self._writer: sqlite3.Connection | None = None  # outbound.db's first writer, while it is made
         try:
             self._prepare()
             self.folder = folder
@@ -43,6 +44,11 @@ class HostEnd:
             self.conn.execute("ATTACH DATABASE ? AS o", (f"file:{self.tree.proc_path('outbound.db')}?mode=ro",))
             # First reads open the -wal/-shm files now, while no runner can touch them.
             self.conn.execute("SELECT count(*) FROM o.messages_out").fetchone()
+            if self._writer is not None:
+                # Closed only now, while this connection holds the database: its write-ahead log stays, so the
+                # runner's first write (its first reply) does not pay to make and sync a new one.
+                self._writer.close()
+                self._writer = None
             self.tree.give(*HOST_FILES, uid=0)  # the host's files stay the host's (read-only inside, too)
             self.bell_in = Doorbell.from_fd(self.tree.open_fifo("bell.in"), folder.bell_in) if doorbell else None
             self.bell_out = Doorbell.from_fd(self.tree.open_fifo("bell.out"), folder.bell_out) if doorbell else None
@@ -50,6 +56,8 @@ class HostEnd:
             self.tree.close()
             raise PermissionError(str(exc)) from exc
         except BaseException:
+            if self._writer is not None:
+                self._writer.close()
             self.tree.close()
             raise
         self.ack_cursor = 0
@@ -58,6 +66,14 @@ class HostEnd:
         self._last_seq = self._max_seq()
         # Partials written before this host opened the folder belong to an earlier life: never shown again.
         self.partial_cursor = self._max_partial_rev()
+
+    def moved_to(self, folder: SessionFolder) -> None:
+        """The folder was renamed (a blank one taken by a new session); its descriptors stay what they were."""
+        self.folder = folder
+        self.tree.path = folder.root
+        for bell, path in ((self.bell_in, folder.bell_in), (self.bell_out, folder.bell_out)):
+            if bell is not None:
+                bell.path = path
 
     def _prepare(self) -> None:
         """Create what is missing (as the sandbox user), refuse whatever is not what it should be."""
@@ -71,10 +87,12 @@ class HostEnd:
             if tree.lstat(base) is None:
                 tree.write_bytes(base, b"", replace=False)
                 if base == "outbound.db":
-                    _init_outbound(tree)
+                    self._writer = _init_outbound(tree)
         self.check_files()
-        if (st := tree.lstat("outbound.db")) is not None and (st.st_size == 0 or _without_schema(tree)):
-            _init_outbound(tree)  # made empty, or half made (WAL set, no tables), by an earlier start killed here
+        if self._writer is None and (st := tree.lstat("outbound.db")) is not None and (
+                st.st_size == 0 or _without_schema(tree)):
+            # made empty, or half made (WAL set, no tables), by an earlier start killed here
+            self._writer = _init_outbound(tree)
 
     def check_files(self) -> None:
         """Each database file (and its -wal/-shm) is a plain file with one name, or absent (the journals)."""
@@ -362,11 +380,13 @@ def _without_schema(tree: Tree) -> bool:
         return False  # not a database: left as it is, refused where it is used
 
 
-def _init_outbound(tree: Tree) -> None:
+def _init_outbound(tree: Tree) -> sqlite3.Connection:
     """The runner's database, made by the host before any runner exists (checked above to be a plain file)."""
-    conn = sqlite3.connect(f"file:{tree.proc_path('outbound.db')}?mode=rw", uri=True)
+    conn = sqlite3.connect(f"file:{tree.proc_path('outbound.db')}?mode=rw", uri=True, check_same_thread=False)
     try:
         tune(conn)
         conn.executescript(OUTBOUND_SCHEMA)
-    finally:
+    except BaseException:
         conn.close()
+        raise
+    return conn

@@ -26,6 +26,7 @@ class RunnerConfig:
     context_window: int = 32_000  # tokens the openai provider may send (history is trimmed to fit)
     formatting: str = ""  # the channel's formatting rules, for the system prompt
     mcp_servers: str = ""  # JSON {name: config} of the MCP servers the owner approved (claude provider only)
+    pooled: bool = False  # started before its session is known: wait on stdin until the host mounts it (host/pool.py)
     link: str = ""  # the session link's socket (protocol/link.py); empty: the runner opens the databases
 
     def to_env(self) -> dict[str, str]:

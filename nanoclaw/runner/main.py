@@ -15,8 +15,10 @@ import sys
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import cast
 
-from nanoclaw.protocol.folder import SANDBOX_PROXY_SOCKET, SessionFolder
+from nanoclaw.protocol import adoption
+from nanoclaw.protocol.folder import SANDBOX_AGENT, SANDBOX_PROXY_SOCKET, SessionFolder
 from nanoclaw.protocol.formatting import format_already_sent, format_messages, strip_internal
 from nanoclaw.protocol.link import AnyRunnerEnd, LinkedRunnerEnd
 from nanoclaw.protocol.messages import InboundMessage, OutboundMessage, outbound_id
@@ -24,7 +26,7 @@ from nanoclaw.protocol.runner_end import RunnerEnd
 from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.providers.base import Provider, ProviderContext, ProviderError, Turn
 from nanoclaw.runner.streaming import AnswerStream
-from nanoclaw.runner.tools import TOOLS, ToolContext
+from nanoclaw.runner.tools import TOOLS, Tool, ToolContext
 
 log = logging.getLogger("nanoclaw.runner")
 TAKEN_AFTER = 0.02  # seconds a turn runs before the runner acks `taken` and follows up
@@ -40,8 +42,22 @@ def load_provider(name: str, context: ProviderContext) -> Provider:
     raise SystemExit(f"unknown provider {name!r}")
 
 
+def tools_for(config: RunnerConfig) -> list[Tool]:
+    return [t for t in TOOLS if config.is_admin or not t.admin_only]
+
+
+def _no_session(*_args: object) -> None:
+    raise RuntimeError("a pooled runner has no session until the host adopts it")
+
+
+def pooled_provider(config: RunnerConfig) -> Provider:
+    """The provider of a pooled runner, before its session exists: no state, no tools' session end."""
+    context = ProviderContext(config, _no_session, _no_session, tools_for(config), cast(ToolContext, None))
+    return load_provider(config.provider, context)
+
+
 class Runner:
-    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd) -> None:
+    def __init__(self, config: RunnerConfig, end: AnyRunnerEnd, provider: Provider | None = None) -> None:
         self.config = config
         self.end = end
         self.wakeup = asyncio.Event()
@@ -52,9 +68,13 @@ class Runner:
         self.tool_context = ToolContext(config, end, end.ring, lambda: self.in_turn[-1] if self.in_turn else None,
                                         self._message_id)
         self.answer = AnswerStream(end.write_partial, end.ring)
-        tools = [t for t in TOOLS if config.is_admin or not t.admin_only]
-        context = ProviderContext(config, end.get_state, self._set_state, tools, self.tool_context, self.answer)
-        self.provider = load_provider(config.provider, context)
+        context = ProviderContext(config, end.get_state, self._set_state, tools_for(config), self.tool_context,
+                                  self.answer)
+        if provider is None:
+            provider = load_provider(config.provider, context)
+        else:  # prepared in a pool: from now on it works for this session
+            provider.context = context
+        self.provider = provider
 
     def _set_state(self, key: str, value: str | None) -> None:
         self.end.set_state(key, value)
@@ -251,12 +271,45 @@ class Runner:
         self.end.ring()
 
 
-async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
-    if os.path.exists(SANDBOX_PROXY_SOCKET):
-        # The sandbox has no network: the host's proxy is reached through this bridge.
-        from nanoclaw.runner.bridge import start_bridge
+class _Adoption:
+    """A pooled runner's side of protocol/adoption.py: it reports readiness, then follows the host's lines."""
 
-        _server, port = await start_bridge(SANDBOX_PROXY_SOCKET)
+    def __init__(self) -> None:
+        self.reader = asyncio.StreamReader()
+        self.transport: asyncio.BaseTransport | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        os.write(1, adoption.READY)
+        os.dup2(2, 1)  # nothing else goes to the host's pipe (stray prints land in the log)
+        self.transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.reader),
+                                                         sys.stdin)
+
+    async def line(self) -> bytes:
+        """The host's next line (b"" at EOF: the host let the sandbox go)."""
+        return await self.reader.readline()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _open_end(config: RunnerConfig) -> AnyRunnerEnd:
+    folder = SessionFolder(Path(config.workspace))
+    return (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
+            else RunnerEnd(folder, doorbell=config.doorbell))
+
+
+async def _serve(config: RunnerConfig) -> int:
+    bridge = None
+    if os.path.exists(SANDBOX_PROXY_SOCKET):
+        # The sandbox has no network: the host's proxy is reached through this bridge. A pooled runner's
+        # answers its warm-up itself until adoption (runner/warmup.py).
+        from nanoclaw.runner.bridge import Bridge
+        from nanoclaw.runner.warmup import answer
+
+        bridge = Bridge(SANDBOX_PROXY_SOCKET, local=answer if config.pooled else None)
+        port = await bridge.start()
         url = f"http://127.0.0.1:{port}"
         # The session's token is the proxy's credential and, on the model gateway, the "API key".
         token = os.environ.get("NANOCLAW_PROXY_TOKEN", "")
@@ -266,16 +319,44 @@ async def _serve(config: RunnerConfig, end: AnyRunnerEnd) -> int:
                            "no_proxy": "127.0.0.1,localhost"})
         if token:
             os.environ["ANTHROPIC_API_KEY"] = token
-    return await Runner(config, end).run()
+    provider = None
+    end: AnyRunnerEnd | None = None
+    if config.pooled:
+        # Everything that needs no session happens now. The host may mount a blank session folder on
+        # /workspace and say HOLD: it is opened ahead, and a new session that takes this sandbox takes that
+        # folder. An existing session's folder is mounted over it instead (ADOPT_REMOUNTED): opened then.
+        provider = pooled_provider(config)
+        await provider.prepare()
+        host = _Adoption()
+        await host.open()
+        try:
+            line = await host.line()
+            if line == adoption.HOLD:
+                os.chdir(SANDBOX_AGENT)  # the working directory on the folder mounted since
+                end = _open_end(config)
+                line = await host.line()
+        finally:
+            host.close()
+        if line not in (adoption.ADOPT, adoption.ADOPT_REMOUNTED) or (line == adoption.ADOPT and end is None):
+            if end is not None:
+                end.close()
+            await provider.close()
+            return 0
+        if line == adoption.ADOPT_REMOUNTED:
+            if end is not None:
+                end.close()
+                end = None
+            os.chdir(SANDBOX_AGENT)
+        if bridge is not None:
+            bridge.forward()
+    if end is None:
+        end = _open_end(config)
+    try:
+        return await Runner(config, end, provider).run()
+    finally:
+        end.close()
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="runner %(levelname)s %(message)s")
-    config = RunnerConfig.from_env()
-    folder = SessionFolder(Path(config.workspace))
-    end: AnyRunnerEnd = (LinkedRunnerEnd(folder, config.link, doorbell=config.doorbell) if config.link
-                         else RunnerEnd(folder, doorbell=config.doorbell))
-    try:
-        return asyncio.run(_serve(config, end))
-    finally:
-        end.close()
+    return asyncio.run(_serve(RunnerConfig.from_env()))

@@ -302,6 +302,16 @@ class Tree:
                 return None
             return new
 
+    def rename(self, rel: str, new_name: str) -> None:
+        """Rename an entry within its folder (a link is renamed, never followed); refused if `new_name` exists."""
+        with acting_as(self.owner), self._parent_of(rel) as (parent, name):
+            try:
+                os.stat(new_name, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                os.rename(name, new_name, src_dir_fd=parent, dst_dir_fd=parent)
+                return
+            raise UnsafePath(f"{self.path / new_name} exists already")
+
     def remove(self, rel: str) -> bool:
         """Remove a file, link, FIFO or a whole folder (by descriptors; links inside are removed, not followed)."""
         with acting_as(self.owner), self._parent_of(rel) as (parent, name):

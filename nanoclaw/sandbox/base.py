@@ -60,6 +60,9 @@ class SandboxSpec:
     limits: Limits = field(default_factory=Limits)
     image: str | None = None  # image runtimes: this instead of their default (a group's own packages)
     uid: int = SANDBOX_UID  # the agent's uid: its group's own on a root host (sandbox/identity.py)
+    # A pooled sandbox (host/pool.py): its runner reports readiness on stdout and waits on stdin for the host
+    # to mount a session into it; it starts at a lower CPU priority, restored at adoption.
+    pooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,19 @@ class RuntimeCheck:
 
 class SandboxProcess(ABC):
     pid: int
+
+    async def ready(self) -> bool:
+        """A pooled sandbox: wait until its runner has done all that needs no session (False: it died)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
+
+    def hold_folder(self) -> None:
+        """A pooled sandbox: a blank session folder is mounted on /workspace; the runner opens it now."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
+
+    def adopt(self, remounted: bool = True) -> None:
+        """A pooled sandbox: it serves a session now, at normal CPU priority. `remounted`: the session's folder
+        was mounted over /workspace (the runner opens it again); else the folder it holds became the session's."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be pooled")
 
     @abstractmethod
     async def wait(self) -> int:
@@ -84,6 +100,8 @@ class SandboxProcess(ABC):
 class Runtime(ABC):
     name: ClassVar[str]
     doorbells: ClassVar[bool] = True  # FIFOs reach the sandbox (not across a VM boundary)
+    # start(spec) with spec.pooled works: its mounts reach a running sandbox (where sandbox/attach.py can).
+    adoptable: ClassVar[bool] = False
     # POSIX file locks reach the sandbox, so host and runner may share the session's SQLite files
     # (WAL needs them). Where they do not (gVisor's own kernel), the runner's end goes through the host.
     shares_file_locks: ClassVar[bool] = True

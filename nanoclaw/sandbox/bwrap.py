@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from nanoclaw.errors import SandboxUnavailable
-from nanoclaw.sandbox import limits, seccomp
+from nanoclaw.protocol import adoption
+from nanoclaw.sandbox import limits, processes, seccomp
 from nanoclaw.sandbox.base import Launch, Runtime, RuntimeCheck, SandboxProcess, SandboxSpec
 from nanoclaw.sandbox.identity import SANDBOX_UID
 
@@ -30,16 +31,61 @@ _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC = ("ld.so.cache", "ssl", "ca-certificates", "localtime", "alternatives", "nsswitch.conf", "mime.types")
 
 
+
+
 class BwrapProcess(SandboxProcess):
-    def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, cleanup: Callable[[], None],
+                 ready_fd: int | None = None) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.cleanup = cleanup
+        self.ready_fd = ready_fd  # a pooled sandbox: the read end of its runner's stdout, until it said ready
 
     async def wait(self) -> int:
         code = await self.proc.wait()
-        self.cleanup()
+        if self.proc.stdin is not None:  # a pooled sandbox's pipe: its transport ends with the process
+            self.proc.stdin.close()
+        self._close_ready()
+        cleanup, self.cleanup = self.cleanup, lambda: None  # once, however many wait
+        cleanup()
         return code
+
+    async def ready(self) -> bool:
+        if self.ready_fd is None:
+            raise RuntimeError("not a pooled sandbox, or asked twice")
+        fd, loop, line = self.ready_fd, asyncio.get_running_loop(), b""
+        try:
+            # One short line; the runner then points its stdout elsewhere, so the pipe is closed after it.
+            while not line.endswith(b"\n") and len(line) <= len(adoption.READY):
+                readable = loop.create_future()
+                loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(fd)
+                chunk = os.read(fd, 64)
+                if not chunk:
+                    break  # it died first
+                line += chunk
+        finally:
+            self._close_ready()
+        return line == adoption.READY
+
+    def _close_ready(self) -> None:
+        if self.ready_fd is not None:
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    def hold_folder(self) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("not a pooled sandbox")
+        self.proc.stdin.write(adoption.HOLD)
+
+    def adopt(self, remounted: bool = True) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("not a pooled sandbox")
+        processes.renice(self.pid, 0)
+        self.proc.stdin.write(adoption.ADOPT_REMOUNTED if remounted else adoption.ADOPT)
 
     def kill(self) -> None:
         # --die-with-parent and the PID namespace take everything inside down with bwrap.
@@ -52,6 +98,7 @@ class BwrapProcess(SandboxProcess):
 
 class BwrapRuntime(Runtime):
     name = "bwrap"
+    adoptable = True  # on a root host (sandbox/attach.py says whether this one can)
 
     def __init__(self, state_dir: Path, log_dir: Path | None = None) -> None:
         self.state_dir = state_dir
@@ -98,7 +145,10 @@ class BwrapRuntime(Runtime):
             if cgroup is not None:
                 cgroup.remove()
 
-        return Launch(argv, {**LAUNCH_ENV, **spec.env}, limits.preexec(cgroup, rlimits), (seccomp_fd,), cleanup)
+        preexec = limits.preexec(cgroup, rlimits)
+        if spec.pooled:  # warming up must not slow a live turn: a lower priority, restored at adoption
+            preexec = _niced(preexec)
+        return Launch(argv, {**LAUNCH_ENV, **spec.env}, preexec, (seccomp_fd,), cleanup)
 
     def _arguments(self, spec: SandboxSpec, seccomp_fd: int) -> list[str]:
         if os.getuid() == 0:
@@ -147,20 +197,28 @@ class BwrapRuntime(Runtime):
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
+        # A pooled runner's stdin and stdout are pipes to the host: adoption in, readiness out (a plain pipe
+        # the host reads once and closes).
+        ready_fd, ready_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if spec.pooled else (None, None)
+        stdin, stdout = (subprocess.PIPE, ready_w) if spec.pooled else (subprocess.DEVNULL, out)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *launch.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                *launch.argv, stdin=stdin, stdout=stdout, stderr=out, start_new_session=True,
                 env=launch.env, preexec_fn=launch.preexec, pass_fds=launch.pass_fds,
             )
         except (FileNotFoundError, subprocess.SubprocessError) as exc:
             launch.cleanup()
+            if ready_fd is not None:
+                os.close(ready_fd)
             raise SandboxUnavailable(f"cannot start bwrap: {exc}; {INSTALL_HINT}") from exc
         finally:
             for fd in launch.pass_fds:
                 os.close(fd)
             if out is not subprocess.DEVNULL:
                 out.close()
-        return BwrapProcess(proc, launch.cleanup)
+            if ready_w is not None:
+                os.close(ready_w)
+        return BwrapProcess(proc, launch.cleanup, ready_fd)
 
     def stop_orphans(self, label: str) -> int:
         marker = f"\0{LABEL_VAR}\0{label}\0".encode()
@@ -180,6 +238,15 @@ class BwrapRuntime(Runtime):
                 except ProcessLookupError:
                     pass
         return stopped
+
+
+def _niced(preexec: Callable[[], None] | None) -> Callable[[], None]:
+    def run() -> None:
+        if preexec is not None:
+            preexec()
+        os.nice(processes.POOLED_NICE)
+
+    return run
 
 
 def _parents(target: str, made: set[str]) -> list[str]:

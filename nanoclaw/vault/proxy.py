@@ -85,6 +85,8 @@ class EgressProxy:
         self._servers: dict[str, asyncio.AbstractServer] = {}
         self._upstreams: dict[str, Upstream] = {}
         self._tokens: dict[str, str] = {}
+        self._unbound: set[str] = set()  # pooled sandboxes' sockets, refused until adoption names their session
+        self._bound: dict[str, str] = {}  # pooled sandbox → the session it serves
         # httpx (and OneCLI's client) are loaded at the first request that needs them, not with the host.
         self._client: httpx.AsyncClient | None = None
         self._onecli_client: httpx.AsyncClient | None = None
@@ -109,12 +111,33 @@ class EgressProxy:
         os.chmod(path, 0o600)  # only the host and the sandbox user (a root host hands it over at start)
         return path
 
+    async def open_slot(self, slot: str, agent_group_id: str, upstream: Upstream | None = None) -> Path:
+        """A pooled sandbox's socket: it answers nothing but refusals until bind() names a session."""
+        self._unbound.add(slot)
+        return await self.open_session(slot, agent_group_id, upstream)
+
+    def bind(self, slot: str, session_id: str) -> None:
+        """Adoption: from now on the pooled sandbox's requests are the session's (audit, approvals)."""
+        self._bound[slot] = session_id
+        self._unbound.discard(slot)
+
+    def session_of(self, key: str) -> str | None:
+        """The session a socket acts for (None: a pooled sandbox not adopted yet)."""
+        return None if key in self._unbound else self._bound.get(key, key)
+
+    def token_serving(self, session_id: str) -> str | None:
+        """The token of the socket acting for a session: its own, or that of the pooled sandbox it adopted."""
+        slot = next((slot for slot, session in self._bound.items() if session == session_id), None)
+        return self._tokens.get(slot or session_id)
+
     def token(self, session_id: str) -> str | None:
         """The session's proxy token: its sandbox sends it with every request (also as the model API key)."""
         return self._tokens.get(session_id)
 
     async def close_session(self, session_id: str) -> None:
         self._tokens.pop(session_id, None)
+        self._unbound.discard(session_id)
+        self._bound.pop(session_id, None)
         server = self._servers.pop(session_id, None)
         if server is not None:
             server.close()
@@ -191,13 +214,17 @@ class _Connection:
         writer: asyncio.StreamWriter,
     ) -> None:
         self.proxy = proxy
-        self.session_id = session_id
+        self.key = session_id  # the socket's name: a session's id, or a pooled sandbox's
         self.group = group
         self.reader = reader
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER)
         self.origin: str | None = None  # https://host[:port] once a CONNECT is intercepted
         self.origin_address: str | None = None  # the address checked for it, the only one connected to
+
+    @property
+    def session_id(self) -> str:
+        return self.proxy.session_of(self.key) or ""
 
     async def run(self) -> None:
         try:
@@ -353,7 +380,7 @@ class _Connection:
 
     @property
     def _upstream(self) -> Upstream:
-        return self.proxy._upstreams.get(self.session_id, self.proxy.upstream)
+        return self.proxy._upstreams.get(self.key, self.proxy.upstream)
 
     def _credentials(self, method: str, path: str) -> list[tuple[str, str]]:
         """The model API's key: a vault secret for its host wins over the key from the settings."""
@@ -417,7 +444,11 @@ class _Connection:
 
     async def _authenticated(self, request: h11.Request) -> bool:
         """The session's token: as the model API key on the gateway, as proxy credentials otherwise."""
-        token = self.proxy.token(self.session_id)
+        if self.proxy.session_of(self.key) is None:  # a pooled sandbox before adoption acts for no session
+            log.warning("egress.before_adoption", sandbox=self.key, agent_group=self.group)
+            await self._error(403, "NanoClaw proxy: this sandbox serves no session yet", request.method.decode("latin-1"))
+            return False
+        token = self.proxy.token(self.key)
         if token is None:
             return True
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}

@@ -48,6 +48,7 @@ export function render(d) {
   put("d-status", table(["", ""], [
     ["Provider", s.provider], ["Sandbox", s.runtime], ["Channels", s.channels.join(", ")],
     ["Agents running", `${s.live_runners} of at most ${s.max_sandboxes}`],
+    ["Memory", `agents ${s.memory.runners_mb} MB · ready in advance ${s.memory.pool_mb} MB (${s.pool.sandboxes.length}) · budget ${s.memory.budget_mb} MB`],
     ["Up since", when(now - s.uptime, now)], ["Replies delivered", String(s.delivered)],
   ]));
   put("d-approvals", table(["Request", "Expires", ""], d.approvals.map((a) => [
@@ -59,7 +60,7 @@ export function render(d) {
   put("d-sessions", table(["Session", "Agent", "Chat", "Agent process", "Last active", ""],
     s.sessions.map((x) => [
       x.id, x.agent_group, x.thread ? `${x.chat} · ${x.thread}` : x.chat,
-      x.runner_pid ? el("span", { class: "live-dot" }, `● running (pid ${x.runner_pid})`) : "idle",
+      x.runner_pid ? el("span", { class: "live-dot" }, `● running (pid ${x.runner_pid}, ${x.runner_rss_mb ?? "?"} MB)`) : "idle",
       when(x.last_active, now), button("Transcript", () => forms.transcript(x.id), { class: "small transcript-open" }),
     ])));
   put("d-tasks", table(["Task", "Agent", "Schedule", "Status", "Next run", ""], d.tasks.map((t) => [

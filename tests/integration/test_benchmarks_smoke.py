@@ -12,9 +12,11 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 
 
 async def test_latency_reports_warm_cold_baseline_and_the_protocol_limit() -> None:
-    result = await latency.run(argparse.Namespace(samples=20, limit_samples=50, baseline_samples=2, cold_samples=2))
+    result = await latency.run(argparse.Namespace(samples=20, limit_samples=50, baseline_samples=2, cold_samples=2,
+                                                  pooled_samples=2))
     assert {"warm_p50_ms", "warm_p99_ms", "baseline_warm_p50_ms", "cold_p50_ms", "speedup_p50",
-            "protocol_limit_p50_ms", "warm_over_limit_p50"} <= set(result)
+            "protocol_limit_p50_ms", "warm_over_limit_p50", "pooled_first_reply_p50_ms"} <= set(result)
+    assert result["pooled_first_reply_n"] == 2
     assert result["protocol_limit_n"] == 50 and 0 < result["protocol_limit_p50_ms"] < result["warm_p50_ms"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import time
@@ -50,6 +51,10 @@ def test_send_prints_the_reply_and_status_lists_the_session(tmp_path: Path) -> N
         assert "hello from the cli" in out.stdout
         status = subprocess.run([NANOCLAW, "status"], env=env, capture_output=True, text=True, timeout=30)
         assert "session s-" in status.stdout and "runner pid" in status.stdout
+        # Each live runner's memory, and the host-wide figures (measured when asked).
+        rss = re.search(r"runner pid \d+ up [\d.]+ s, ([\d.]+) MB", status.stdout)
+        assert rss and float(rss.group(1)) > 5, status.stdout
+        assert re.search(r"memory: runners [\d.]+ MB · pool [\d.]+ MB · budget \d+ MB", status.stdout), status.stdout
     finally:
         host.stop()
 

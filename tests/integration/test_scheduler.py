@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -118,3 +120,27 @@ def test_cli_adds_lists_and_runs_a_task(tmp_path) -> None:
         assert "say hi" in reply["text"]
     finally:
         host.stop()
+
+
+async def test_a_task_due_soon_has_its_runner_started_ahead(host: Host) -> None:
+    wire(host, "room", trigger="always")
+    chat = messaging_groups.find(host.conn, "fake", "room")
+    assert host.settings.task_prewarm >= 10
+    when = datetime.fromtimestamp(time.time() + 6, timezone.utc).isoformat(timespec="seconds")
+    task = host.scheduler.add(agent_group_id="main", prompt="morning summary", kind="once", spec=when,
+                              timezone="UTC", messaging_group_id=chat.id)
+    due = tasks.get(host.conn, task.id).next_run
+    assert due is not None
+    # Within the lead time its session's runner starts, before the task is due and with nothing to do yet.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 4
+    while not host.supervisor.live:
+        assert loop.time() < deadline, "no runner was started ahead of the task"
+        await asyncio.sleep(0.02)
+    assert host.scheduler.clock.now() < due and tasks.runs(host.conn, task.id) == []
+    (session_id, runner), = host.supervisor.live.items()
+    assert tasks.get(host.conn, task.id).session_id in (None, session_id)
+    # When due, the task's turn runs on that runner: no second start.
+    sent = await fake(host).wait_sent(1, timeout=15)
+    assert "morning summary" in sent[0].text
+    assert host.supervisor.live[session_id] is runner and host.supervisor.starts == 1

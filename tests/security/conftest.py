@@ -15,8 +15,11 @@ from nanoclaw.host.app import Host
 from tests.conftest import make_settings
 from tests.fakes.channel import FakeChannel
 
-RUNTIMES = ["bwrap", "podman", "gvisor"]
+# bwrap-adopted: bwrap sandboxes started by the pool before their session, which is attached by adoption
+# (host/pool.py); the batteries run on them too.
+RUNTIMES = ["bwrap", "podman", "gvisor", "bwrap-adopted"]
 IMAGE_RUNTIMES = {"podman", "gvisor"}  # start the agent image tests/oci_image.py builds
+ADOPTED = "bwrap-adopted"
 # Small limits, so every bomb hits its wall within a second or two.
 JAIL_LIMITS = dict(sandbox_memory_mb=256, sandbox_pids=64, sandbox_cpu_seconds=2, sandbox_file_mb=8)
 
@@ -30,7 +33,9 @@ def runtime_name(request: pytest.FixtureRequest) -> str:
 
 
 def runtime_settings(runtime_name: str, request: pytest.FixtureRequest) -> dict[str, object]:
-    """Settings overrides that put a host on `runtime_name` (its image, where it has one)."""
+    """Settings overrides that put a host on `runtime_name` (its image, or its pool, where it has one)."""
+    if runtime_name == ADOPTED:
+        return {"runtime": "bwrap", "pool_size": 2}
     extra: dict[str, object] = {"runtime": runtime_name}
     if runtime_name in IMAGE_RUNTIMES:
         extra["sandbox_image"] = request.getfixturevalue("podman_image")

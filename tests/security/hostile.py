@@ -88,6 +88,7 @@ class Arena:
     canary: Path
     host: Host
     before: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    adoptions: int = 0  # pooled sandboxes adopted by the arena's sessions, over host restarts
 
     @property
     def fifos_reach_the_host(self) -> bool:
@@ -95,9 +96,9 @@ class Arena:
         return self.settings.runtime != "gvisor"
 
     @classmethod
-    async def open(cls, tmp_path: Path, runtime: str, image: str | None) -> Arena:
-        """A host on `runtime` (`image`: the agent image of podman and gvisor)."""
-        extra: dict[str, object] = dict(HOSTILE_LIMITS, runtime=runtime, idle_timeout=60.0)
+    async def open(cls, tmp_path: Path, runtime: str, image: str | None, **settings: object) -> Arena:
+        """A host on `runtime` (`image`: the agent image of podman and gvisor; `settings` such as pool_size)."""
+        extra: dict[str, object] = dict(HOSTILE_LIMITS, runtime=runtime, idle_timeout=60.0, **settings)
         if image:
             extra["sandbox_image"] = image
         settings = make_settings(tmp_path / "home", **extra)
@@ -126,6 +127,7 @@ class Arena:
     async def say(self, text: str, chat: str = GROUP_CHAT, timeout: float = 60, **kwargs: Any) -> Sent:
         """A person writes in `chat`; returns the next message the host sends there."""
         before = len(self.to(chat))
+        await self._pool_ready(chat)
         await self.channel.say(text, chat=chat, is_dm=chat == OWNER_DM, **kwargs)
         return (await self.wait_for(chat, before + 1, timeout))[-1]
 
@@ -133,6 +135,24 @@ class Arena:
         """The agent runs `command` in its sandbox with its shell tool; returns the tool's output."""
         assert "[" not in command and "]" not in command, "use python() for brackets"
         return (await self.say(f"[mock:sh={command}]", chat)).text
+
+    @property
+    def pooled(self) -> bool:
+        return self.settings.pool_size > 0
+
+    async def _pool_ready(self, chat: str, timeout: float = 60) -> None:
+        """With a pool: a chat whose session has no runner gets a pooled sandbox, so wait for a ready one."""
+        if not self.pooled:
+            return
+        group = "family" if chat == GROUP_CHAT else "main"
+        live = {self.host.sessions.get(s).agent_group_id for s in self.host.supervisor.live}
+        if group in live:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not any(s.key == (group, "fake") and s.ready for s in self.host.pool.slots.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no pooled sandbox for {group} got ready: {self.host.status()['pool']}")
+            await asyncio.sleep(0.05)
 
     def to(self, chat: str) -> list[Sent]:
         return [s for s in self.channel.sent if s.route.platform_id == chat]
@@ -166,8 +186,11 @@ class Arena:
                 await asyncio.wait_for(asyncio.shield(runner.watcher), 30)
 
     async def restart_host(self) -> None:
+        self.adoptions += self.host.pool.adoptions
         await self.host.stop()
+        sent = self.channel.sent  # the platform keeps what the host sent before it restarted
         self.host = await self._start(self.settings)
+        self.channel.sent[:0] = sent
 
     async def still_answers(self, chat: str = GROUP_CHAT) -> None:
         reply = await self.say("are you still there?", chat)
@@ -179,4 +202,5 @@ class Arena:
                                       for k in set(after) | set(self.before) if after.get(k) != self.before.get(k)}
 
     async def close(self) -> None:
+        self.adoptions += self.host.pool.adoptions
         await self.host.stop()

@@ -134,6 +134,8 @@ def test_checkpoint_folds_the_wal_into_the_database_file(ends, tmp_path: Path) -
         copy.write_bytes((tmp_path / "s" / "outbound.db").read_bytes())
         conn = sqlite3.connect(copy)
         try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_out'").fetchone() is None:
+                return 0  # the tables themselves are still in the WAL the host made them in
             return int(conn.execute("SELECT count(*) FROM messages_out").fetchone()[0])
         finally:
             conn.close()

@@ -48,6 +48,12 @@ class Provider(ABC):
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
 
+    async def prepare(self) -> None:
+        """In a pooled sandbox, before any session is known: the work that does not depend on one.
+
+        The session's state (get_state) and tools are not available yet; start() follows at adoption.
+        """
+
     async def start(self) -> None:
         """Prepare before the first turn (connect a client, warm caches); runs while messages are read."""
 

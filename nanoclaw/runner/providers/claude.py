@@ -22,8 +22,11 @@ from nanoclaw.protocol.runner_env import RunnerConfig
 from nanoclaw.runner.prompt import read_memory, system_prompt
 from nanoclaw.runner.providers.base import Provider, ProviderError, Turn
 from nanoclaw.runner.tools import Tool, ToolError
+from nanoclaw.runner.warmup import WARMUP_PROMPT
 
 STATE_KEY = "claude.session_id"
+GLOBAL_MEMORY = "/workspace/global/CLAUDE.md"
+GROUP_MEMORY = "/workspace/agent/CLAUDE.md"
 MCP_SERVER = "nanoclaw"
 CLAUDE_CODE_TOOLS = ["Bash", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS", "WebSearch", "WebFetch",
                      "Task", "TodoWrite", "NotebookEdit", "Skill"]
@@ -65,21 +68,50 @@ class ClaudeProvider(Provider):
         self._session_id = context.get_state(STATE_KEY)
         self._interrupted = False
         self._text = ""  # the assistant message being written (a new message after a tool call starts over)
+        self._global_memory: str | None = None  # what the live client's system prompt carries
+        self._warmed_memory: str | None = None  # the group's memory when a pooled client warmed up
+
+    async def prepare(self) -> None:
+        # A pooled sandbox: Claude Code started and connected for a fresh conversation of this group and chat
+        # kind (its system prompt depends on nothing else), and its first turn done against the sandbox's
+        # own stand-in API (runner/warmup.py), so the session's first message is a warm turn.
+        await self._connect(resume=None)
+        self._warmed_memory = read_memory(GROUP_MEMORY)
+        try:
+            await self.client.query(WARMUP_PROMPT)
+            async for message in self.client.receive_messages():
+                if type(message).__name__ == "ResultMessage":
+                    if getattr(message, "is_error", False):
+                        raise ProviderError(f"warm-up failed: {getattr(message, 'result', '')}")
+                    break
+        except Exception:
+            await self._drop_client()  # start() connects afresh
 
     async def start(self) -> None:
-        await self._connect()
+        resume = self.context.get_state(STATE_KEY)
+        stale = (self._global_memory != read_memory(GLOBAL_MEMORY)
+                 or (self._warmed_memory is not None and self._warmed_memory != read_memory(GROUP_MEMORY)))
+        if self.client is not None and (resume or stale):
+            # Claude Code takes the conversation to resume, and the memory in its system prompt and first turn,
+            # only as it starts: a session with history, or memory changed while pooled, needs a fresh process.
+            await self._drop_client()
+        if self.client is None:
+            await self._connect(resume=resume)
 
-    def _options(self) -> Any:
+    def _options(self, resume: str | None = None) -> Any:
         from claude_agent_sdk import ClaudeAgentOptions, create_sdk_mcp_server
 
         config = self.context.config
-        global_memory = read_memory("/workspace/global/CLAUDE.md")
+        global_memory = self._global_memory = read_memory(GLOBAL_MEMORY)
         server = create_sdk_mcp_server(name=MCP_SERVER, tools=[self._mcp_tool(t) for t in self.context.tools])
         approved = approved_mcp_servers(config)
         env = {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "ENABLE_TOOL_SEARCH": "false",
             "DISABLE_AUTOUPDATER": "1",
+            # Claude Code's JavaScript runs interpreted: its JIT's code and profiles cost ~50 MB per runner and
+            # buy nothing measurable for an agent that waits on the model (benchmarks/claude_cold.py).
+            "BUN_JSC_useJIT": "0",
             "CLAUDE_CODE_MAX_RETRIES": str(config.model_max_retries),
             "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY", "placeholder-the-host-injects-the-key"),
         }
@@ -93,7 +125,7 @@ class ClaudeProvider(Provider):
             # `mcp__<server>` (no tool part) allows every tool of that server.
             allowed_tools=[f"mcp__{MCP_SERVER}__{t.name}" for t in self.context.tools] + CLAUDE_CODE_TOOLS
             + [f"mcp__{name}" for name in approved],
-            resume=self.context.get_state(STATE_KEY) or None,
+            resume=resume or None,
             setting_sources=["project"],
             max_turns=config.max_turns,
             include_partial_messages=True,  # stream events: text shown while it is written
@@ -112,10 +144,10 @@ class ClaudeProvider(Provider):
 
         return SdkMcpTool(name=spec.name, description=spec.description, input_schema=spec.schema, handler=handler)
 
-    async def _connect(self) -> None:
+    async def _connect(self, resume: str | None) -> None:
         from claude_agent_sdk import ClaudeSDKClient
 
-        self.client = ClaudeSDKClient(options=self._options())
+        self.client = ClaudeSDKClient(options=self._options(resume))
         try:
             await self.client.connect()
         except Exception as exc:
@@ -124,7 +156,7 @@ class ClaudeProvider(Provider):
 
     async def run_turn(self, turn: Turn) -> str | None:
         if self.client is None:
-            await self._connect()
+            await self._connect(resume=self.context.get_state(STATE_KEY))
         from claude_agent_sdk import ResultMessage, StreamEvent
 
         self._pending_results = 1
@@ -211,7 +243,7 @@ class ClaudeProvider(Provider):
             self._session_id = None
             self.context.set_state(STATE_KEY, None)
             await self._drop_client()
-            await self._connect()
+            await self._connect(resume=None)
             return "Started a fresh conversation."
         if name == "compact":
             result = await self.run_turn(Turn([], "/compact"))
