@@ -65,7 +65,7 @@ class ClaudeProvider(Provider):
         super().__init__(context)
         self.client: Any = None
         self._pending_results = 0
-        self._session_id = context.get_state(STATE_KEY)
+        self._session_id: str | None = None  # the session's, read at start (a pooled runner has none before)
         self._interrupted = False
         self._text = ""  # the assistant message being written (a new message after a tool call starts over)
         self._global_memory: str | None = None  # what the live client's system prompt carries
@@ -88,7 +88,7 @@ class ClaudeProvider(Provider):
             await self._drop_client()  # start() connects afresh
 
     async def start(self) -> None:
-        resume = self.context.get_state(STATE_KEY)
+        resume = self._session_id = self.context.get_state(STATE_KEY)
         stale = (self._global_memory != read_memory(GLOBAL_MEMORY)
                  or (self._warmed_memory is not None and self._warmed_memory != read_memory(GROUP_MEMORY)))
         if self.client is not None and (resume or stale):
