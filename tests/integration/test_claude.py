@@ -290,3 +290,27 @@ async def test_claude_text_is_shown_while_written_and_stop_interrupts_the_sdk(tm
         await ch.wait_for(lambda: any(ch.text_of(s.platform_id) == "fine after the stop" for s in ch.sent), timeout=60)
     finally:
         await host.stop()
+
+
+async def test_a_new_chat_is_answered_by_a_pooled_claude_sandbox(tmp_path: Path, api: FakeAnthropic) -> None:
+    """The claude provider warms up in a pooled sandbox (Claude Code started, a first turn against the stand-in
+    API inside it) and its session's first message is answered there, the key injected by the host."""
+    host = Host(claude_settings(tmp_path / "home", api, pool_size=1), channels=[FakeChannel])
+    wire(host, "chat1", trigger="always")  # a chat kind the pool warms for
+    await host.start()
+    try:
+        for _ in range(1200):  # Claude Code starts inside the sandbox
+            if any(s.ready and s.key[1] == "fake" for s in host.pool.slots.values()):
+                break
+            await asyncio.sleep(0.1)
+        slot = next(s for s in host.pool.slots.values() if s.ready and s.key[1] == "fake")
+        api.script(Reply.text("Hello from a warm Claude"))
+        ch = fake(host)
+        await ch.say("hi there", chat="chat1", sender="alice")
+        assert (await ch.wait_sent(1, timeout=60))[0].text == "Hello from a warm Claude"
+        (session,) = host.supervisor.live
+        assert host.supervisor.live[session].adopted and host.supervisor.live[session].process is slot.process
+        assert "hi there" in api.main_requests()[-1].last_user_text()
+        assert set(api.headers_seen("x-api-key")) == {REAL_KEY}
+    finally:
+        await host.stop()
