@@ -354,6 +354,9 @@ class Pool:
                 self.sessions.attach_session(session, slot.point)
             self.proxy.bind(slot.name, session_id)
             slot.process.adopt(remounted=not fresh)
+            # What every start does for the group (memory repaired, skills copied afresh; the agent may have
+            # changed them since this sandbox started), while the runner takes its first turn.
+            self.sessions.group_ready(key[0])
         except Exception as exc:
             log.error("pool.adopt_failed", session=session_id, error=f"{type(exc).__name__}: {exc}")
             slot.process.kill()

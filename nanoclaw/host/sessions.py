@@ -369,6 +369,11 @@ class SessionManager:
             raise KeyError(f"agent group {group_id} is gone")
         return group
 
+    def group_ready(self, group_id: str) -> None:
+        """What every runner start does for its group first (memory repaired, skills copied afresh): a pooled
+        sandbox's adoption too, since the agent may have changed them after the sandbox started."""
+        self._group_ready(self._group(group_id))
+
     def _group_ready(self, group: AgentGroup) -> None:
         self.folders.ensure_group(group.id, is_admin=group.is_admin)
         self.folders.copy_skills(group.id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import sys
 import tarfile
 from pathlib import Path
@@ -259,7 +260,9 @@ async def test_hostile_create_agent_with_a_path_for_an_id(arena: Arena) -> None:
 @pytest.mark.parametrize("kind", ["file-link", "dangling-link", "fifo"])
 async def test_hostile_memory_edited_on_the_dashboard(arena: Arena, kind: str) -> None:
     await arena.agent(plant("/workspace/agent/CLAUDE.md", kind, arena.canary))
-    if kind == "fifo" and arena.fifos_reach_the_host:
+    memory = arena.host.folders.group_path("family") / "CLAUDE.md"
+    # (A pooled sandbox started meanwhile may have repaired the memory first: set the FIFO aside.)
+    if kind == "fifo" and arena.fifos_reach_the_host and stat.S_ISFIFO(os.lstat(memory).st_mode):
         with pytest.raises(Exception, match="fifo"):
             arena.host.folders.read_memory("family")  # refused at once, never a blocked read
     arena.host.folders.write_memory("family", "# Family\nThe owner edited this.\n")
